@@ -1,0 +1,30 @@
+"""Password authentication by e-mail (case-insensitive) for active users of the current schema."""
+
+from django.contrib.auth.backends import ModelBackend
+
+from accounts.models import User
+
+
+class EmailPasswordBackend(ModelBackend):
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        email = (username or kwargs.get("email") or "").strip()
+        if not email or not password:
+            return None
+        user = User.objects.filter(email__iexact=email).first()
+        if user is None:
+            User().set_password(password)  # same cost as a real check: no user-enumeration by timing
+            return None
+        if user.check_password(password) and self.user_can_authenticate(user):
+            return user
+        return None
+
+    def get_user(self, user_id):
+        user = User.objects.filter(pk=user_id).first()
+        return user if user is not None and self.user_can_authenticate(user) else None
+
+    # Django's permission API is unused: rbac.permissions is the one matrix.
+    def get_all_permissions(self, user_obj, obj=None):
+        return set()
+
+    def has_perm(self, user_obj, perm, obj=None):
+        return False

@@ -1,0 +1,52 @@
+"""Console forms about people. Service errors (AccountError) are turned into form errors by views."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from rbac.roles import Role
+
+
+class LoginForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    password = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+    error_messages = {
+        "invalid_login": "That e-mail and password do not match an account in this workspace.",
+        "inactive": "This account has been deactivated.",
+    }
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class PasswordSetForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=150, required=False)
+    password = forms.CharField(
+        label="Password", strip=False, min_length=10, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password_confirm = forms.CharField(
+        label="Confirm password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_confirm"):
+            self.add_error("password_confirm", "The two passwords differ.")
+        return data
+
+
+class SetupForm(PasswordSetForm):
+    workspace_name = forms.CharField(label="Business name", max_length=120)
+    email = forms.EmailField(label="E-mail")
+
+    field_order = ["workspace_name", "full_name", "email", "password", "password_confirm"]

@@ -1,0 +1,31 @@
+"""Reads about people."""
+
+from django.db.models import QuerySet
+
+from accounts.models import Invitation, User
+
+_setup_done = False
+
+
+def member_list(*, include_removed: bool = False) -> QuerySet[User]:
+    qs = User.objects.all().order_by("email")
+    return qs if include_removed else qs.filter(is_active=True)
+
+
+def invitation_list_pending() -> list[Invitation]:
+    return [
+        i
+        for i in Invitation.objects.select_related("invited_by").order_by("-created_at")[:200]
+        if i.status == "pending"
+    ]
+
+
+def workspace_needs_setup() -> bool:
+    """True until the workspace has its first active member (desktop first run)."""
+    global _setup_done
+    if _setup_done:
+        return False
+    if User.objects.filter(is_active=True).exists():
+        _setup_done = True
+        return False
+    return True

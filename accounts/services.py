@@ -1,0 +1,251 @@
+"""Writes about people: creating users, invitations, role changes, removal, handoff log-ins."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import Invitation, LoginHandoff, User
+from audit.services import Actor, audit_event_record, changes_diff
+from rbac.permissions import permission_check
+from rbac.roles import Role
+
+
+class AccountError(Exception):
+    """A request about people that cannot be carried out; `field` names the form field at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid"):
+        super().__init__(message)
+        self.message, self.field, self.code = message, field, code
+
+
+class LastAdminError(AccountError):
+    def __init__(self):
+        super().__init__(
+            "A workspace needs at least one Admin: make someone else Admin first.", field="role", code="last_admin"
+        )
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_create(*, email: str, password: str | None, full_name: str = "", role: str = Role.VIEWER) -> User:
+    email = User.objects.normalize_email((email or "").strip()).lower()
+    if not email:
+        raise AccountError("Enter an e-mail address.", field="email")
+    if User.objects.filter(email__iexact=email).exists():
+        raise AccountError("Someone with this e-mail is already a member.", field="email", code="duplicate")
+    if password:
+        try:
+            validate_password(password, User(email=email, full_name=full_name))
+        except ValidationError as exc:
+            raise AccountError(" ".join(exc.messages), field="password", code="weak_password") from exc
+    return User.objects.create_user(email=email, password=password, full_name=full_name.strip()[:150], role=role)
+
+
+def _admins_left(excluding: User) -> int:
+    return User.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=excluding.pk).count()
+
+
+def member_role_change(*, actor: User, member: User, role: str) -> User:
+    permission_check(actor, "members.manage")
+    if role not in Role.values:
+        raise AccountError("Choose a valid role.", field="role")
+    if member.role == role:
+        return member
+    with transaction.atomic():
+        member = User.objects.select_for_update().get(pk=member.pk)
+        # Lock every Admin row so two demotions racing each other cannot both pass the check.
+        list(User.objects.select_for_update().filter(role=Role.ADMIN, is_active=True))
+        if member.role == Role.ADMIN and _admins_left(member) == 0:
+            raise LastAdminError()
+        before = member.role
+        member.role = role
+        member.save(update_fields=["role"])
+        audit_event_record(
+            action="member.role_changed",
+            actor=actor,
+            target=member,
+            changes=changes_diff({"role": before}, {"role": role}),
+        )
+    return member
+
+
+def member_remove(*, actor: User, member: User) -> User:
+    permission_check(actor, "members.manage")
+    with transaction.atomic():
+        member = User.objects.select_for_update().get(pk=member.pk)
+        list(User.objects.select_for_update().filter(role=Role.ADMIN, is_active=True))
+        if not member.is_active:
+            return member
+        if member.role == Role.ADMIN and _admins_left(member) == 0:
+            raise LastAdminError()
+        member.is_active = False
+        member.deactivated_at = timezone.now()
+        member.save(update_fields=["is_active", "deactivated_at"])
+        _sessions_end(member)
+        audit_event_record(
+            action="member.removed",
+            actor=actor,
+            target=member,
+            changes={"before": {"is_active": True, "role": member.role}, "after": {"is_active": False}},
+        )
+    return member
+
+
+def _sessions_end(user: User) -> None:
+    from django.contrib.sessions.models import Session
+
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get("_auth_user_id") == str(user.pk):
+            session.delete()
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str  # shown once (as a link); only its hash is stored
+
+    def path(self) -> str:
+        return f"/accounts/invite/{self.token}/"
+
+
+def invitation_create(*, actor: User, email: str, role: str, base_url: str | None = None) -> IssuedInvitation:
+    permission_check(actor, "members.manage")
+    email = User.objects.normalize_email((email or "").strip()).lower()
+    try:
+        from django.core.validators import validate_email
+
+        validate_email(email)
+    except ValidationError as exc:
+        raise AccountError("Enter a valid e-mail address.", field="email") from exc
+    if role not in Role.values:
+        raise AccountError("Choose a valid role.", field="role")
+    if User.objects.filter(email__iexact=email, is_active=True).exists():
+        raise AccountError("This person is already a member.", field="email", code="duplicate")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        # A new invitation replaces any pending one for the same address.
+        Invitation.objects.filter(email__iexact=email, accepted_at=None, revoked_at=None).update(
+            revoked_at=timezone.now()
+        )
+        invitation = Invitation.objects.create(
+            email=email,
+            role=role,
+            token_hash=token_hash(token),
+            invited_by=actor,
+            expires_at=timezone.now() + settings.INVITATION_TTL,
+        )
+        audit_event_record(
+            action="member.invited",
+            actor=actor,
+            target=("invitation", invitation.pk, email),
+            changes={"after": {"email": email, "role": role}},
+        )
+    issued = IssuedInvitation(invitation, token)
+    if base_url:
+        link = base_url.rstrip("/") + issued.path()
+        from tenants.runtime import tenant_current
+
+        context = {"link": link, "inviter": actor, "invitation": invitation, "workspace_name": tenant_current().name}
+        transaction.on_commit(
+            lambda: send_mail(
+                subject=f"{actor.display_name} invited you to Tessera",
+                message=render_to_string("accounts/email/invitation.txt", context),
+                from_email=None,
+                recipient_list=[email],
+                fail_silently=True,
+            )
+        )
+    return issued
+
+
+def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
+    permission_check(actor, "members.manage")
+    if invitation.status != "pending":
+        raise AccountError("Only a pending invitation can be revoked.", code="not_pending")
+    with transaction.atomic():
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_event_record(
+            action="member.invitation_revoked", actor=actor, target=("invitation", invitation.pk, invitation.email)
+        )
+    return invitation
+
+
+def invitation_find(token: str) -> Invitation | None:
+    return Invitation.objects.filter(token_hash=token_hash(token or "")).first()
+
+
+def invitation_accept(*, token: str, full_name: str, password: str) -> User:
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().filter(token_hash=token_hash(token or "")).first()
+        if invitation is None or invitation.status != "pending":
+            status = invitation.status if invitation else "invalid"
+            raise AccountError(f"This invitation is {status}. Ask an Admin for a new one.", code=f"invitation_{status}")
+        existing = User.objects.filter(email__iexact=invitation.email).first()
+        if existing is not None and existing.is_active:
+            raise AccountError("This invitation was already used.", code="invitation_accepted")
+        if existing is not None:  # a removed member coming back: reactivate, new password, invited role
+            try:
+                validate_password(password, existing)
+            except ValidationError as exc:
+                raise AccountError(" ".join(exc.messages), field="password", code="weak_password") from exc
+            existing.is_active, existing.deactivated_at, existing.role = True, None, invitation.role
+            existing.full_name = full_name.strip()[:150] or existing.full_name
+            existing.set_password(password)
+            existing.save()
+            user = existing
+        else:
+            user = user_create(email=invitation.email, password=password, full_name=full_name, role=invitation.role)
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_user = user
+        invitation.save(update_fields=["accepted_at", "accepted_user"])
+        audit_event_record(
+            action="member.joined",
+            actor=Actor.for_user(user),
+            target=user,
+            changes={"after": {"role": user.role, "invited_by": getattr(invitation.invited_by, "email", "")}},
+        )
+    return user
+
+
+def login_handoff_create(*, user: User) -> str:
+    token = secrets.token_urlsafe(32)
+    LoginHandoff.objects.create(
+        user=user, token_hash=token_hash(token), expires_at=timezone.now() + settings.LOGIN_HANDOFF_TTL
+    )
+    return token
+
+
+def login_handoff_redeem(*, token: str) -> User | None:
+    """The user a handoff token logs in, once, before it expires; otherwise None."""
+    with transaction.atomic():
+        handoff = LoginHandoff.objects.select_for_update().filter(token_hash=token_hash(token or "")).first()
+        if handoff is None or handoff.used_at is not None or handoff.expires_at <= timezone.now():
+            return None
+        handoff.used_at = timezone.now()
+        handoff.save(update_fields=["used_at"])
+        return handoff.user if handoff.user.is_active else None
+
+
+def workspace_admin_setup(*, email: str, password: str, full_name: str) -> User:
+    """First run (desktop): create the first Admin while the workspace has no members."""
+    with transaction.atomic():
+        if User.objects.filter(is_active=True).exists():
+            raise AccountError("This workspace is already set up. Log in instead.", code="already_set_up")
+        user = user_create(email=email, password=password, full_name=full_name, role=Role.ADMIN)
+        audit_event_record(
+            action="user.signed_up", actor=Actor.for_user(user), target=user, changes={"after": {"role": Role.ADMIN}}
+        )
+    return user

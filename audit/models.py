@@ -1,0 +1,59 @@
+"""Append-only, hash-chained audit events, kept in each tenant's own data.
+
+Each event's hash is SHA-256 over the previous event's hash and a canonical serialization of the
+event, so changing, removing or reordering any row breaks the chain from that row on. The database
+refuses UPDATE and DELETE on the table (trigger, see migrations); the chain catches the rest.
+"""
+
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    class ActorType(models.TextChoices):
+        USER = "user", "User"
+        API_KEY = "api_key", "API key"
+        DEVICE = "device", "Device"
+        SYSTEM = "system", "System"
+        ANONYMOUS = "anonymous", "Anonymous"
+
+    seq = models.BigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True, default="")
+    actor_label = models.CharField(max_length=255, blank=True, default="")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_label = models.CharField(max_length=255, blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["actor_type", "actor_id"]), models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise RuntimeError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("Audit events are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """One row: the latest seq and hash. Updating it first serializes concurrent writers."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit chain head #{self.seq}"

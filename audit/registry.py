@@ -1,0 +1,32 @@
+"""Every audit action, named `resource.verb`. Recording an action not listed here is an error."""
+
+ACTIONS: dict[str, str] = {
+    "workspace.created": "Workspace created",
+    "workspace.settings_changed": "Workspace settings changed",
+    "user.signed_up": "Signed up",
+    "user.logged_in": "Logged in",
+    "user.logged_out": "Logged out",
+    "user.login_failed": "Failed log-in",
+    "user.locked_out": "Locked out after failed log-ins",
+    "user.password_reset_requested": "Password reset requested",
+    "user.password_changed": "Password changed",
+    "member.invited": "Member invited",
+    "member.invitation_revoked": "Invitation revoked",
+    "member.joined": "Invitation accepted",
+    "member.role_changed": "Role changed",
+    "member.removed": "Member removed",
+}
+
+
+class UnknownAuditAction(ValueError):
+    pass
+
+
+def action_check(action: str) -> str:
+    if action not in ACTIONS:
+        raise UnknownAuditAction(f"{action!r} is not in audit.registry.ACTIONS")
+    return action
+
+
+def action_label(action: str) -> str:
+    return ACTIONS.get(action, action)

@@ -1,0 +1,161 @@
+"""The one way to record an audit event (and to compute its place in the hash chain)."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.models import AuditChainHead, AuditEvent
+from audit.registry import action_check
+from config.request_context import request_context_get
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user, an API key, a paired device, the system, or an anonymous visitor."""
+
+    type: str
+    id: str = ""
+    label: str = ""
+
+    @classmethod
+    def for_user(cls, user) -> Actor:
+        return cls(AuditEvent.ActorType.USER, str(user.pk), user.email)
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(AuditEvent.ActorType.SYSTEM, "", label)
+
+    @classmethod
+    def anonymous(cls, label: str = "") -> Actor:
+        return cls(AuditEvent.ActorType.ANONYMOUS, "", label[:255])
+
+    @classmethod
+    def for_api_key(cls, key) -> Actor:
+        return cls(AuditEvent.ActorType.API_KEY, str(key.pk), getattr(key, "name", ""))
+
+    @classmethod
+    def for_device(cls, device) -> Actor:
+        return cls(AuditEvent.ActorType.DEVICE, str(device.pk), getattr(device, "name", ""))
+
+    @classmethod
+    def of(cls, value) -> Actor:
+        if isinstance(value, Actor):
+            return value
+        if value is None:
+            return cls.system()
+        if getattr(value, "is_authenticated", False) and hasattr(value, "email"):
+            return cls.for_user(value)
+        return cls.anonymous()
+
+
+def changes_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Only the keys whose value changed, as {"before": {...}, "after": {...}}."""
+    keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+    return {"before": {k: before.get(k) for k in keys}, "after": {k: after.get(k) for k in keys}}
+
+
+def _json_normal(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def _ip_normal(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_canonical_bytes(event: AuditEvent) -> bytes:
+    """The serialization the hash covers: every field but the hash itself, keys sorted, UTF-8."""
+    body = {
+        "seq": event.seq,
+        "occurred_at": _instant(event.occurred_at),
+        "actor": [event.actor_type, event.actor_id, event.actor_label],
+        "action": event.action,
+        "target": [event.target_type, event.target_id, event.target_label],
+        "ip": _ip_normal(event.ip),
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "changes": event.changes,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(event.prev_hash.encode() + b"\n" + event_canonical_bytes(event)).hexdigest()
+
+
+def _target_parts(target: Any) -> tuple[str, str, str]:
+    if target is None:
+        return "", "", ""
+    if isinstance(target, tuple):
+        kind, ident, label = [*list(target), "", "", ""][:3]
+        return str(kind), str(ident), str(label)[:255]
+    meta = getattr(target, "_meta", None)
+    kind = meta.model_name if meta is not None else type(target).__name__.lower()
+    return kind, str(getattr(target, "pk", "")), str(target)[:255]
+
+
+def audit_event_record(
+    *,
+    action: str,
+    actor: Actor | Any = None,
+    target: Any = None,
+    changes: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the current tenant's chain, inside the caller's transaction.
+
+    `target` is a model instance or a (type, id, label) tuple. IP, user agent and request id come
+    from the current request's context.
+    """
+    action_check(action)
+    actor = Actor.of(actor)
+    ctx = request_context_get()
+    target_type, target_id, target_label = _target_parts(target)
+    with transaction.atomic():
+        # The UPDATE takes the row lock first, so concurrent writers form a queue, not a fork.
+        if not AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
+            try:
+                with transaction.atomic():
+                    AuditChainHead.objects.create(pk=1, seq=1, hash=GENESIS_HASH)
+            except IntegrityError:
+                AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1)
+        head = AuditChainHead.objects.get(pk=1)
+        event = AuditEvent(
+            seq=head.seq,
+            occurred_at=timezone.now(),
+            actor_type=actor.type,
+            actor_id=actor.id,
+            actor_label=actor.label[:255],
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            target_label=target_label,
+            ip=_ip_normal(ctx.ip),
+            user_agent=ctx.user_agent[:512],
+            request_id=ctx.request_id,
+            changes=_json_normal(changes or {}),
+            prev_hash=head.hash,
+        )
+        event.hash = event_hash(event)
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=1).update(hash=event.hash)
+    return event

@@ -1,0 +1,63 @@
+"""SaaS runtime: PostgreSQL with a schema per tenant (django-tenants), Redis, Celery workers."""
+
+import dj_database_url
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, env_bool, logging_config
+
+TESSERA_MULTI_TENANT = True
+TESSERA_BASE_DOMAIN = env("TESSERA_BASE_DOMAIN", "tessera.localhost")
+ALLOWED_HOSTS = [TESSERA_BASE_DOMAIN, "." + TESSERA_BASE_DOMAIN, "localhost", "127.0.0.1", "[::1]"]
+
+SHARED_APPS = ["django_tenants", *SHARED_APPS, "django_prometheus"]
+TENANT_APPS = list(TENANT_APPS)
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["channels"]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+TESSERA_TEMPLATE_SCHEMA = "tenant_template"
+# `migrate_schemas` skips schemas whose applied migrations already match the code (tenants/migration.py).
+GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+TESSERA_TENANCY = "tenants.backends.SchemaTenancy"
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    MIDDLEWARE[0],
+    "tenants.middleware.TenantHostMiddleware",
+    *MIDDLEWARE[1:],
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("TESSERA_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tessera"),
+        engine="django_tenants.postgresql_backend",
+        conn_max_age=0,
+    )
+}
+
+REDIS_URL = env("TESSERA_REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+    }
+}
+TESSERA_HEALTH_CHECK_REDIS = True
+TESSERA_METRICS_ENABLED = True
+
+CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+TESSERA_CELERY_APP_CLASS = "tenant_schemas_celery.app.CeleryApp"
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("TESSERA_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))

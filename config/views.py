@@ -1,0 +1,56 @@
+"""Operational endpoints (/health) and the console's home and not-yet-built sections."""
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+
+@never_cache
+def health(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, dict] = {}
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        checks["database"] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    except Exception as exc:  # report, never raise: this is what a load balancer polls
+        checks["database"] = {"ok": False, "error": exc.__class__.__name__}
+    if getattr(settings, "TESSERA_HEALTH_CHECK_REDIS", False):
+        started = time.perf_counter()
+        try:
+            cache.set("health:ping", "1", 5)
+            ok = cache.get("health:ping") == "1"
+            checks["redis"] = {"ok": ok, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        except Exception as exc:
+            checks["redis"] = {"ok": False, "error": exc.__class__.__name__}
+    healthy = all(c["ok"] for c in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
+    )
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/home.html")
+
+
+SECTIONS = {
+    "records": ("Records", "Collections and their records arrive with the records issue."),
+    "api": ("API & keys", "API keys, usage and docs for partners."),
+    "webhooks": ("Webhooks", "Signed webhooks with retries and a delivery log."),
+    "devices": ("Devices", "Pair phones with a QR code or PIN; they sync offline-first."),
+    "billing": ("Billing", "Plans, limits and usage."),
+}
+
+
+@login_required
+def section(request: HttpRequest, name: str) -> HttpResponse:
+    title, blurb = SECTIONS[name]
+    return render(request, "console/section_pending.html", {"title": title, "blurb": blurb, "section": name})

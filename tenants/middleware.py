@@ -1,0 +1,71 @@
+"""Tenant selection per request: from the Host in SaaS, the single tenant on the desktop."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import set_urlconf
+from django_tenants.middleware.main import TenantMainMiddleware
+
+from tenants.backends import tenancy_backend
+
+# Reachable on any host, so load balancers and Prometheus need no tenant.
+HOST_INDEPENDENT_PATHS = ("/health", "/metrics")
+
+
+class TenantHostMiddleware(TenantMainMiddleware):
+    """django-tenants' host routing, plus: the bare domain is the public site, unknown hosts get a
+    clear 404 page, suspended workspaces a clear 403, and the template tenant is never served."""
+
+    def get_tenant(self, domain_model, hostname):
+        if hostname == settings.TESSERA_BASE_DOMAIN:
+            return tenancy_backend().public_tenant()
+        tenant = super().get_tenant(domain_model, hostname)
+        if tenant.is_template:
+            raise domain_model.DoesNotExist
+        return tenant
+
+    def no_tenant_found(self, request: HttpRequest, hostname: str):
+        if request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            set_urlconf(request.urlconf)
+            return None
+        return render(
+            request,
+            "tenants/unknown_host.html",
+            {"hostname": hostname, "public_url": f"//{settings.TESSERA_BASE_DOMAIN}{_port(request)}/"},
+            status=404,
+        )
+
+    def process_request(self, request: HttpRequest):
+        response = super().process_request(request)
+        if response is not None:
+            return response
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None and tenant.schema_name != "public" and not tenant.is_active:
+            connection.set_schema_to_public()
+            return render(request, "tenants/suspended.html", {"tenant": tenant}, status=403)
+        return None
+
+
+def _port(request: HttpRequest) -> str:
+    host = request.get_host()
+    return ":" + host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+
+
+class SingleTenantMiddleware:
+    """Desktop: every request belongs to the one tenant; with no Admin yet, go to first-run set-up."""
+
+    SETUP_EXEMPT = ("/setup/", "/static/", "/health", "/favicon.ico")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        from accounts.selectors import workspace_needs_setup
+        from tenants.services import tenant_single_ensure
+
+        request.tenant = tenant_single_ensure()
+        if not request.path.startswith(self.SETUP_EXEMPT) and workspace_needs_setup():
+            return HttpResponseRedirect("/setup/")
+        return self.get_response(request)

@@ -1,0 +1,90 @@
+"""Tenant (one business) and Domain (the hosts that route to it); stored once, in the public schema."""
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
+RESERVED_SLUGS = frozenset(
+    {
+        "www",
+        "api",
+        "app",
+        "admin",
+        "public",
+        "static",
+        "media",
+        "mail",
+        "status",
+        "help",
+        "docs",
+        "support",
+        "billing",
+        "sync",
+        "login",
+        "signup",
+        "template",
+        "tenant-template",
+        "operator",
+    }
+)
+
+
+def validate_workspace_slug(value: str) -> None:
+    if not SLUG_RE.match(value or ""):
+        raise ValidationError(
+            "Use 3–40 lowercase letters, digits or hyphens, starting and ending with a letter or digit.",
+            code="invalid_slug",
+        )
+    if value in RESERVED_SLUGS:
+        raise ValidationError("That address is reserved. Please choose another.", code="reserved_slug")
+
+
+class Tenant(TenantMixin):
+    class Plan(models.TextChoices):
+        FREE = "free", "Free"
+        TEAM = "team", "Team"
+        BUSINESS = "business", "Business"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=120)
+    slug = models.CharField(max_length=63, unique=True, validators=[validate_workspace_slug])
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    timezone = models.CharField(max_length=64, default="UTC")
+    is_template = models.BooleanField(default=False, help_text="The migrated schema new tenants are cloned from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Provisioning clones the template schema itself (tenants/services.py); never migrate on save.
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def host(self) -> str:
+        base = getattr(settings, "TESSERA_BASE_DOMAIN", "")
+        return f"{self.slug}.{base}" if base else "127.0.0.1"
+
+
+class Domain(DomainMixin):
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain

@@ -1,0 +1,65 @@
+"""The tenant API for the rest of the code: which tenant is current, and running code inside one.
+
+Nothing outside tenants/ asks which runtime it is in or touches django_tenants; it calls these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from tenants.backends import tenancy_backend
+from tenants.models import Tenant
+
+
+class NoCurrentTenant(RuntimeError):
+    """Raised when tenant data is touched outside any tenant (e.g. on the public site)."""
+
+
+def tenant_current() -> Tenant:
+    tenant = tenancy_backend().current()
+    if tenant is None:
+        raise NoCurrentTenant("No tenant is active here.")
+    return tenant
+
+
+def tenant_current_or_none() -> Tenant | None:
+    try:
+        return tenancy_backend().current()
+    except Exception:  # e.g. before migrations on a fresh database
+        return None
+
+
+def tenant_label_current() -> str:
+    from django.db import connection
+
+    tenant = getattr(connection, "tenant", None)
+    return getattr(tenant, "schema_name", "-") if tenant is not None else "-"
+
+
+@contextlib.contextmanager
+def tenant_context(tenant: Tenant) -> Iterator[Tenant]:
+    """Run the block inside `tenant`'s data (its schema in SaaS)."""
+    with tenancy_backend().inside(tenant):
+        yield tenant
+
+
+@contextlib.contextmanager
+def public_context() -> Iterator[None]:
+    """Run the block against the installation-wide data (the public schema in SaaS)."""
+    with tenancy_backend().public():
+        yield
+
+
+def tenant_for_host(host: str) -> Tenant | None:
+    return tenancy_backend().for_host(host)
+
+
+def tenant_list():
+    """Every business tenant (not the public row, not the template)."""
+    return tenancy_backend().tenants()
+
+
+def is_multi_tenant() -> bool:
+    """For tenants/ and config/ only: whether hosts pick the tenant (SaaS) or there is just one."""
+    return tenancy_backend().multi_tenant

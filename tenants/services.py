@@ -1,0 +1,162 @@
+"""Provisioning: a new business gets a schema cloned from the migrated template and its first Admin."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from tenants.backends import tenancy_backend
+from tenants.models import Domain, Tenant, validate_workspace_slug
+from tenants.runtime import public_context, tenant_context
+
+logger = logging.getLogger(__name__)
+
+
+class ProvisioningError(Exception):
+    """A sign-up that cannot proceed; `field` names the form field at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    tenant: Tenant
+    admin: object  # accounts.User
+    seconds: float
+
+
+_template_checked = False
+
+
+def tenant_template_ensure() -> Tenant:
+    """The template tenant exists and is fully migrated (a stale template would clone broken tenants)."""
+    global _template_checked
+    from tenants.migration import schemas_pending
+
+    backend = tenancy_backend()
+    schema = settings.TESSERA_TEMPLATE_SCHEMA
+    with public_context():
+        template = Tenant.objects.filter(schema_name=schema).first()
+        if template is None:
+            template = Tenant(schema_name=schema, name="Template", slug="-template", is_template=True)
+            template.save()
+        if not _template_checked or not _schema_exists(schema):
+            if not _schema_exists(schema):
+                template.create_schema(check_if_exists=True, verbosity=0)
+            elif schemas_pending([schema]):
+                from django.core.management import call_command
+
+                call_command("migrate_schemas", schema_name=schema, tenant=True, interactive=False, verbosity=0)
+            _template_checked = True
+    assert backend.multi_tenant
+    return template
+
+
+def _schema_exists(schema: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        return cursor.fetchone() is not None
+
+
+def _schema_clone(source: str, target: str) -> None:
+    from django_tenants.clone import CloneSchema
+
+    CloneSchema().clone_schema(source, target, "DATA", set_connection=False)
+
+
+def tenant_slug_check(slug: str) -> str:
+    slug = (slug or "").strip().lower()
+    try:
+        validate_workspace_slug(slug)
+    except ValidationError as exc:
+        raise ProvisioningError("slug", exc.messages[0]) from exc
+    backend = tenancy_backend()
+    with public_context():
+        if (
+            Tenant.objects.filter(slug=slug).exists()
+            or Tenant.objects.filter(schema_name=backend.schema_name_for(slug)).exists()
+        ):
+            raise ProvisioningError("slug", "That address is already taken.")
+    return slug
+
+
+def tenant_provision(
+    *,
+    name: str,
+    slug: str,
+    admin_email: str,
+    admin_password: str | None,
+    admin_name: str = "",
+    plan: str = Tenant.Plan.FREE,
+) -> Provisioned:
+    """Create a business: tenant row, domain, schema (cloned), first Admin, audit trail. All or nothing."""
+    from accounts.services import user_create
+    from audit.services import Actor, audit_event_record
+    from rbac.roles import Role
+
+    started = time.perf_counter()
+    backend = tenancy_backend()
+    if not backend.multi_tenant:
+        raise ProvisioningError("slug", "This installation holds a single business.")
+    name = (name or "").strip()
+    if not name:
+        raise ProvisioningError("name", "Enter your business name.")
+    slug = tenant_slug_check(slug)
+    template = tenant_template_ensure()
+
+    with public_context(), transaction.atomic():
+        tenant = Tenant(schema_name=backend.schema_name_for(slug), name=name[:120], slug=slug, plan=plan)
+        tenant.save()
+        Domain.objects.create(domain=f"{slug}.{settings.TESSERA_BASE_DOMAIN}", tenant=tenant, is_primary=True)
+        _schema_clone(template.schema_name, tenant.schema_name)
+        with tenant_context(tenant):
+            admin = user_create(email=admin_email, password=admin_password, full_name=admin_name, role=Role.ADMIN)
+            audit_event_record(
+                action="workspace.created",
+                actor=Actor.for_user(admin),
+                target=tenant,
+                changes={"after": {"name": tenant.name, "slug": slug, "plan": plan}},
+            )
+    seconds = time.perf_counter() - started
+    logger.info("tenant provisioned", extra={"tenant": tenant.schema_name, "seconds": round(seconds, 3)})
+    return Provisioned(tenant=tenant, admin=admin, seconds=seconds)
+
+
+def tenant_single_ensure(*, name: str = "My business") -> Tenant:
+    """Desktop: the one tenant row, created on first run."""
+    backend = tenancy_backend()
+    tenant = backend.current()
+    if tenant is None:
+        tenant = Tenant(schema_name=backend.schema_name_for(backend.SINGLE_SLUG), name=name, slug=backend.SINGLE_SLUG)
+        tenant.save()
+    return tenant
+
+
+def tenant_settings_update(*, actor, tenant: Tenant, name: str, timezone: str) -> Tenant:
+    from audit.services import audit_event_record
+
+    before = {"name": tenant.name, "timezone": tenant.timezone}
+    after = {"name": name.strip()[:120], "timezone": timezone}
+    if before == after:
+        return tenant
+    with transaction.atomic():
+        Tenant.objects.filter(pk=tenant.pk).update(**after)
+        tenant.name, tenant.timezone = after["name"], after["timezone"]
+        audit_event_record(
+            action="workspace.settings_changed", actor=actor, target=tenant, changes={"before": before, "after": after}
+        )
+    return tenant
+
+
+def tenant_drop(*, tenant: Tenant) -> None:
+    """Remove a business and its schema (operators and tests only)."""
+    with public_context():
+        tenant.delete(force_drop=True)
