@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Run Tessera's whole test suite, in both runtimes (PostgreSQL schemas, then SQLite).
+#
+#   ./test.sh                 everything (lint, migrations check, both runtimes, browser tests)
+#   ./test.sh -k audit        extra arguments go to pytest (both runtimes)
+#   TESSERA_TEST_MODES=saas ./test.sh    one runtime only
+#
+# It creates .venv, installs the pinned dev requirements, installs missing Debian packages when run
+# as root, and starts a private PostgreSQL and Redis (own data folder, free port) unless
+# TESSERA_TEST_DATABASE_URL / TESSERA_TEST_REDIS_URL point at servers to use. It never touches
+# any other database.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$(pwd)"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# --- prerequisites ------------------------------------------------------------------------------
+need_pkgs=()
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+[ -n "$(pg_bin_dir)" ] || need_pkgs+=(postgresql)
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
+command -v node >/dev/null || need_pkgs+=(nodejs npm)
+python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "Installing Debian packages: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" fonts-dejavu-core >/dev/null
+  else
+    echo "Missing prerequisites: ${need_pkgs[*]} (run as root to install them, or install them yourself)" >&2
+    exit 2
+  fi
+fi
+
+# --- Python environment ---------------------------------------------------------------------------
+PY="$(command -v python3.11 || command -v python3)"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required" >&2; exit 2; }
+if [ ! -x .venv/bin/python ]; then
+  log "Creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.requirements-dev.sha"
+want="$(cat requirements/dev.txt | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "Installing requirements/dev.txt"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -r requirements/dev.txt
+  echo "$want" > "$stamp"
+fi
+PYTHON="$ROOT/.venv/bin/python"
+
+# --- private services -----------------------------------------------------------------------------
+RUN_DIR="$(mktemp -d /tmp/tessera-test.XXXXXX)"
+chmod 755 "$RUN_DIR"
+cleanup() {
+  set +e
+  if [ -n "${PG_STARTED:-}" ]; then as_pg "$PG_BIN/pg_ctl" -D "$RUN_DIR/pg" -m immediate stop >/dev/null 2>&1; fi
+  if [ -f "$RUN_DIR/redis.pid" ]; then kill "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null; fi
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+if [ -z "${TESSERA_TEST_DATABASE_URL:-}" ]; then
+  PG_BIN="$(pg_bin_dir)"
+  PG_PORT="$(free_port)"
+  mkdir -p "$RUN_DIR/pg" "$RUN_DIR/pgsock" "$RUN_DIR/pglog"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$RUN_DIR/pg" "$RUN_DIR/pgsock" "$RUN_DIR/pglog"; fi
+  log "Starting private PostgreSQL on 127.0.0.1:$PG_PORT"
+  as_pg "$PG_BIN/initdb" -D "$RUN_DIR/pg" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+  as_pg "$PG_BIN/pg_ctl" -D "$RUN_DIR/pg" -l "$RUN_DIR/pglog/pg.log" -w -o \
+    "-p $PG_PORT -k $RUN_DIR/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null
+  PG_STARTED=1
+  export TESSERA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/tessera"
+fi
+if [ -z "${TESSERA_TEST_REDIS_URL:-}" ]; then
+  REDIS_PORT="$(free_port)"
+  log "Starting private Redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$RUN_DIR" >/dev/null
+  export TESSERA_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+fi
+export TESSERA_DATABASE_URL="$TESSERA_TEST_DATABASE_URL"
+export TESSERA_REDIS_URL="$TESSERA_TEST_REDIS_URL"
+export TESSERA_DATA_DIR="$RUN_DIR/desktop-data"
+export TESSERA_CHROMIUM="${TESSERA_CHROMIUM:-/usr/bin/chromium}"
+export PYTHONDONTWRITEBYTECODE=1
+
+# --- static checks --------------------------------------------------------------------------------
+log "ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check . >/dev/null || { .venv/bin/ruff format --diff . | head -40; exit 1; }
+log "makemigrations --check (both runtimes)"
+for mode in desktop saas; do
+  TESSERA_MODE=$mode PYTHONWARNINGS=ignore "$PYTHON" manage.py makemigrations --check --dry-run >/dev/null
+done
+
+# --- the suite, once per runtime ------------------------------------------------------------------
+workers="${TESSERA_TEST_WORKERS:-2}"
+status=0
+for mode in ${TESSERA_TEST_MODES:-saas desktop}; do
+  log "pytest, $mode runtime"
+  set +e
+  TESSERA_MODE="$mode" "$PYTHON" -m pytest -n "$workers" --junitxml="$RUN_DIR/junit-$mode.xml" -q "$@"
+  rc=$?
+  set -e
+  # 5 = nothing collected (e.g. a -k filter matching only the other runtime's tests)
+  if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then status=1; fi
+done
+
+"$PYTHON" - "$RUN_DIR" <<'EOF'
+import glob, sys, xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for path in glob.glob(f"{sys.argv[1]}/junit-*.xml"):
+    for suite in ET.parse(path).getroot().iter("testsuite"):
+        total, fail = int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skip = int(suite.get("skipped", 0))
+        passed += total - fail - skip; failed += fail; skipped += skip
+print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+EOF
+exit "$status"

@@ -1,0 +1,146 @@
+"""Fixtures for both runtimes.
+
+The suite runs twice (TESSERA_MODE=saas, then desktop). Tests marked `saas_only` / `desktop_only`
+are deselected (not skipped) in the other runtime. In SaaS, two real tenants — alpha and beta —
+are provisioned once per test database (per xdist worker) through the same service sign-up uses.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.test import Client
+
+MODE = os.environ.get("TESSERA_MODE", "desktop")
+SAAS = MODE == "saas"
+
+
+def pytest_collection_modifyitems(config, items):
+    other = "desktop_only" if SAAS else "saas_only"
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker(other) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    import accounts.selectors
+
+    accounts.selectors._setup_done = False
+    yield
+
+
+ADMIN_PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(scope="session")
+def tenants_provisioned(django_db_setup, django_db_blocker):
+    """{slug: Tenant} committed for the whole session: alpha and beta in SaaS, the one on desktop."""
+    from tenants.models import Tenant
+    from tenants.runtime import tenant_context
+    from tenants.services import tenant_provision, tenant_single_ensure
+
+    with django_db_blocker.unblock():
+        if SAAS:
+            out = {}
+            for slug in ("alpha", "beta"):
+                tenant = Tenant.objects.filter(slug=slug).first()
+                if tenant is None:
+                    tenant = tenant_provision(
+                        name=slug.title() + " Ltd",
+                        slug=slug,
+                        admin_email=f"admin@{slug}.test",
+                        admin_password=ADMIN_PASSWORD,
+                        admin_name=f"{slug.title()} Admin",
+                    ).tenant
+                out[slug] = tenant
+            return out
+        from accounts.models import User
+        from accounts.services import user_create
+        from rbac.roles import Role
+
+        tenant = tenant_single_ensure(name="Alpha Ltd")
+        with tenant_context(tenant):
+            if not User.objects.filter(email="admin@alpha.test").exists():
+                user_create(email="admin@alpha.test", password=ADMIN_PASSWORD, full_name="Alpha Admin", role=Role.ADMIN)
+        return {"alpha": tenant}
+
+
+@pytest.fixture
+def tenant(tenants_provisioned, db):
+    """Tenant alpha, entered for the duration of the test (schema in SaaS; the database on desktop)."""
+    from tenants.runtime import tenant_context
+
+    with tenant_context(tenants_provisioned["alpha"]) as t:
+        yield t
+
+
+@pytest.fixture
+def tenant_b(tenants_provisioned, db):
+    if "beta" not in tenants_provisioned:
+        pytest.fail("tenant_b exists only in the SaaS runtime: mark the test saas_only")
+    return tenants_provisioned["beta"]
+
+
+def host_of(tenant) -> str:
+    return tenant.host() if SAAS else "127.0.0.1"
+
+
+@pytest.fixture
+def admin_user(tenant):
+    from accounts.models import User
+
+    return User.objects.get(email="admin@alpha.test")
+
+
+@pytest.fixture
+def make_user(tenant):
+    from accounts.services import user_create
+    from rbac.roles import Role
+
+    counter = {"n": 0}
+
+    def make(role: str = Role.VIEWER, email: str | None = None, password: str = ADMIN_PASSWORD, **kw):
+        counter["n"] += 1
+        return user_create(email=email or f"{role}{counter['n']}@alpha.test", password=password, role=role, **kw)
+
+    return make
+
+
+class TenantClient(Client):
+    """A test client that speaks to one tenant's host (sessions are created in that tenant)."""
+
+    def __init__(self, tenant, **kwargs):
+        self.tenant = tenant
+        super().__init__(HTTP_HOST=host_of(tenant), **kwargs)
+
+    def force_login(self, user, backend="accounts.backends.EmailPasswordBackend"):
+        from tenants.runtime import tenant_context
+
+        with tenant_context(self.tenant):
+            super().force_login(user, backend=backend)
+
+
+@pytest.fixture
+def client_for():
+    def make(tenant, user=None, **kwargs) -> TenantClient:
+        client = TenantClient(tenant, **kwargs)
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client(tenant, admin_user, client_for):
+    return client_for(tenant, admin_user)
+
+
+@pytest.fixture
+def anon_client(tenant, client_for):
+    return client_for(tenant)
