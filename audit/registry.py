@@ -15,6 +15,14 @@ ACTIONS: dict[str, str] = {
     "member.joined": "Invitation accepted",
     "member.role_changed": "Role changed",
     "member.removed": "Member removed",
+    "collection.created": "Collection created",
+    "collection.updated": "Collection changed",
+    "collection.deleted": "Collection deleted",
+    "record.created": "Record created",
+    "record.updated": "Record updated",
+    "record.deleted": "Record deleted",
+    "records.imported": "Records imported",
+    "records.exported": "Records exported",
 }
 
 

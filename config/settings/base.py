@@ -32,6 +32,7 @@ TENANT_APPS = [
     "accounts",
     "rbac",
     "audit",
+    "records",
 ]
 # Apps that live once per installation (the public schema in SaaS).
 SHARED_APPS = [
@@ -124,6 +125,9 @@ CONTENT_SECURITY_POLICY = (
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The log-in form posts the e-mail as "username"; counted lower-cased so "Ann@x" and "ann@x" share a count.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.backends.login_throttle_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False

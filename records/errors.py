@@ -1,0 +1,62 @@
+"""Typed errors of the write spine. API, console and sync each map them once to their own form."""
+
+from __future__ import annotations
+
+
+class RecordError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, **extra):
+        super().__init__(message)
+        self.message, self.param = message, param
+        if code:
+            self.code = code
+        self.extra = extra
+
+
+class WriteForbidden(RecordError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(RecordError):
+    status, code = 404, "not_found"
+
+
+class ValidationFailed(RecordError):
+    status, code = 422, "validation_failed"
+
+    def __init__(self, errors: list[dict]):
+        first = errors[0] if errors else {"message": "Invalid data.", "param": "data"}
+        super().__init__(first["message"], param=first.get("param"), errors=errors)
+        self.errors = errors
+
+
+class UniqueViolation(RecordError):
+    status, code = 409, "unique_violation"
+
+
+class VersionMismatch(RecordError):
+    """If-Match named a version that is no longer current."""
+
+    status, code = 412, "version_mismatch"
+
+
+class MergeConflict(RecordError):
+    """A stale write changed a field that was also changed, differently, since its base."""
+
+    status, code = 409, "merge_conflict"
+
+    def __init__(self, conflicts: list, current_version: int):
+        fields = ", ".join(c.field for c in conflicts)
+        super().__init__(
+            f"Conflicting changes to {fields} since your version.",
+            param=f"data.{conflicts[0].field}" if conflicts else None,
+            conflicts=[c.as_dict() for c in conflicts],
+            current_version=current_version,
+        )
+        self.conflicts = conflicts
+
+
+class LimitExceeded(RecordError):
+    status, code = 402, "plan_limit_exceeded"

@@ -1,0 +1,130 @@
+"""Collections, their records, and the per-tenant change feed.
+
+Every row carries `livemode`: test-mode API keys read and write only the sandbox rows
+(livemode=False), live keys and the console only live rows. Selectors take `livemode` as a required
+keyword so no query can forget it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from ulid import ULID
+
+
+def record_id_new() -> str:
+    """Sortable id (ULID): creation order is id order."""
+    return str(ULID())
+
+
+class Collection(models.Model):
+    livemode = models.BooleanField(default=True)
+    slug = models.SlugField(max_length=63)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, default="")
+    fields = models.JSONField(default=list)
+    schema_version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["livemode", "slug"], condition=models.Q(deleted_at=None), name="records_collection_slug_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def field(self, key: str) -> dict | None:
+        return next((f for f in self.fields if f["key"] == key), None)
+
+    @property
+    def cache_key(self) -> tuple[int, int, str]:
+        return (self.pk or 0, self.schema_version, "live" if self.livemode else "test")
+
+
+class Record(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=record_id_new, editable=False)
+    livemode = models.BooleanField(default=True)
+    collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="records")
+    data = models.JSONField(default=dict)
+    version = models.PositiveIntegerField(default=1)
+    seq = models.BigIntegerField(db_index=True, help_text="Change sequence of the latest change.")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    created_by = models.CharField(max_length=300, blank=True, default="")
+    updated_by = models.CharField(max_length=300, blank=True, default="")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["collection", "livemode", "deleted_at", "id"], name="records_rec_coll_live_id"),
+            models.Index(fields=["collection", "seq"], name="records_rec_coll_seq"),
+            models.Index(fields=["collection", "updated_at"], name="records_rec_coll_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.id}.{self.version}"'
+
+
+class RecordUniqueValue(models.Model):
+    """One row per (unique field, value): the database refuses a second record with the same value."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    field_id = models.CharField(max_length=32)
+    value_hash = models.CharField(max_length=64)
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="unique_values")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "field_id", "value_hash"], name="records_unique_value")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field_id}={self.value_hash[:8]}"
+
+
+class ChangeCounter(models.Model):
+    """The tenant's change sequence. Writers take its row lock first and hold it to commit, so
+    sequence numbers become visible in order: a reader that saw N never later finds a change < N."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"change counter at {self.value}"
+
+
+class Change(models.Model):
+    """The change feed: one row per record change, commit-ordered by `seq`."""
+
+    class Op(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        DELETED = "deleted", "Deleted"
+
+    seq = models.BigIntegerField(primary_key=True)
+    livemode = models.BooleanField(default=True)
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="changes")
+    record_id = models.CharField(max_length=64, db_index=True)
+    op = models.CharField(max_length=10, choices=Op.choices)
+    version = models.PositiveIntegerField()
+    data = models.JSONField(default=dict, help_text="The record's data after the change.")
+    changed_fields = models.JSONField(default=list)
+    actor = models.CharField(max_length=300, blank=True, default="")
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["livemode", "seq"], name="records_change_live_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.op} {self.record_id}"

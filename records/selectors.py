@@ -1,0 +1,122 @@
+"""Reads of collections, records and the change feed. `livemode` is always an explicit keyword."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from audit.models import AuditEvent
+from records.errors import NotFound, RecordError
+from records.models import Change, Collection, Record
+
+FILTER_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull"}
+ORDERED_TYPES = {"number", "integer", "date", "datetime", "text", "email", "url", "choice"}
+
+
+def collection_list(*, livemode: bool) -> QuerySet[Collection]:
+    return Collection.objects.filter(livemode=livemode, deleted_at=None).order_by("name")
+
+
+def collection_get(*, livemode: bool, slug: str) -> Collection:
+    collection = Collection.objects.filter(livemode=livemode, slug=slug, deleted_at=None).first()
+    if collection is None:
+        raise NotFound(f"No collection `{slug}`.", param="collection")
+    return collection
+
+
+def record_list(*, collection: Collection, include_deleted: bool = False) -> QuerySet[Record]:
+    qs = Record.objects.filter(collection=collection, livemode=collection.livemode)
+    return qs if include_deleted else qs.filter(deleted_at=None)
+
+
+def record_get(*, collection: Collection, record_id: str, include_deleted: bool = False) -> Record:
+    record = record_list(collection=collection, include_deleted=include_deleted).filter(pk=record_id).first()
+    if record is None:
+        raise NotFound(f"No record `{record_id}` in `{collection.slug}`.", param="id")
+    return record
+
+
+def _coerce(field: dict, raw: str, param: str) -> Any:
+    t = field["type"]
+    try:
+        if t == "integer":
+            return int(raw)
+        if t == "number":
+            return float(raw)
+        if t == "boolean":
+            if raw.lower() in {"true", "1"}:
+                return True
+            if raw.lower() in {"false", "0"}:
+                return False
+            raise ValueError
+    except ValueError as exc:
+        raise RecordError(
+            f"`{param}` must be {'true or false' if t == 'boolean' else 'a number'}.", param=param
+        ) from exc
+    return raw
+
+
+def record_filter(qs: QuerySet[Record], collection: Collection, filters: dict[str, str]) -> QuerySet[Record]:
+    """Apply `field=value`, `field__op=value` filters (ops: ne gt gte lt lte in contains isnull)."""
+    for param, raw in filters.items():
+        key, _, op = param.partition("__")
+        op = op or "eq"
+        field = collection.field(key)
+        if field is None:
+            raise RecordError(f"No field `{key}` to filter on.", param=param, code="unknown_filter")
+        if op not in FILTER_OPS:
+            raise RecordError(f"Unknown filter `{op}`; use one of {', '.join(sorted(FILTER_OPS))}.", param=param)
+        lookup = f"data__{key}"
+        if op == "isnull":
+            if raw.lower() in {"true", "1"}:
+                qs = qs.filter(Q(**{f"{lookup}__isnull": True}) | Q(**{lookup: None}))
+            else:
+                qs = qs.filter(**{f"{lookup}__isnull": False}).exclude(**{lookup: None})
+        elif op == "in":
+            values = [_coerce(field, v, param) for v in raw.split(",") if v != ""]
+            qs = qs.filter(**{f"{lookup}__in": values})
+        elif op == "contains":
+            qs = qs.filter(**{f"{lookup}__icontains": raw})
+        else:
+            value = _coerce(field, raw, param)
+            if op in {"gt", "gte", "lt", "lte"} and field["type"] not in ORDERED_TYPES:
+                raise RecordError(f"`{key}` cannot be compared with {op}.", param=param)
+            if op == "eq":
+                qs = qs.filter(**{lookup: value})
+            elif op == "ne":
+                qs = qs.exclude(**{lookup: value})
+            else:
+                qs = qs.filter(**{f"{lookup}__{op}": value})
+    return qs
+
+
+def record_search(qs: QuerySet[Record], q: str) -> QuerySet[Record]:
+    """Free-text search across every field of a record (case-insensitive substring)."""
+    q = (q or "").strip()
+    if not q:
+        return qs
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    return qs.annotate(_text=Cast("data", TextField())).filter(_text__icontains=q)
+
+
+def change_list(*, livemode: bool, after_seq: int = 0, limit: int = 100, collection: Collection | None = None):
+    qs = Change.objects.filter(livemode=livemode, seq__gt=after_seq).select_related("collection").order_by("seq")
+    if collection is not None:
+        qs = qs.filter(collection=collection)
+    return list(qs[:limit])
+
+
+def records_changed_since(*, collection: Collection, after_seq: int, limit: int) -> list[Record]:
+    """Records (tombstones included) whose latest change is after `after_seq`, in sequence order."""
+    return list(
+        Record.objects.filter(collection=collection, livemode=collection.livemode, seq__gt=after_seq).order_by("seq")[
+            :limit
+        ]
+    )
+
+
+def record_history(record: Record) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(target_type="record", target_id=record.id).order_by("-seq")

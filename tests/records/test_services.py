@@ -1,0 +1,85 @@
+import pytest
+
+from rbac.roles import Role
+from records.errors import MergeConflict, UniqueViolation, ValidationFailed, VersionMismatch, WriteForbidden
+from records.models import Change
+from records.services import (
+    collection_update,
+    record_bulk_upsert,
+    record_create,
+    record_delete,
+    record_update,
+)
+
+
+def test_create_applies_defaults_validates_and_feeds(customers, admin_user):
+    record = record_create(actor=admin_user, collection=customers, data={"name": "Ada", "email": "ada@x.test"})
+    assert record.version == 1
+    assert record.data == {"name": "Ada", "email": "ada@x.test", "tier": "free"}
+    change = Change.objects.get(seq=record.seq)
+    assert change.op == "created" and change.record_id == record.id
+    with pytest.raises(ValidationFailed) as exc:
+        record_create(actor=admin_user, collection=customers, data={"email": "not-an-email", "bogus": 1})
+    params = {e["param"] for e in exc.value.errors}
+    assert {"data.name", "data.email", "data.bogus"} <= params
+
+
+def test_unique_fields_are_enforced_case_insensitively(customers, admin_user):
+    record_create(actor=admin_user, collection=customers, data={"name": "A", "email": "a@x.test"})
+    with pytest.raises(UniqueViolation):
+        record_create(actor=admin_user, collection=customers, data={"name": "B", "email": "A@x.test"})
+
+
+def test_viewer_cannot_write(customers, make_user):
+    viewer = make_user(Role.VIEWER)
+    with pytest.raises(WriteForbidden):
+        record_create(actor=viewer, collection=customers, data={"name": "x"})
+
+
+def test_update_patch_version_and_if_match(customers, admin_user):
+    r = record_create(actor=admin_user, collection=customers, data={"name": "A"})
+    w = record_update(actor=admin_user, record=r, data={"score": 3}, expected_version=1)
+    assert w.record.version == 2 and w.record.data["score"] == 3
+    with pytest.raises(VersionMismatch):
+        record_update(actor=admin_user, record=r, data={"score": 4}, expected_version=1)
+    same = record_update(actor=admin_user, record=r, data={"score": 3})
+    assert not same.changed and same.record.version == 2
+
+
+def test_stale_writer_merges_other_fields_and_conflicts_on_same_field(customers, admin_user):
+    r = record_create(actor=admin_user, collection=customers, data={"name": "A", "score": 1})
+    record_update(actor=admin_user, record=r, data={"score": 2})  # someone else, now v2
+    merged = record_update(actor=admin_user, record=r, data={"notes": "hello"}, base_version=1)
+    assert merged.merged and merged.record.data == {"name": "A", "score": 2, "notes": "hello", "tier": "free"}
+    with pytest.raises(MergeConflict) as exc:
+        record_update(actor=admin_user, record=r, data={"score": 9}, base_version=1)
+    assert exc.value.extra["conflicts"][0] == {"field": "score", "base": 1, "current": 2, "incoming": 9}
+
+
+def test_delete_is_a_tombstone_in_the_feed(customers, admin_user):
+    r = record_create(actor=admin_user, collection=customers, data={"name": "A"})
+    deleted = record_delete(actor=admin_user, record=r)
+    assert deleted.deleted_at is not None and deleted.version == 2
+    assert list(Change.objects.filter(record_id=r.id).values_list("op", flat=True)) == ["created", "deleted"]
+
+
+def test_rename_and_remove_fields_keep_data(customers, admin_user):
+    r = record_create(actor=admin_user, collection=customers, data={"name": "A", "score": 5, "notes": "n"})
+    fields = [dict(f) for f in customers.fields]
+    for f in fields:
+        if f["key"] == "score":
+            f["key"] = "points"
+    fields = [f for f in fields if f["key"] != "notes"]
+    collection_update(actor=admin_user, collection=customers, fields=fields)
+    r.refresh_from_db()
+    assert r.data == {"name": "A", "points": 5, "tier": "free"}
+
+
+def test_bulk_upsert_reports_per_item(customers, admin_user):
+    r = record_create(actor=admin_user, collection=customers, data={"name": "A"})
+    results = record_bulk_upsert(
+        actor=admin_user,
+        collection=customers,
+        items=[{"data": {"name": "B"}}, {"data": {"score": "x"}}, {"id": r.id, "data": {"score": 1}}],
+    )
+    assert [x.status for x in results] == ["created", "error", "updated"]
