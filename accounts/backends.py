@@ -28,3 +28,9 @@ class EmailPasswordBackend(ModelBackend):
 
     def has_perm(self, user_obj, perm, obj=None):
         return False
+
+
+def login_throttle_username(request, credentials: dict | None = None) -> str:
+    """The e-mail django-axes counts failed log-ins under: the same however its letters are cased."""
+    source = credentials if credentials else getattr(request, "POST", {})
+    return str(source.get("username") or source.get("email") or "").strip().lower()

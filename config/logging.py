@@ -5,13 +5,23 @@ import logging
 from config.request_context import request_context_get
 
 
+def _tenant_label() -> str:
+    # Read straight off the connection: this runs for records logged before the app registry is
+    # ready, so it must not import models.
+    from django.db import connection
+
+    tenant = getattr(connection, "tenant", None)
+    return getattr(tenant, "schema_name", "-") if tenant is not None else "-"
+
+
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = request_context_get()
         if not hasattr(record, "request_id"):
             record.request_id = ctx.request_id or "-"
         if not hasattr(record, "tenant"):
-            from tenants.runtime import tenant_label_current
-
-            record.tenant = tenant_label_current()
+            try:
+                record.tenant = _tenant_label()
+            except Exception:
+                record.tenant = "-"
         return True

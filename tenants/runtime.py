@@ -30,13 +30,6 @@ def tenant_current_or_none() -> Tenant | None:
         return None
 
 
-def tenant_label_current() -> str:
-    from django.db import connection
-
-    tenant = getattr(connection, "tenant", None)
-    return getattr(tenant, "schema_name", "-") if tenant is not None else "-"
-
-
 @contextlib.contextmanager
 def tenant_context(tenant: Tenant) -> Iterator[Tenant]:
     """Run the block inside `tenant`'s data (its schema in SaaS)."""

@@ -18,7 +18,9 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 TESSERA_TEMPLATE_SCHEMA = "tenant_template"
 # `migrate_schemas` skips schemas whose applied migrations already match the code (tenants/migration.py).
-GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+# TESSERA_STOCK_MIGRATE_EXECUTOR=1 leaves django-tenants' own executor in place (the benchmark's baseline).
+if not env_bool("TESSERA_STOCK_MIGRATE_EXECUTOR", False):
+    GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 TESSERA_TENANCY = "tenants.backends.SchemaTenancy"
 
