@@ -54,6 +54,8 @@ class Actor:
             return value
         if value is None:
             return cls.system()
+        if hasattr(value, "audit_actor"):  # API keys, devices
+            return value.audit_actor()
         if getattr(value, "is_authenticated", False) and hasattr(value, "email"):
             return cls.for_user(value)
         return cls.anonymous()

@@ -17,7 +17,8 @@ A, M, N, V = Role.ADMIN, Role.MANAGER, Role.ANALYST, Role.VIEWER
 
 # permission -> (roles holding it, what it allows)
 MATRIX: dict[str, tuple[frozenset[Role], str]] = {
-    "records.view": (frozenset({A, M, N, V}), "See collections and records"),
+    "collections.view": (frozenset({A, M, N, V}), "See collections and their fields"),
+    "records.view": (frozenset({A, M, N, V}), "See records"),
     "records.edit": (frozenset({A, M}), "Create, edit, delete and import records"),
     "collections.manage": (frozenset({A}), "Create collections and change their fields"),
     "analytics.use": (frozenset({A, N}), "Dashboards, queries, exports and scheduled reports"),
@@ -31,9 +32,20 @@ MATRIX: dict[str, tuple[frozenset[Role], str]] = {
     "billing.manage": (frozenset({A}), "Plans, payment and invoices"),
     "sso.manage": (frozenset({A}), "Configure single sign-on"),
     "audit.view": (frozenset({A}), "Read and export the audit log; compliance exports"),
+    "events.view": (frozenset({A}), "Read the change feed as events (API)"),
     "settings.manage": (frozenset({A}), "Change workspace settings"),
 }
 PERMISSIONS = frozenset(MATRIX)
+
+# API keys hold scopes rather than a role; each scope grants these permissions.
+SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "records:read": frozenset({"records.view", "records.export"}),
+    "records:write": frozenset({"records.edit"}),
+    "collections:read": frozenset({"collections.view"}),
+    "collections:write": frozenset({"collections.manage"}),
+    "webhooks:manage": frozenset({"webhooks.manage"}),
+    "events:read": frozenset({"events.view"}),
+}
 
 
 def role_permissions(role: str) -> frozenset[str]:
@@ -46,6 +58,9 @@ def permissions_for(actor) -> frozenset[str]:
         return frozenset()
     if getattr(actor, "is_authenticated", True) is False:
         return frozenset()
+    scopes = getattr(actor, "scopes", None)
+    if scopes is not None:  # an API key
+        return frozenset().union(*(SCOPE_PERMISSIONS.get(s, frozenset()) for s in scopes))
     return role_permissions(getattr(actor, "role", ""))
 
 

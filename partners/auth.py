@@ -1,0 +1,54 @@
+"""`Authorization: Bearer tsk_…` for the REST API. Keys live in the tenant's own data, so a key of
+tenant A is simply unknown on tenant B's host."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from partners.models import ApiKey
+
+KEY_PREFIXES = ("tsk_live_", "tsk_test_")
+
+
+def key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: use `Bearer <api key>`.")
+        try:
+            raw = header[1].decode()
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from exc
+        if not raw.startswith(KEY_PREFIXES):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        key = ApiKey.objects.filter(key_hash=key_hash(raw)).first()
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if not key.is_active:
+            raise exceptions.AuthenticationFailed(f"This API key is {key.status}.")
+        _touch(key, request)
+        return key, key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+def _touch(key: ApiKey, request) -> None:
+    """Record last use, at most once a minute per key (a write per request would cost throughput)."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ip = request.META.get("REMOTE_ADDR")
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
+        key.last_used_at, key.last_used_ip = now, ip
