@@ -24,6 +24,13 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 command -v node >/dev/null || need_pkgs+=(nodejs npm)
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+# The desktop .deb (tests/desktop/test_deb.py): Briefcase builds with the system Python and compiles
+# pygobject/pycairo; the app's runtime GTK/WebKit/tray/notification bindings; ImageMagick screenshots.
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+for pkg in python3-dev dpkg-dev gcc g++ make pkg-config libgirepository1.0-dev libcairo2-dev \
+  gir1.2-gtk-3.0 gir1.2-webkit2-4.1 gir1.2-xapp-1.0 gir1.2-notify-0.7 imagemagick; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "Installing Debian packages: ${need_pkgs[*]}"

@@ -8,7 +8,9 @@ from rbac.roles import Role
 
 class LoginForm(AuthenticationForm):
     username = forms.EmailField(
-        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+        label="E-mail",
+        max_length=254,  # as User.email: longer input would overflow the failed-log-in records
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
@@ -21,7 +23,7 @@ class LoginForm(AuthenticationForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    email = forms.EmailField(label="E-mail", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 
@@ -47,6 +49,6 @@ class PasswordSetForm(forms.Form):
 
 class SetupForm(PasswordSetForm):
     workspace_name = forms.CharField(label="Business name", max_length=120)
-    email = forms.EmailField(label="E-mail")
+    email = forms.EmailField(label="E-mail", max_length=254)
 
     field_order = ["workspace_name", "full_name", "email", "password", "password_confirm"]

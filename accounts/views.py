@@ -34,13 +34,22 @@ def _form_error(form, exc: AccountError) -> None:
     form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
-class LoginView(auth_views.LoginView):
+class FormErrorStatusMixin:
+    """Django's auth views re-render invalid forms with 200; the console answers bad input with 400."""
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
+
+
+class LoginView(FormErrorStatusMixin, auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
 
-class PasswordResetView(auth_views.PasswordResetView):
+class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
@@ -56,7 +65,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().form_valid(form)
 
 
-class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+class PasswordResetConfirmView(FormErrorStatusMixin, auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
     post_reset_login = False
@@ -80,7 +89,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     if not workspace_needs_setup():
         raise Http404("This workspace is already set up.")
     tenant = tenant_current()
-    form = SetupForm(request.POST or None, initial={"workspace_name": tenant.name})
+    form = SetupForm(request.POST if request.method == "POST" else None, initial={"workspace_name": tenant.name})
     if request.method == "POST" and form.is_valid():
         try:
             user = workspace_admin_setup(
@@ -108,7 +117,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         return render(
             request, "accounts/invitation_unusable.html", {"status": status}, status=410 if invitation else 404
         )
-    form = PasswordSetForm(request.POST or None)
+    form = PasswordSetForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             user = invitation_accept(
@@ -142,7 +151,7 @@ def handoff(request: HttpRequest, token: str) -> HttpResponse:
 @permission_required("members.view")
 def members(request: HttpRequest) -> HttpResponse:
     can_manage = has_permission(request.user, "members.manage")
-    invite_form = InviteForm(request.POST or None) if can_manage else None
+    invite_form = InviteForm(request.POST if request.method == "POST" else None) if can_manage else None
     issued = None
     status = 200
     if request.method == "POST":

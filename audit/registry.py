@@ -3,6 +3,9 @@
 ACTIONS: dict[str, str] = {
     "workspace.created": "Workspace created",
     "workspace.settings_changed": "Workspace settings changed",
+    "workspace.backed_up": "Workspace backed up",
+    "workspace.restored": "Workspace restored from a backup",
+    "workspace.lan_hub_changed": "LAN sync hub switched",
     "user.signed_up": "Signed up",
     "user.logged_in": "Logged in",
     "user.logged_out": "Logged out",
@@ -23,6 +26,10 @@ ACTIONS: dict[str, str] = {
     "record.deleted": "Record deleted",
     "records.imported": "Records imported",
     "records.exported": "Records exported",
+    "api_key.created": "API key created",
+    "api_key.revoked": "API key revoked",
+    "api_key.rotated": "API key rotated",
+    "api_key.expired": "API key expired",
 }
 
 

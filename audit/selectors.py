@@ -87,12 +87,13 @@ def audit_chain_verify() -> ChainVerification:
     checked = 0
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
         if event.seq != expected_seq:
+            # Name the first missing event (as for a truncated tail), not the survivor after the gap.
             return ChainVerification(
                 False,
                 checked,
-                event.seq,
-                event.pk,
-                f"expected event #{expected_seq} here, found #{event.seq} (events removed)",
+                expected_seq,
+                None,
+                f"event #{expected_seq} is missing (removed); the next event found is #{event.seq}",
             )
         if event.prev_hash != prev_hash:
             return ChainVerification(False, checked, event.seq, event.pk, "link to the previous event is broken")

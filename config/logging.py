@@ -18,7 +18,9 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = request_context_get()
         if not hasattr(record, "request_id"):
-            record.request_id = ctx.request_id or "-"
+            # Django logs 4xx/5xx responses after the middleware has returned (the context is gone),
+            # but hands over the request itself.
+            record.request_id = ctx.request_id or getattr(getattr(record, "request", None), "id", None) or "-"
         if not hasattr(record, "tenant"):
             try:
                 record.tenant = _tenant_label()

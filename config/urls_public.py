@@ -13,3 +13,9 @@ urlpatterns = [
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
     urlpatterns.append(path("", include("django_prometheus.urls")))
+
+# Error pages render inside the request's tenant (config/errors.py explains why this matters on ASGI).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

@@ -19,7 +19,16 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("audit.urls")),
     path("", include("tenants.urls")),
+    path("", include("records.urls")),
+    path("", include("partners.urls")),
+    path("api/v1/", include("partners.api.urls")),  # the REST API and its docs
 ]
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
     urlpatterns.append(path("", include("django_prometheus.urls")))
+
+# Error pages render inside the request's tenant (config/errors.py explains why this matters on ASGI).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from rbac.permissions import permission_check
+
 
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
@@ -41,16 +43,16 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "console/home.html")
 
 
+# name -> (title, blurb, the permission the navigation shows it for)
 SECTIONS = {
-    "records": ("Records", "Collections and their records arrive with the records issue."),
-    "api": ("API & keys", "API keys, usage and docs for partners."),
-    "webhooks": ("Webhooks", "Signed webhooks with retries and a delivery log."),
-    "devices": ("Devices", "Pair phones with a QR code or PIN; they sync offline-first."),
-    "billing": ("Billing", "Plans, limits and usage."),
+    "webhooks": ("Webhooks", "Signed webhooks with retries and a delivery log.", "webhooks.manage"),
+    "devices": ("Devices", "Pair phones with a QR code or PIN; they sync offline-first.", "devices.pair"),
+    "billing": ("Billing", "Plans, limits and usage.", "billing.manage"),
 }
 
 
 @login_required
 def section(request: HttpRequest, name: str) -> HttpResponse:
-    title, blurb = SECTIONS[name]
+    title, blurb, permission = SECTIONS[name]
+    permission_check(request.user, permission)  # the same rule that hides it from the navigation
     return render(request, "console/section_pending.html", {"title": title, "blurb": blurb, "section": name})

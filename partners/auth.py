@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -16,6 +17,33 @@ KEY_PREFIXES = ("tsk_live_", "tsk_test_")
 
 def key_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_key_lookup(request: HttpRequest, raw: str) -> ApiKey | None:
+    """The key whose raw value is `raw`, active or not. Looked up once per request: the rate
+    limiter (partners.ratelimit) asks before the view runs, authentication again inside it."""
+    digest = key_hash(raw)
+    memo = getattr(request, "_tessera_api_key", None)
+    if memo is not None and memo[0] == digest:
+        return memo[1]
+    key = ApiKey.objects.filter(key_hash=digest).first()
+    request._tessera_api_key = (digest, key)
+    return key
+
+
+def api_key_from_request(request: HttpRequest) -> ApiKey | None:
+    """The active key named by the request's `Authorization: Bearer` header, or None."""
+    header = get_authorization_header(request).split()
+    if len(header) != 2 or header[0].lower() != b"bearer":
+        return None
+    try:
+        raw = header[1].decode()
+    except UnicodeDecodeError:
+        return None
+    if not raw.startswith(KEY_PREFIXES):
+        return None
+    key = api_key_lookup(request, raw)
+    return key if key is not None and key.is_active else None
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -33,7 +61,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.") from exc
         if not raw.startswith(KEY_PREFIXES):
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        key = ApiKey.objects.filter(key_hash=key_hash(raw)).first()
+        key = api_key_lookup(getattr(request, "_request", request), raw)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if not key.is_active:

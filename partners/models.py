@@ -45,7 +45,7 @@ class ApiKey(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
+        return f"{self.name} ({self.prefix})"
 
     @property
     def livemode(self) -> bool:
@@ -103,9 +103,21 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # One row per (caller, key). Two partial constraints, not one over (key, user, idempotency_key):
+        # NULLs are distinct in a unique index, so that one would never stop a second concurrent claim.
         constraints = [
-            models.UniqueConstraint(fields=["key", "user", "idempotency_key"], name="partners_idempotency_unique")
+            models.UniqueConstraint(
+                fields=["key", "idempotency_key"],
+                condition=models.Q(key__isnull=False),
+                name="partners_idem_key_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(user__isnull=False),
+                name="partners_idem_user_unique",
+            ),
         ]
+        indexes = [models.Index(fields=["created_at"], name="partners_idem_created")]
 
     def __str__(self) -> str:
         return self.idempotency_key

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class RecordError(Exception):
-    status = 400
+    """A write the spine refuses although the request was well formed (HTTP 422 unless a subclass
+    says otherwise): a field definition that makes no sense, a missing name, a reference to nothing."""
+
+    status = 422
     code = "invalid_request"
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None, **extra):
@@ -13,6 +16,18 @@ class RecordError(Exception):
         if code:
             self.code = code
         self.extra = extra
+
+
+class InvalidQuery(RecordError):
+    """A read asked for something malformed: an unknown filter, a value of the wrong type."""
+
+    status, code = 400, "invalid_query"
+
+
+class Conflict(RecordError):
+    """The write collides with existing data (a slug or id taken, a collection still in use)."""
+
+    status, code = 409, "conflict"
 
 
 class WriteForbidden(RecordError):

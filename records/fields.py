@@ -91,6 +91,18 @@ FORMATS.checks("email")(_fmt_email)
 FORMATS.checks("uri")(_fmt_url)
 
 
+def storable(value: Any) -> bool:
+    """Whether every text in a JSON value (keys included) can be stored: PostgreSQL's text and jsonb
+    refuse the NUL character, so both runtimes refuse it alike."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(storable(k) and storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable(v) for v in value)
+    return True
+
+
 def field_id_new() -> str:
     return "fld_" + secrets.token_hex(6)
 
@@ -109,7 +121,7 @@ def field_definitions_clean(raw: Any, *, existing: list[dict] | None = None) -> 
         if not isinstance(item, dict):
             raise FieldDefinitionError("Each field must be an object.", param=param)
         key = item.get("key")
-        if not isinstance(key, str) or not KEY_RE.match(key):
+        if not isinstance(key, str) or not KEY_RE.fullmatch(key):
             raise FieldDefinitionError(
                 "`key` must start with a lowercase letter and use lowercase letters, digits and _ (max 63).",
                 param=f"{param}.key",
@@ -131,6 +143,8 @@ def field_definitions_clean(raw: Any, *, existing: list[dict] | None = None) -> 
         description = item.get("description", "")
         if not isinstance(label, str) or len(label) > 120 or not isinstance(description, str) or len(description) > 500:
             raise FieldDefinitionError("`label` (≤120) and `description` (≤500) must be text.", param=param)
+        if not storable(item):
+            raise FieldDefinitionError("Texts cannot contain the NUL character.", param=param)
         field = {
             "id": fid or field_id_new(),
             "key": key,
@@ -230,7 +244,13 @@ def data_errors(fields: list[dict], data: Any, *, cache_key: tuple[int, int, str
     if not isinstance(data, dict):
         return [{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}]
     validator = _validator(cache_key, json.dumps(json_schema_compile(fields), sort_keys=True))
-    errors = []
+    errors = [
+        {"param": f"data.{key}", "code": "invalid_character", "message": f"`{key}` cannot contain the NUL character."}
+        for key, value in data.items()
+        if not (storable(key) and storable(value))
+    ]
+    if errors:
+        return errors
     for err in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
         path = ".".join(str(p) for p in err.absolute_path)
         if err.validator == "required":

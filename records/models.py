@@ -65,6 +65,18 @@ class Record(models.Model):
             models.Index(fields=["collection", "livemode", "deleted_at", "id"], name="records_rec_coll_live_id"),
             models.Index(fields=["collection", "seq"], name="records_rec_coll_seq"),
             models.Index(fields=["collection", "updated_at"], name="records_rec_coll_updated"),
+            # The console's table (live rows only; the condition is spelled as the selectors filter, so
+            # SQLite can use these too): keyset pages in id order and by last update, and the counts.
+            models.Index(
+                fields=["collection", "id"],
+                condition=models.Q(livemode=True, deleted_at=None),
+                name="records_rec_live_id",
+            ),
+            models.Index(
+                fields=["collection", "updated_at", "id"],
+                condition=models.Q(livemode=True, deleted_at=None),
+                name="records_rec_live_updated",
+            ),
         ]
 
     def __str__(self) -> str:

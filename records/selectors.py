@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
-from records.errors import NotFound, RecordError
+from records.errors import InvalidQuery, NotFound
 from records.models import Change, Collection, Record
 
 FILTER_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull"}
@@ -41,9 +42,15 @@ def _coerce(field: dict, raw: str, param: str) -> Any:
     t = field["type"]
     try:
         if t == "integer":
-            return int(raw)
+            value = int(raw)
+            if abs(value) > 2**53:
+                raise ValueError
+            return value
         if t == "number":
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
         if t == "boolean":
             if raw.lower() in {"true", "1"}:
                 return True
@@ -51,7 +58,7 @@ def _coerce(field: dict, raw: str, param: str) -> Any:
                 return False
             raise ValueError
     except ValueError as exc:
-        raise RecordError(
+        raise InvalidQuery(
             f"`{param}` must be {'true or false' if t == 'boolean' else 'a number'}.", param=param
         ) from exc
     return raw
@@ -64,9 +71,9 @@ def record_filter(qs: QuerySet[Record], collection: Collection, filters: dict[st
         op = op or "eq"
         field = collection.field(key)
         if field is None:
-            raise RecordError(f"No field `{key}` to filter on.", param=param, code="unknown_filter")
+            raise InvalidQuery(f"No field `{key}` to filter on.", param=param, code="unknown_filter")
         if op not in FILTER_OPS:
-            raise RecordError(f"Unknown filter `{op}`; use one of {', '.join(sorted(FILTER_OPS))}.", param=param)
+            raise InvalidQuery(f"Unknown filter `{op}`; use one of {', '.join(sorted(FILTER_OPS))}.", param=param)
         lookup = f"data__{key}"
         if op == "isnull":
             if raw.lower() in {"true", "1"}:
@@ -81,7 +88,7 @@ def record_filter(qs: QuerySet[Record], collection: Collection, filters: dict[st
         else:
             value = _coerce(field, raw, param)
             if op in {"gt", "gte", "lt", "lte"} and field["type"] not in ORDERED_TYPES:
-                raise RecordError(f"`{key}` cannot be compared with {op}.", param=param)
+                raise InvalidQuery(f"`{key}` cannot be compared with {op}.", param=param)
             if op == "eq":
                 qs = qs.filter(**{lookup: value})
             elif op == "ne":
@@ -102,6 +109,32 @@ def record_search(qs: QuerySet[Record], q: str) -> QuerySet[Record]:
     return qs.annotate(_text=Cast("data", TextField())).filter(_text__icontains=q)
 
 
+def record_cursor_values(*, collection: Collection, record_id: str) -> dict | None:
+    """The sort keys of a page cursor's record (tombstones too: a cursor survives its record's deletion)."""
+    return (
+        Record.objects.filter(collection=collection, livemode=collection.livemode, pk=record_id)
+        .values("id", "created_at", "updated_at")
+        .first()
+    )
+
+
+def change_events(*, livemode: bool, op: str | None = None, collection: Collection | None = None) -> QuerySet[Change]:
+    """The change feed as the API's events read it (commit-ordered by `seq`; page with a keyset)."""
+    qs = Change.objects.filter(livemode=livemode).select_related("collection")
+    if op is not None:
+        qs = qs.filter(op=op)
+    if collection is not None:
+        qs = qs.filter(collection=collection)
+    return qs.order_by("seq")
+
+
+def record_created_at(record_ids: list[str]) -> dict[str, Any]:
+    """Creation times of records by id, in one query (the feed's rows do not carry them)."""
+    if not record_ids:
+        return {}
+    return dict(Record.objects.filter(pk__in=set(record_ids)).values_list("id", "created_at"))
+
+
 def change_list(*, livemode: bool, after_seq: int = 0, limit: int = 100, collection: Collection | None = None):
     qs = Change.objects.filter(livemode=livemode, seq__gt=after_seq).select_related("collection").order_by("seq")
     if collection is not None:
@@ -120,3 +153,9 @@ def records_changed_since(*, collection: Collection, after_seq: int, limit: int)
 
 def record_history(record: Record) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(target_type="record", target_id=record.id).order_by("-seq")
+
+
+def record_version_data(*, record: Record, version: int) -> dict | None:
+    """The record's data as it was at `version` (from the change feed), or None if unknown."""
+    snapshot = Change.objects.filter(record_id=record.id, version=version).only("data").first()
+    return snapshot.data if snapshot is not None else None

@@ -24,6 +24,7 @@ from audit.services import Actor, audit_event_record
 from rbac.permissions import has_permission
 from records import hooks
 from records.errors import (
+    Conflict,
     MergeConflict,
     NotFound,
     RecordError,
@@ -32,7 +33,7 @@ from records.errors import (
     VersionMismatch,
     WriteForbidden,
 )
-from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean
+from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
 
@@ -94,6 +95,7 @@ def collection_create(
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise RecordError("`name` is required (max 120 characters).", param="name")
+    _storable_check(name=name, description=description)
     slug = _slug_clean(slug)
     try:
         cleaned = field_definitions_clean(fields)
@@ -101,7 +103,7 @@ def collection_create(
         raise RecordError(exc.message, param=exc.param, code="invalid_field") from exc
     with transaction.atomic():
         if Collection.objects.filter(livemode=livemode, slug=slug, deleted_at=None).exists():
-            raise RecordError("A collection with this slug already exists.", param="slug", code="duplicate_slug")
+            raise Conflict("A collection with this slug already exists.", param="slug", code="duplicate_slug")
         _references_check(cleaned, livemode=livemode)
         collection = Collection.objects.create(
             livemode=livemode, slug=slug, name=name, description=description or "", fields=cleaned
@@ -113,6 +115,12 @@ def collection_create(
             changes={"after": {"slug": slug, "fields": [f["key"] for f in cleaned], "livemode": livemode}},
         )
     return collection
+
+
+def _storable_check(**texts: str | None) -> None:
+    for param, text in texts.items():
+        if text is not None and not storable(text):
+            raise RecordError(f"`{param}` cannot contain the NUL character.", param=param)
 
 
 def _references_check(fields: list[dict], *, livemode: bool) -> None:
@@ -144,6 +152,7 @@ def collection_update(
             if not name or len(name) > 120:
                 raise RecordError("`name` is required (max 120 characters).", param="name")
             collection.name = name
+        _storable_check(name=name, description=description)
         if description is not None:
             collection.description = description
         if fields is not None:
@@ -248,7 +257,7 @@ def collection_delete(*, actor: Any, collection: Collection) -> Collection:
     _require(actor, "collections.manage")
     with transaction.atomic():
         if Record.objects.filter(collection=collection, deleted_at=None).exists():
-            raise RecordError(
+            raise Conflict(
                 "Delete or move this collection's records first.", param="collection", code="collection_not_empty"
             )
         collection.deleted_at = timezone.now()
@@ -404,7 +413,7 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
     _require(actor, "records.edit")
     if collection.deleted_at is not None:
         raise NotFound("No such collection.", param="collection")
-    if record_id is not None and not (isinstance(record_id, str) and _RECORD_ID.match(record_id)):
+    if record_id is not None and not (isinstance(record_id, str) and _RECORD_ID.fullmatch(record_id)):
         raise RecordError("`id` must be 1–64 letters, digits, - or _.", param="id")
     if not isinstance(data, dict):
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
@@ -415,7 +424,7 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
         _validate(collection, data)
         _references_validate(collection, data)
         if record_id is not None and Record.objects.filter(pk=record_id).exists():
-            raise RecordError("A record with this id already exists.", param="id", code="duplicate_id")
+            raise Conflict("A record with this id already exists.", param="id", code="duplicate_id")
         now = timezone.now()
         record = Record(
             id=record_id or record_id_new(),

@@ -14,6 +14,15 @@ class SignupForm(forms.Form):
         label="Password", strip=False, min_length=10, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
+    def clean_slug(self) -> str:
+        # Checked with the other fields, so one submission shows every error at once.
+        from tenants.services import ProvisioningError, tenant_slug_check
+
+        try:
+            return tenant_slug_check(self.cleaned_data["slug"])
+        except ProvisioningError as exc:
+            raise forms.ValidationError(exc.message, code="slug") from exc
+
 
 class WorkspaceSettingsForm(forms.Form):
     name = forms.CharField(label="Workspace name", max_length=120)

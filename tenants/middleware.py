@@ -17,6 +17,13 @@ class TenantHostMiddleware(TenantMainMiddleware):
     """django-tenants' host routing, plus: the bare domain is the public site, unknown hosts get a
     clear 404 page, suspended workspaces a clear 403, and the template tenant is never served."""
 
+    @staticmethod
+    def hostname_from_request(request):
+        # As tenant_for_host: host names are case-insensitive and may end in the root's dot.
+        from django_tenants.utils import remove_www
+
+        return remove_www(request.get_host().split(":")[0].lower().rstrip("."))
+
     def get_tenant(self, domain_model, hostname):
         if hostname == settings.TESSERA_BASE_DOMAIN:
             return tenancy_backend().public_tenant()
@@ -44,6 +51,10 @@ class TenantHostMiddleware(TenantMainMiddleware):
         tenant = getattr(request, "tenant", None)
         if tenant is not None and tenant.schema_name != "public" and not tenant.is_active:
             connection.set_schema_to_public()
+            if request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:  # still on any host, as promised
+                request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+                set_urlconf(request.urlconf)
+                return None
             return render(request, "tenants/suspended.html", {"tenant": tenant}, status=403)
         return None
 

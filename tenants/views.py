@@ -21,7 +21,7 @@ def _port(request: HttpRequest) -> str:
 def signup(request: HttpRequest) -> HttpResponse:
     from accounts.services import AccountError, login_handoff_create
 
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -53,7 +53,9 @@ def signup(request: HttpRequest) -> HttpResponse:
 @permission_required("settings.manage")
 def workspace_settings(request: HttpRequest) -> HttpResponse:
     tenant = tenant_current()
-    form = WorkspaceSettingsForm(request.POST or None, initial={"name": tenant.name, "timezone": tenant.timezone})
+    form = WorkspaceSettingsForm(
+        request.POST if request.method == "POST" else None, initial={"name": tenant.name, "timezone": tenant.timezone}
+    )
     if request.method == "POST" and form.is_valid():
         tenant_settings_update(
             actor=request.user, tenant=tenant, name=form.cleaned_data["name"], timezone=form.cleaned_data["timezone"]

@@ -144,3 +144,58 @@ def admin_client(tenant, admin_user, client_for):
 @pytest.fixture
 def anon_client(tenant, client_for):
     return client_for(tenant)
+
+
+# --- the REST API (/api/v1) -------------------------------------------------------------------------
+
+API_SCOPES = (
+    "records:read",
+    "records:write",
+    "collections:read",
+    "collections:write",
+    "webhooks:manage",
+    "events:read",
+)
+
+
+class ApiClient(TenantClient):
+    """Speaks JSON to one tenant's /api/v1, with a bearer key (or, without one, a console session)."""
+
+    def __init__(self, tenant, raw_key: str | None = None, **kwargs):
+        if raw_key:
+            kwargs["HTTP_AUTHORIZATION"] = f"Bearer {raw_key}"
+        super().__init__(tenant, **kwargs)
+        self.raw_key = raw_key
+
+    def post(self, path, data=None, content_type="application/json", **kwargs):
+        return super().post(path, data, content_type=content_type, **kwargs)
+
+    def patch(self, path, data=None, content_type="application/merge-patch+json", **kwargs):
+        return super().patch(path, data, content_type=content_type, **kwargs)
+
+    def put(self, path, data=None, content_type="application/json", **kwargs):
+        return super().put(path, data, content_type=content_type, **kwargs)
+
+
+@pytest.fixture
+def api_key_for(admin_user):
+    """api_key_for(scopes=..., mode="live") -> (ApiKey, raw key) of tenant alpha."""
+    from partners.services import api_key_create
+
+    def make(*, scopes=API_SCOPES, mode: str = "live", name: str = "Test integration"):
+        return api_key_create(actor=admin_user, name=name, mode=mode, scopes=list(scopes))
+
+    return make
+
+
+@pytest.fixture
+def api(tenant, api_key_for):
+    """api(scopes=..., mode="live") -> ApiClient of tenant alpha holding a new key (`.key`, `.raw_key`)."""
+
+    def make(*, scopes=API_SCOPES, mode: str = "live") -> ApiClient:
+        key, raw = api_key_for(scopes=scopes, mode=mode)
+        client = ApiClient(tenant, raw)
+        client.key = key
+        return client
+
+    return make

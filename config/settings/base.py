@@ -52,7 +52,9 @@ SHARED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
-    # the mode's tenant middleware is inserted here (index 1)
+    # Outside the tenant middleware too, so an unknown host's 404 on /api/ is a problem as well.
+    "partners.api.middleware.ApiProblemMiddleware",
+    # the mode's tenant middleware is inserted here (index 2)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
+    "partners.ratelimit.ApiRateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls_tenant"
@@ -153,6 +157,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMAIL_BACKEND = env("TESSERA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("TESSERA_FROM_EMAIL", "Tessera <no-reply@tessera.localhost>")
 
+# Bulk writes carry up to 1,000 records.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "partners.auth.ApiKeyAuthentication",
@@ -167,20 +174,61 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tessera API",
-    "DESCRIPTION": "Records, collections and events of one Tessera workspace.",
+    "DESCRIPTION": (
+        "Records, collections and events of one Tessera workspace, at `https://<workspace host>/api/v1/`.\n\n"
+        "Authenticate with `Authorization: Bearer <api key>`: a test key (`tsk_test_…`) reads and writes the "
+        "workspace's sandbox data, a live key (`tsk_live_…`) its live data; the two never mix. Errors are "
+        "`application/problem+json` (RFC 9457) with a `code` (see [the errors page](/api/v1/docs/errors/)) and "
+        "the `request_id`. Lists are cursor-paginated (`limit`, `starting_after`, `ending_before`). POSTs take an "
+        "`Idempotency-Key`; records carry an `ETag` for `If-Match` / `If-None-Match`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The console's session works on the API too (with CSRF), but partners use keys: document those.
+    "AUTHENTICATION_WHITELIST": ["partners.auth.ApiKeyAuthentication"],
+    "PATH_CONVERTER_OVERRIDES": {
+        "collection_slug": {"type": "string", "pattern": r"^[a-z][a-z0-9_-]{0,62}$", "example": "customers"},
+        "record_id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$", "example": "01JD3X8Q6N2ZK4F7T9W1B5C8HY"},
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "partners.api.schema.strict_request_bodies",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "FieldType": "records.fields.FIELD_TYPES",
+        **{
+            f"{name.title().replace('_', '')}Object": [name]
+            for name in ("record", "collection", "event", "list", "bulk_result")
+        },
+    },
+    "TAGS": [
+        {"name": "Collections", "description": "Typed collections of records (their fields define the records)."},
+        {"name": "Records", "description": "The records of a collection: read, write, bulk upsert."},
+        {"name": "Events", "description": "The change feed: every record change, in commit order."},
+    ],
 }
+
+# API rate limits and usage metering (partners.ratelimit, partners.usage). The limits themselves are
+# one table in partners/ratelimit.py; where buckets and counters live is up to each runtime.
+TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.LocalTokenBuckets"
+TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
+TESSERA_RATE_LIMIT_SCALE = float(env("TESSERA_RATE_LIMIT_SCALE", "1"))  # multiplies every limit (load tests)
+TESSERA_COUNTERS_NAMESPACE = "tessera"  # prefix of the buckets' and counters' keys
+TESSERA_USAGE_FLUSH_SECONDS = 30  # in-process counters flush themselves this often
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BEAT_SCHEDULE = {
+    "partners-usage-flush": {"task": "partners.usage_flush_all_workspaces", "schedule": 60.0},
+    "partners-api-keys-expire": {"task": "partners.api_keys_expire_all_workspaces", "schedule": 300.0},
+}
 
 LOG_FORMAT = env("TESSERA_LOG_FORMAT", "json")
 LOG_LEVEL = env("TESSERA_LOG_LEVEL", "INFO")

@@ -1,18 +1,17 @@
 """Desktop runtime: one business on SQLite (WAL) in the user's data folder; no servers to run."""
 
 import secrets
-from pathlib import Path
-
-import platformdirs
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, logging_config
+from desktop import paths as desktop_paths
 
 TESSERA_MULTI_TENANT = False
-DATA_DIR = Path(env("TESSERA_DATA_DIR") or platformdirs.user_data_dir("Tessera", "Tessera"))
+DATA_DIR = desktop_paths.data_dir()  # platformdirs' user data folder; TESSERA_DATA_DIR overrides
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-LOG_DIR = Path(platformdirs.user_log_dir("Tessera", "Tessera")) if not env("TESSERA_DATA_DIR") else DATA_DIR / "logs"
+LOG_DIR = desktop_paths.log_dir()
 LOG_DIR.mkdir(parents=True, exist_ok=True)
+MEDIA_ROOT = desktop_paths.files_dir(DATA_DIR)
 
 
 def _persistent_secret_key() -> str:
@@ -25,12 +24,13 @@ def _persistent_secret_key() -> str:
 
 SECRET_KEY = env("TESSERA_SECRET_KEY") or _persistent_secret_key()
 
-INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["channels"]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["channels", "desktop"]
+ROOT_URLCONF = "config.urls_desktop"  # the workspace URLs plus the Desktop page (backups, LAN hub)
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 TESSERA_TENANCY = "tenants.backends.SingleTenancy"
 
-MIDDLEWARE = [MIDDLEWARE[0], "tenants.middleware.SingleTenantMiddleware", *MIDDLEWARE[1:]]
+MIDDLEWARE = [*MIDDLEWARE[:2], "tenants.middleware.SingleTenantMiddleware", *MIDDLEWARE[2:]]
 
 DATABASES = {
     "default": {
@@ -48,14 +48,29 @@ DATABASES = {
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 TESSERA_HEALTH_CHECK_REDIS = False
+# One process serves the one business: rate-limit buckets and usage counters in its memory.
+TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.LocalTokenBuckets"
+TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
 TESSERA_METRICS_ENABLED = False
 
-# No Redis on the desktop: the same Celery tasks on a broker kept in files of the data folder.
-CELERY_BROKER_URL = "filesystem://"
+# No Redis on the desktop: the same Celery tasks on a broker kept in files of the data folder
+# (kombu's filesystem transport, made crash-safe in desktop.broker), run by the app's own worker and
+# beat (desktop.jobs). A job queued before quitting runs after the next start.
+CELERY_BROKER_URL = "filesystem://localhost/"
+CELERY_BROKER_TRANSPORT = "desktop.broker:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "data_folder_in": str(DATA_DIR / "queue"),
-    "data_folder_out": str(DATA_DIR / "queue"),
-    "processed_folder": str(DATA_DIR / "queue-processed"),
+    "data_folder_in": str(desktop_paths.queue_dir(DATA_DIR)),
+    "data_folder_out": str(desktop_paths.queue_dir(DATA_DIR)),
+    "control_folder": str(DATA_DIR / "queue-control"),
+    "polling_interval": 0.5,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "desktop-heartbeat": {"task": "desktop.heartbeat", "schedule": 60.0},
+    "desktop-backups-prune": {"task": "desktop.backups_prune", "schedule": 24 * 3600.0},
 }
 TESSERA_CELERY_APP_CLASS = "celery.Celery"
 

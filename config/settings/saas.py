@@ -26,9 +26,9 @@ TESSERA_TENANCY = "tenants.backends.SchemaTenancy"
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    MIDDLEWARE[0],
+    *MIDDLEWARE[:2],
     "tenants.middleware.TenantHostMiddleware",
-    *MIDDLEWARE[1:],
+    *MIDDLEWARE[2:],
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -50,6 +50,9 @@ CACHES = {
     }
 }
 TESSERA_HEALTH_CHECK_REDIS = True
+# Rate-limit buckets and usage counters shared by every server process (partners/).
+TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.RedisTokenBuckets"
+TESSERA_USAGE_BACKEND = "partners.usage.RedisUsageCounters"
 TESSERA_METRICS_ENABLED = True
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)

@@ -13,3 +13,9 @@ if TESSERA_MODE == "desktop":
 
     # A file (not :memory:) so real-server tests in a subprocess see the same database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+# API rate limits stay on (every API test sees the headers) but far above what a test sends;
+# tests/partners runs them at their real size (TESSERA_RATE_LIMIT_SCALE = 1).
+TESSERA_RATE_LIMIT_SCALE = 1000
+# In-process usage counters flush only when a test says so (never in the middle of a query-count check).
+TESSERA_USAGE_FLUSH_SECONDS = 10**9

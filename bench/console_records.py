@@ -1,0 +1,498 @@
+#!/usr/bin/env python
+"""Records console at 100,000 records: page render times of the records table. Prints figures; never asserts.
+
+    TESSERA_MODE=saas    .venv/bin/python bench/console_records.py [--records 100000] [--runs 40]
+    TESSERA_MODE=desktop .venv/bin/python bench/console_records.py [--records 100000] [--runs 40]
+
+1. A database of its own: SaaS starts a private PostgreSQL (own folder under /tmp, free port, fsync off)
+   unless TESSERA_BENCH_DATABASE_URL names a server (it then creates and drops a database of its own);
+   desktop uses a SQLite file in a temporary data folder. Nothing else is touched.
+2. Seeds one collection (8 fields of 7 types, one unique) with --records records:
+   - the first --spine-records (default 2,000) through the write spine (records.services.record_bulk_upsert,
+     batches of 500), timed, so the spine's own seeding rate is part of the output;
+   - the rest through a bench-only fast path: every row validated with the collection's JSON Schema
+     (records.fields.data_errors), sequence numbers reserved under the spine's own counter lock
+     (records.services._seq_lock/_seq_next), then bulk inserts of Record, Change and RecordUniqueValue rows.
+     Why: the spine writes one record at a time (about 19 queries each, audit hash chain included), which
+     would make seeding 100,000 rows take tens of minutes; the benchmark measures reads, and the fast
+     path leaves rows of exactly the shape the spine writes (data, version, seq, change feed, unique
+     values). It skips audit events and webhook/sync hooks, so it exists here only. --seed-via-spine
+     seeds everything through the spine instead.
+3. Renders the table page through the full Django stack (middleware, session, view, template) with the
+   test client, logged in as the Admin: first page, a deep page (keyset cursor at the middle and the last
+   page), sorted pages (first and deep), filtered pages, searches, and the collections list with counts.
+   Each is rendered --runs times after 3 warm-ups; p50/p99/max in milliseconds.
+4. A streamed CSV export of every record (rows per second) and the EXPLAIN of the main queries (SaaS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "bench-Correct-horse-9417"
+TIERS = ["free", "team", "pro", "enterprise"]
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+# --- a database of its own ---------------------------------------------------------------------------
+
+
+class PrivatePostgres:
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name.split(".")[0]))
+        if not found:
+            sys.exit("PostgreSQL server binaries not found (or set TESSERA_BENCH_DATABASE_URL)")
+        self.bin = str(found[-1])
+        self.dir = tempfile.mkdtemp(prefix="tessera-bench-records.")
+        self.port = 0
+
+    def _as_pg(self, *cmd: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+    def start(self) -> str:
+        os.chmod(self.dir, 0o755)
+        data, sock = f"{self.dir}/pg", f"{self.dir}/sock"
+        for path in (data, sock):
+            os.mkdir(path)
+            if os.geteuid() == 0:
+                shutil.chown(path, "postgres", "postgres")
+        initdb = [f"{self.bin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"]
+        subprocess.run(self._as_pg(*initdb), check=True, stdout=subprocess.DEVNULL)
+        for _ in range(3):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+            opts = (
+                f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB"
+            )
+            done = subprocess.run(
+                self._as_pg(f"{self.bin}/pg_ctl", "-D", data, "-l", f"{sock}/pg.log", "-w", "-o", opts, "start"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if done.returncode == 0:
+                return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        sys.exit(f"Could not start PostgreSQL; see {sock}/pg.log")
+
+    def stop(self) -> None:
+        subprocess.run(
+            self._as_pg(f"{self.bin}/pg_ctl", "-D", f"{self.dir}/pg", "-m", "immediate", "stop"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def database_create(server_url: str, name: str) -> str:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def database_drop(server_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# --- the workspace and its records ------------------------------------------------------------------
+
+
+def workspace_make(saas: bool):
+    from django.core.management import call_command
+
+    from accounts.models import User
+    from accounts.services import user_create
+    from rbac.roles import Role
+    from tenants.runtime import tenant_context
+
+    if saas:
+        from tenants.services import tenant_provision
+
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        tenant = tenant_provision(
+            name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=PASSWORD
+        ).tenant
+    else:
+        from tenants.services import tenant_single_ensure
+
+        call_command("migrate", interactive=False, verbosity=0)
+        tenant = tenant_single_ensure(name="Bench")
+    with tenant_context(tenant):
+        admin = User.objects.filter(email="admin@bench.test").first() or user_create(
+            email="admin@bench.test", password=PASSWORD, role=Role.ADMIN
+        )
+    return tenant, admin
+
+
+FIELDS = [
+    {"key": "name", "label": "Name", "type": "text", "required": True},
+    {"key": "email", "label": "E-mail", "type": "email", "unique": True},
+    {"key": "tier", "label": "Tier", "type": "choice", "choices": TIERS},
+    {"key": "score", "label": "Score", "type": "integer"},
+    {"key": "amount", "label": "Amount", "type": "number"},
+    {"key": "joined", "label": "Joined", "type": "date"},
+    {"key": "active", "label": "Active", "type": "boolean"},
+    {"key": "notes", "label": "Notes", "type": "long_text"},
+]
+
+
+def row(i: int, rng: random.Random) -> dict:
+    data = {
+        "name": f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()} {i}",
+        "email": f"person{i}@example.test",
+        "tier": rng.choice(TIERS),
+        "amount": round(rng.uniform(0, 10_000), 2),
+        "joined": f"20{rng.randint(10, 25)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "active": rng.random() < 0.7,
+        "notes": " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))),
+    }
+    if rng.random() < 0.95:  # some records without a score: missing values sort last
+        data["score"] = rng.randint(0, 1000)
+    if i % 5000 == 17:
+        data["notes"] += " zanzibar"  # a rare word for the search
+    return data
+
+
+def seed(collection, admin, total: int, spine_rows: int) -> None:
+    from records.services import record_bulk_upsert
+
+    rng = random.Random(7)
+    spine_rows = min(spine_rows, total)
+    started = time.perf_counter()
+    for start in range(0, spine_rows, 500):
+        items = [{"data": row(i, rng)} for i in range(start, min(start + 500, spine_rows))]
+        results = record_bulk_upsert(actor=admin, collection=collection, items=items)
+        assert all(r.status == "created" for r in results), [r.error for r in results if r.error][:3]
+    seconds = time.perf_counter() - started
+    if spine_rows:
+        per = seconds / spine_rows
+        say(
+            f"seeded {spine_rows:,} records through the spine (record_bulk_upsert, batches of 500): "
+            f"{seconds:.1f} s = {per * 1000:.2f} ms/record → 100,000 would take ≈ {per * 100_000 / 60:.0f} min"
+        )
+    rest = total - spine_rows
+    if rest:
+        started = time.perf_counter()
+        _seed_fast(collection, admin, range(spine_rows, total), rng)
+        seconds = time.perf_counter() - started
+        say(f"seeded {rest:,} more through the bench-only fast path: {seconds:.1f} s")
+
+
+def _seed_fast(collection, admin, indexes: range, rng: random.Random) -> None:
+    """Bench only: rows of the spine's shape, validated, bulk-inserted (no audit events or hooks)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from records.fields import data_errors
+    from records.models import Change, Record, RecordUniqueValue, record_id_new
+    from records.services import _seq_lock, _seq_next, _value_hash, actor_stamp
+
+    stamp = actor_stamp(admin)
+    unique = [f for f in collection.fields if f["unique"]]
+    for start in range(indexes.start, indexes.stop, 5000):
+        batch = [row(i, rng) for i in range(start, min(start + 5000, indexes.stop))]
+        for data in batch:
+            errors = data_errors(collection.fields, data, cache_key=collection.cache_key)
+            assert not errors, errors
+        with transaction.atomic():
+            _seq_lock()
+            first = _seq_next(len(batch))
+            now = timezone.now()
+            records = [
+                Record(
+                    id=record_id_new(),
+                    livemode=True,
+                    collection=collection,
+                    data=data,
+                    version=1,
+                    seq=first + n,
+                    created_at=now,
+                    updated_at=now,
+                    created_by=stamp,
+                    updated_by=stamp,
+                )
+                for n, data in enumerate(batch)
+            ]
+            Record.objects.bulk_create(records, batch_size=1000)
+            Change.objects.bulk_create(
+                [
+                    Change(
+                        seq=r.seq,
+                        livemode=True,
+                        collection=collection,
+                        record_id=r.id,
+                        op="created",
+                        version=1,
+                        data=r.data,
+                        changed_fields=sorted(r.data),
+                        actor=stamp,
+                        occurred_at=now,
+                    )
+                    for r in records
+                ],
+                batch_size=1000,
+            )
+            RecordUniqueValue.objects.bulk_create(
+                [
+                    RecordUniqueValue(
+                        collection=collection, field_id=f["id"], value_hash=_value_hash(r.data[f["key"]]), record=r
+                    )
+                    for r in records
+                    for f in unique
+                    if r.data.get(f["key"]) is not None
+                ],
+                batch_size=1000,
+            )
+
+
+# --- measuring ---------------------------------------------------------------------------------------
+
+
+def timed(client, url: str, runs: int, expect: int = 200) -> tuple[list[float], list[float]]:
+    """Wall-clock and this process's CPU milliseconds per render (CPU time leaves out waiting for a
+    busy machine's scheduler, and the database server's own work)."""
+    for _ in range(3):
+        response = client.get(url)
+        assert response.status_code == expect, (url, response.status_code, response.content[:500])
+    wall, cpu = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url)
+        content = response.content
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        assert response.status_code == expect and content
+    return wall, cpu
+
+
+def line(label: str, values: tuple[list[float], list[float]], note: str = "") -> None:
+    wall, cpu = values
+    say(
+        f"{label:40} p50 {statistics.median(wall):6.1f} ms  p99 {percentile(wall, 99):6.1f} ms  "
+        f"max {max(wall):6.1f} ms | cpu p50 {statistics.median(cpu):5.1f} ms{('   ' + note) if note else ''}"
+    )
+
+
+def explain(sql_label: str, qs) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS OFF, TIMING OFF, SUMMARY ON) " + sql, params)
+        plan = [r[0] for r in cursor.fetchall()]
+    say(f"  EXPLAIN {sql_label}:")
+    for p in plan[:8]:
+        say(f"    {p}")
+
+
+def measure(tenant, admin, collection, runs: int, saas: bool) -> None:
+    from django.test import Client
+    from django.utils.http import urlencode
+
+    from records.models import Record
+    from records.selectors import record_list
+    from records.tables import cursor_encode, table_query_parse
+    from tenants.runtime import tenant_context
+
+    host = tenant.host() if saas else "127.0.0.1"
+    client = Client(HTTP_HOST=host)
+    with tenant_context(tenant):
+        client.force_login(admin, backend="accounts.backends.EmailPasswordBackend")
+        live = record_list(collection=collection)
+        total = live.count()
+        mid = live.order_by("-id").values_list("id", flat=True)[total // 2]
+        by_score = live.filter(data__score__isnull=False).order_by("data__score", "id")
+        mid_score = by_score.values_list("data__score", "id")[total // 2]
+        rare = Record.objects.filter(collection=collection, data__notes__icontains="zanzibar").count()
+    base = f"/records/{collection.slug}/"
+    cases = [
+        ("first page (newest first)", base, ""),
+        ("deep page (cursor at record 50,000)", base + "?" + urlencode({"after": cursor_encode(mid, mid)}), ""),
+        ("last page", base + "?before=end", ""),
+        ("sorted by score, first page", base + "?sort=score", ""),
+        (
+            "sorted by score, deep page",
+            base + "?" + urlencode({"sort": "score", "after": cursor_encode(mid_score[0], mid_score[1])}),
+            "",
+        ),
+        ("sorted by name descending", base + "?sort=-name", ""),
+        ("sorted by updated", base + "?sort=updated_at", ""),
+        ("filtered tier=pro", base + "?tier=pro", ""),
+        ("filtered tier=pro & score ≥ 900", base + "?tier=pro&score__gte=900", ""),
+        ("filtered score ≥ 990, sorted by amount", base + "?score__gte=990&sort=-amount", ""),
+        ("filtered name contains 'kilo 4'", base + "?" + urlencode({"name__contains": "kilo 4"}), ""),
+        ("search 'zanzibar' (rare)", base + "?q=zanzibar", f"{rare} matches"),
+        ("search 'person4242@' (one)", base + "?" + urlencode({"q": "person4242@"}), ""),
+        ("search 'kilo' (common)", base + "?q=kilo", ""),
+        ("100 rows per page", base + "?per_page=100", ""),
+        ("collections list (with counts)", "/records/", ""),
+        ("record form (edit one record)", f"{base}r/{mid}/", ""),
+    ]
+    say(f"\n== Page render times over {total:,} live records ({runs} runs each, after 3 warm-ups)")
+    say(f"(load average now: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} CPUs)")
+    for label, url, note in cases:
+        line(label, timed(client, url, runs), note)
+
+    say("\n== Export")
+    for fmt in ("csv", "json"):
+        started = time.perf_counter()
+        response = client.get(f"/records/{collection.slug}/export.{fmt}")
+        size = sum(len(chunk) for chunk in response.streaming_content)
+        seconds = time.perf_counter() - started
+        say(
+            f"{fmt.upper()} export of all {total:,} records (streamed): {seconds:.2f} s, "
+            f"{total / seconds:,.0f} rows/s, {size / 1e6:.1f} MB"
+        )
+    with tenant_context(tenant):
+        from records.tables import (
+            _matching,
+            _ordered,
+            record_table_page,  # noqa: F401  (the same query the page runs)
+        )
+
+        say("")
+        for label, params in [("first page", {}), ("sorted by score", {"sort": "score"}), ("search", {"q": "kilo"})]:
+            query = table_query_parse(collection, params)
+            explain(label, _ordered(_matching(collection, query), collection, query.sort, reverse=False)[:51])
+
+
+def machine(note: str) -> None:
+    from django.db import connection
+
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    version = connection.vendor
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            version = "PostgreSQL " + cursor.fetchone()[0]
+        else:
+            cursor.execute("select sqlite_version()")
+            version = "SQLite " + cursor.fetchone()[0]
+    import django
+
+    say("== Machine")
+    say(f"nproc {len(os.sched_getaffinity(0))}, CPU: {model}; load average now: {os.getloadavg()}")
+    say(f"Python {platform.python_version()}, Django {django.get_version()}, {version}")
+    say(note)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--spine-records", type=int, default=2000, help="seeded through the spine (timed)")
+    parser.add_argument("--seed-via-spine", action="store_true", help="seed every record through the spine")
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the private server is still stopped
+    mode = os.environ.setdefault("TESSERA_MODE", "desktop")
+    saas = mode == "saas"
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("TESSERA_LOG_LEVEL", "WARNING")
+    server = given = None
+    db_name = f"tessera_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    data_dir = None
+    try:
+        if saas:
+            given = os.environ.get("TESSERA_BENCH_DATABASE_URL")
+            if given:
+                url, note = given, f"database: given server, own database {db_name} (dropped after)"
+            else:
+                server = PrivatePostgres()
+                url = server.start()
+                note = f"database: private PostgreSQL on 127.0.0.1:{server.port} (fsync off; figures are CPU cost)"
+            os.environ["TESSERA_DATABASE_URL"] = database_create(url, db_name)
+        else:
+            data_dir = tempfile.mkdtemp(prefix="tessera-bench-desktop.")
+            os.environ["TESSERA_DATA_DIR"] = data_dir
+            note = f"database: SQLite (WAL) in {data_dir}"
+
+        import django
+
+        django.setup()
+        from django.db import connection
+
+        from records.services import collection_create
+        from tenants.runtime import tenant_context
+
+        machine(note)
+        tenant, admin = workspace_make(saas)
+        with tenant_context(tenant):
+            collection = collection_create(actor=admin, name="People", slug="people", fields=FIELDS)
+            say(f"\n== Seeding {args.records:,} records ({mode})")
+            seed(collection, admin, args.records, args.records if args.seed_via_spine else args.spine_records)
+            with connection.cursor() as cursor:  # as autovacuum would have by now
+                cursor.execute("VACUUM ANALYZE" if saas else "ANALYZE")
+        measure(tenant, admin, collection, args.runs, saas)
+        connection.close()
+    finally:
+        if saas and given:
+            try:
+                database_drop(given, db_name)
+            except Exception as exc:  # report, do not mask the benchmark's own error
+                say(f"(could not drop {db_name}: {exc})")
+        if server is not None:
+            server.stop()
+        if data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

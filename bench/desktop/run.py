@@ -1,0 +1,210 @@
+"""Desktop edition figures: cold start to /health and to the first rendered page, idle RSS and CPU,
+installed and package size. Prints them against the targets; asserts nothing.
+
+    python bench/desktop/run.py                      # the installed /usr/bin/tessera (else this checkout)
+    python bench/desktop/run.py --idle-seconds 10    # shorter idle window
+    python bench/desktop/run.py --checkout           # `python -m desktop` from this checkout
+    python bench/desktop/run.py --gui                # also: window under Xvfb, time to console shown
+
+Targets: < 2 s to /health, < 3 s to first page, < 150 MB idle RSS, < 1 % idle CPU, .deb < 40 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def env_for(data: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "DJANGO_", "PYTEST_"))}
+    env.pop("DISPLAY", None)
+    env.update({"TESSERA_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}, **extra)
+    return env
+
+
+def get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with NO_PROXY.open(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except Exception:
+        return 0, b""
+
+
+def launch(command: list[str], data: Path, **extra: str) -> tuple[subprocess.Popen, float, float, int]:
+    """Start; return (process, seconds to /health 200, seconds to the login page rendered, port)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command, env=env_for(data, **extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data.parent
+    )
+    port = None
+    health = page = None
+    while time.perf_counter() - started < 120:
+        if proc.poll() is not None:
+            raise SystemExit(f"the app exited with {proc.returncode}")
+        if port is None:
+            try:
+                info = json.loads((data / "tessera.port").read_text())
+                port = info["port"] if info["pid"] == proc.pid else None
+            except (OSError, ValueError, KeyError):
+                pass
+        if port is not None and health is None and get(f"http://127.0.0.1:{port}/health")[0] == 200:
+            health = time.perf_counter() - started
+        if health is not None:
+            status, body = get(f"http://127.0.0.1:{port}/accounts/login/")
+            if status == 200 and b"<form" in body:
+                page = time.perf_counter() - started
+                return proc, health, page, port
+        time.sleep(0.005)
+    raise SystemExit("the app did not start within 120 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared libraries counted once across the processes that map them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{proc.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                out += [int(proc.name), *descendants(int(proc.name))]
+    return out
+
+
+def idle(pid: int, seconds: float) -> tuple[float, float, float, float, float]:
+    """Over `seconds` of doing nothing: (RSS MB of the app process, its peak, CPU % of one core for the
+    app and its child processes, PSS MB of them all, RSS MB of them all)."""
+    pids = [pid, *descendants(pid)]
+    cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+    peak = 0.0
+    while time.perf_counter() - t0 < seconds:
+        peak = max(peak, rss_mb(pid))
+        time.sleep(min(1.0, seconds / 10))
+    cpu1, t1 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+    cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
+    return rss_mb(pid), peak, cpu, sum(pss_mb(p) for p in pids), sum(rss_mb(p) for p in pids)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--runs", type=int, default=3, help="cold starts to time (median reported)")
+    parser.add_argument("--checkout", action="store_true", help="run this checkout instead of /usr/bin/tessera")
+    parser.add_argument("--gui", action="store_true", help="also start the window under Xvfb")
+    args = parser.parse_args()
+
+    installed = Path("/usr/bin/tessera")
+    command = [sys.executable, "-m", "desktop"] if args.checkout or not installed.exists() else [str(installed)]
+    work = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    data = work / "data"
+    print(f"app: {' '.join(command)}   (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
+
+    # First run: empty data folder (creates and migrates the database).
+    proc, health, page, _ = launch([*command, "--server-only"], data)
+    print(f"first run (empty data folder): /health {health:.2f} s, first page {page:.2f} s")
+    stop(proc)
+
+    healths, pages = [], []
+    for run in range(args.runs):
+        proc, health, page, _port = launch([*command, "--server-only"], data)
+        healths.append(health)
+        pages.append(page)
+        if run < args.runs - 1:
+            stop(proc)
+    print(
+        f"cold start (existing workspace, median of {args.runs}): /health {statistics.median(healths):.2f} s "
+        f"(target < 2 s), first page {statistics.median(pages):.2f} s (target < 3 s)"
+    )
+    time.sleep(5)  # the worker and beat come up after /health
+    rss, peak, cpu, _, _ = idle(proc.pid, args.idle_seconds)
+    print(
+        f"idle {args.idle_seconds:.0f} s, server-only: RSS {rss:.0f} MB (peak {peak:.0f}; target < 150 MB), "
+        f"CPU {cpu:.2f} % (target < 1 %)"
+    )
+    stop(proc)
+
+    if args.gui and shutil.which("Xvfb"):
+        display = ":97"
+        xvfb = subprocess.Popen(
+            ["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+        log = work / "gui.log"
+        started = time.perf_counter()
+        with log.open("w") as out:
+            gui = subprocess.Popen(
+                command,
+                env=env_for(data, DISPLAY=display, TESSERA_LOG_LEVEL="INFO"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        while "window: console shown" not in log.read_text() and time.perf_counter() - started < 60:
+            time.sleep(0.01)
+        print(f"window: console shown {time.perf_counter() - started:.2f} s after launch")
+        time.sleep(5)
+        rss, peak, cpu, pss_all, rss_all = idle(gui.pid, args.idle_seconds)
+        print(
+            f"idle {args.idle_seconds:.0f} s with the window: app process RSS {rss:.0f} MB (peak {peak:.0f}); "
+            f"with WebKit's processes PSS {pss_all:.0f} MB (RSS summed {rss_all:.0f} MB); CPU {cpu:.2f} %"
+        )
+        stop(gui)
+        xvfb.terminate()
+
+    listed = subprocess.run(["dpkg", "-L", "tessera"], capture_output=True, text=True)
+    if listed.returncode == 0:
+        files = [Path(line) for line in listed.stdout.splitlines()]
+        total = sum(p.stat().st_size for p in files if p.is_file() and not p.is_symlink())
+        print(f"installed size: {total / 1e6:.0f} MB in {sum(1 for p in files if p.is_file())} files")
+    debs = sorted((REPO / "dist").glob("tessera_*.deb"))
+    if debs:
+        print(f".deb: {debs[-1].name} {debs[-1].stat().st_size / 1e6:.1f} MB (target < 40 MB)")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

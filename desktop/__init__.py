@@ -1,0 +1,1 @@
+"""The desktop edition: launcher, window, port file, background jobs, LAN sync hub, backups, packaging."""

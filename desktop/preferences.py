@@ -1,0 +1,41 @@
+"""This machine's desktop preferences (not the workspace's data): a small JSON file in the data folder.
+
+Kept out of the database on purpose: whether this computer is a LAN hub, and on which port, belongs
+to the machine, so restoring a backup made elsewhere does not turn it on here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from desktop import paths
+
+
+@dataclass
+class Preferences:
+    lan_hub_enabled: bool = False
+    lan_port: int = 0
+
+
+def preferences_load(path: Path | None = None) -> Preferences:
+    path = path or paths.preferences_file()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return Preferences()
+    known = {f.name for f in fields(Preferences)}
+    prefs = Preferences(**{k: v for k, v in data.items() if k in known})
+    prefs.lan_hub_enabled = bool(prefs.lan_hub_enabled)
+    prefs.lan_port = int(prefs.lan_port or 0)
+    return prefs
+
+
+def preferences_save(prefs: Preferences, path: Path | None = None) -> None:
+    path = path or paths.preferences_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(prefs), indent=2))
+    os.replace(tmp, path)

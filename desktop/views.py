@@ -1,0 +1,116 @@
+"""The console's Desktop page (under Settings): data folder, backups and restore, the LAN sync hub."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import segno
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from desktop import paths
+from desktop.backup import SUFFIX
+from desktop.selectors import backup_find, backup_list, jobs_status, lan_status
+from desktop.services import BackupError, backup_create, backup_restore, lan_hub_set
+from desktop.version import app_version
+from rbac.permissions import permission_required
+
+
+def _page(request: HttpRequest, *, status: int = 200, error: str = "") -> HttpResponse:
+    lan = lan_status()
+    qr = None
+    if lan.sync_url:
+        qr = segno.make(lan.sync_url, error="m").svg_data_uri(scale=5, border=2)
+    data_dir = Path(settings.DATA_DIR)
+    context = {
+        "lan": lan,
+        "lan_qr": qr,
+        "jobs": jobs_status(),
+        "backups": backup_list()[:20],
+        "data_dir": data_dir,
+        "log_dir": getattr(settings, "LOG_DIR", paths.log_dir()),
+        "version": app_version(),
+        "restore_error": error,
+        "backup_suffix": SUFFIX,
+    }
+    return render(request, "desktop/settings.html", context, status=status)
+
+
+@permission_required("settings.manage")
+def desktop_settings(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@require_POST
+@permission_required("settings.manage")
+def lan_hub(request: HttpRequest) -> HttpResponse:
+    enabled = request.POST.get("enabled") == "on"
+    status = lan_hub_set(actor=request.user, enabled=enabled)
+    if not enabled:
+        messages.success(request, "LAN sync hub turned off.")
+    elif status.listening:
+        messages.success(request, f"LAN sync hub on at {status.address}:{status.port}.")
+    elif status.error:
+        messages.error(request, f"LAN sync hub is on, but not listening: {status.error}")
+    else:
+        messages.success(request, "LAN sync hub turned on; it starts with the desktop app.")
+    return redirect("desktop:settings")
+
+
+@require_POST
+@permission_required("settings.manage")
+def backup_now(request: HttpRequest) -> HttpResponse:
+    try:
+        info = backup_create(actor=request.user)
+    except BackupError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Backup saved: {info.name}")
+    return redirect("desktop:settings")
+
+
+@permission_required("settings.manage")
+def backup_download(request: HttpRequest, name: str) -> FileResponse:
+    info = backup_find(name)
+    if info is None:
+        raise Http404("No such backup.")
+    return FileResponse(info.path.open("rb"), as_attachment=True, filename=info.name)
+
+
+@require_POST
+@permission_required("settings.manage")
+def restore(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("backup_file")
+    chosen = request.POST.get("name", "")
+    temporary: Path | None = None
+    if upload is not None:
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=SUFFIX, dir=settings.DATA_DIR)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        temporary = path = Path(tmp)
+    elif chosen:
+        info = backup_find(chosen)
+        if info is None:
+            return _page(request, status=400, error="Choose one of the backups listed, or upload a backup file.")
+        path = info.path
+    else:
+        return _page(request, status=400, error="Choose a backup file to restore.")
+    try:
+        info = backup_restore(actor=request.user, path=path)
+    except BackupError as exc:
+        return _page(request, status=400, error=exc.message)
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+    logout(request)  # the session belonged to the replaced data
+    messages.success(
+        request, f"Restored the workspace as of {info.created_at:%Y-%m-%d %H:%M} UTC. Log in again to continue."
+    )
+    return redirect("accounts:login")

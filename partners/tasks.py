@@ -1,0 +1,40 @@
+"""Periodic jobs of partners/ (Celery beat, config.settings CELERY_BEAT_SCHEDULE): thin wrappers.
+
+Beat sends the `*_all_workspaces` task once; it sends the per-workspace task from inside each
+workspace, so the tenant-aware Celery app (SaaS) runs it in that workspace's schema.
+"""
+
+from celery import shared_task
+
+from partners.services import api_key_expire_due
+from partners.usage import usage_flush
+from tenants.runtime import tenant_context, tenant_list
+
+
+@shared_task(name="partners.usage_flush")
+def usage_flush_task() -> int:
+    return usage_flush()
+
+
+@shared_task(name="partners.api_keys_expire")
+def api_keys_expire_task() -> int:
+    return len(api_key_expire_due())
+
+
+def _for_each_workspace(task) -> int:
+    count = 0
+    for tenant in tenant_list():
+        with tenant_context(tenant):
+            task.delay()
+        count += 1
+    return count
+
+
+@shared_task(name="partners.usage_flush_all_workspaces")
+def usage_flush_all_workspaces() -> int:
+    return _for_each_workspace(usage_flush_task)
+
+
+@shared_task(name="partners.api_keys_expire_all_workspaces")
+def api_keys_expire_all_workspaces() -> int:
+    return _for_each_workspace(api_keys_expire_task)
