@@ -43,6 +43,12 @@ def user_create(*, email: str, password: str | None, full_name: str = "", role: 
     email = User.objects.normalize_email((email or "").strip()).lower()
     if not email:
         raise AccountError("Enter an e-mail address.", field="email")
+    try:
+        from django.core.validators import validate_email
+
+        validate_email(email)
+    except ValidationError as exc:
+        raise AccountError("Enter a valid e-mail address.", field="email") from exc
     if User.objects.filter(email__iexact=email).exists():
         raise AccountError("Someone with this e-mail is already a member.", field="email", code="duplicate")
     if password:

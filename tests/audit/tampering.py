@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from django.db import connection
 
 _append_only = importlib.import_module("audit.migrations.0002_append_only")
+_head_forward = importlib.import_module("audit.migrations.0003_chain_head_forward_only")
 
 
 @contextlib.contextmanager
@@ -25,12 +26,12 @@ def append_only_trigger_off() -> Iterator[None]:
             finally:
                 cursor.execute("SET session_replication_role = DEFAULT")
         else:
-            for sql in _append_only.SQLITE_DOWN:
+            for sql in _append_only.SQLITE_DOWN + _head_forward.SQLITE_DOWN:
                 cursor.execute(sql)
             try:
                 yield
             finally:
-                for sql in _append_only.SQLITE_UP:
+                for sql in _append_only.SQLITE_UP + _head_forward.SQLITE_UP:
                     cursor.execute(sql)
 
 

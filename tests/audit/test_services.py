@@ -61,11 +61,21 @@ def test_every_event_is_linked_to_the_one_before(tenant, admin_user):
     assert audit_chain_verify().ok
 
 
+def test_the_database_refuses_to_rewind_or_delete_the_chain_head(tenant):
+    from django.db import DatabaseError, transaction
+
+    audit_event_record(action="workspace.settings_changed", actor=Actor.system("test"))
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditChainHead.objects.filter(pk=1).update(seq=0)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditChainHead.objects.all().delete()
+
+
 def test_first_event_of_an_empty_log_starts_from_genesis(tenant):
     from tests.audit.tampering import audit_sql
 
     audit_sql("DELETE FROM audit_auditevent")
-    AuditChainHead.objects.all().delete()
+    audit_sql("DELETE FROM audit_auditchainhead")
 
     event = audit_event_record(action="workspace.settings_changed", actor=Actor.system("test"))
     assert (event.seq, event.prev_hash) == (1, GENESIS_HASH)

@@ -63,10 +63,12 @@ def test_quiet_run_prints_nothing(tenants_provisioned, db, migrated, capsys):
 
 
 def test_schema_missing_a_migration_record_is_migrated(tenants_provisioned, db, migrated, capsys):
-    """beta lost its record of audit 0002 (and what it did): only beta is migrated, and it is whole again."""
+    """beta lost its record of audit 0003 (and what it did): only beta is migrated, and it is whole again."""
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM t_beta.django_migrations WHERE app = 'audit' AND name = '0002_append_only'")
-        cursor.execute("DROP TRIGGER audit_event_append_only ON t_beta.audit_auditevent")
+        cursor.execute(
+            "DELETE FROM t_beta.django_migrations WHERE app = 'audit' AND name = '0003_chain_head_forward_only'"
+        )
+        cursor.execute("DROP TRIGGER audit_chain_head_forward_only ON t_beta.audit_auditchainhead")
     assert schemas_pending(all_schemas()) == ["t_beta"]
 
     migrate(verbosity=1)
@@ -75,13 +77,13 @@ def test_schema_missing_a_migration_record_is_migrated(tenants_provisioned, db, 
     assert migrated.schemas == ["t_beta"]
     out = capsys.readouterr().out
     assert f"{len(schemas) - 1} of {len(schemas)} schema(s) already up to date; skipped." in out
-    assert re.search(r"t_beta.*Applying audit\.0002_append_only", out), out
+    assert re.search(r"t_beta.*Applying audit\.0003_chain_head_forward_only", out), out
     assert schemas_pending(schemas) == []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 't_beta' AND t.tgname = 'audit_event_append_only'"
+            "WHERE n.nspname = 't_beta' AND t.tgname = 'audit_chain_head_forward_only'"
         )
         assert cursor.fetchone() is not None
 

@@ -54,7 +54,7 @@ def tenant_app_tables() -> set[str]:
 def provision(slug: str = "gamma", **kw):
     defaults = {
         "name": f"{slug.title()} Ltd",
-        "admin_email": f"admin@{slug}.test",
+        "admin_email": f"admin@{slug.strip().lower()}.test",
         "admin_password": ADMIN_PASSWORD,
         "admin_name": "First Admin",
     }
