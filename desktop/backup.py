@@ -89,7 +89,7 @@ def backup_write(*, db_path: Path, data_dir: Path, dest: Path | None = None, rea
     """Write one backup file; the destination appears only when complete (temporary name, rename)."""
     created = datetime.now(UTC)
     dest = dest or paths.backups_dir(data_dir) / backup_filename(reason, created)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(prefix=".backup-", dir=data_dir) as tmp:
         snapshot = Path(tmp) / DATABASE
         source = sqlite3.connect(db_path, timeout=30)
@@ -123,6 +123,7 @@ def backup_write(*, db_path: Path, data_dir: Path, dest: Path | None = None, rea
             archive.writestr(MANIFEST, json.dumps(manifest, indent=2))
             for name, path in members:
                 archive.write(path, name)
+        part.chmod(0o600)  # the whole workspace, secret key included: for this user only
         with open(part, "rb") as f:
             os.fsync(f.fileno())
         os.replace(part, dest)

@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TESSERA_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     environment_defaults()
     data_dir = paths.data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the business's data: this user's only
     lock = InstanceLock(paths.instance_lock(data_dir))
     if not lock.acquire():
         return _hand_over(data_dir, server_only=args.server_only)

@@ -7,6 +7,7 @@ again and its typed errors come back as form errors (`form_errors_from`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -221,7 +222,11 @@ class NumberField(forms.CharField):
         if not number.is_finite():
             raise ValidationError("Enter a number.", code="invalid")
         if number == number.to_integral_value() and "." not in value and "e" not in value.lower():
+            if abs(number) > INT_LIMIT:
+                raise ValidationError("Enter a smaller number.", code="invalid")
             return int(number)
+        if not math.isfinite(float(number)):
+            raise ValidationError("Enter a smaller number.", code="invalid")
         return float(number)
 
 
@@ -314,7 +319,11 @@ class RecordForm(forms.Form):
                 f"The id of a record in “{spec['collection']}”."
             )
             return forms.RegexField(regex=r"^[A-Za-z0-9_-]{1,64}$", max_length=64, **common)
-        return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}), **common)
+        return forms.JSONField(
+            widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+            validators=[_json_storable],
+            **common,
+        )
 
     def record_data(self, base: dict | None = None) -> dict[str, Any]:
         """The record's full new data. A value equal to the base's (e.g. the same instant written
@@ -336,6 +345,16 @@ class RecordForm(forms.Form):
                 value = base[key]
             out[key] = value
         return out
+
+
+def _json_storable(value: Any) -> None:
+    """What PostgreSQL's jsonb refuses: NaN/Infinity and NUL characters in text."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise ValidationError("Numbers in JSON must be finite (no NaN or Infinity).", code="invalid") from exc
+    if "\\u0000" in text:
+        raise ValidationError("Text in JSON cannot hold a NUL character (\\u0000).", code="null_characters_not_allowed")
 
 
 def _same_value(ftype: str, old: Any, new: Any) -> bool:

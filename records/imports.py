@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import re
 import secrets
 from collections.abc import Iterator
@@ -81,7 +82,11 @@ def cell_parse(spec: dict, raw: str, *, tz: ZoneInfo) -> Any:
         if number is None or not number.is_finite():
             raise CellError("must be a number")
         integral = number == number.to_integral_value() and "." not in text and "e" not in text.lower()
-        return int(number) if integral else float(number)
+        if integral and abs(number) <= 2**53 - 1:
+            return int(number)
+        if not math.isfinite(float(number)):
+            raise CellError("is too large a number")
+        return float(number)
     if t == "boolean":
         if text.lower() in _TRUE:
             return True
@@ -99,10 +104,14 @@ def cell_parse(spec: dict, raw: str, *, tz: ZoneInfo) -> Any:
         return _datetime_parse(text, tz)
     if t == "json":
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
+            return json.loads(text, parse_constant=_no_constants)
+        except (json.JSONDecodeError, ValueError) as exc:
             raise CellError("must be JSON") from exc
     return text
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _datetime_parse(text: str, tz: ZoneInfo) -> str:

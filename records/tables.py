@@ -125,8 +125,11 @@ def sort_parse(collection: Collection, raw: str) -> Sort:
     return Sort(key, descending)
 
 
-def table_query_parse(collection: Collection, params: QueryDict) -> TableQuery:
+def table_query_parse(collection: Collection, params: QueryDict | dict[str, str]) -> TableQuery:
     """Read a table URL. Raises RecordError (with `param`) for a sort, filter or page it cannot honour."""
+    pairs = params.lists() if hasattr(params, "lists") else ((k, [v]) for k, v in params.items())
+    if any("\x00" in key or any("\x00" in v for v in values) for key, values in pairs):
+        raise RecordError("The address holds a NUL character; remove it.", param="q", code="invalid_query")
     sort = sort_parse(collection, params.get("sort", ""))
     try:
         per_page = int(params.get("per_page") or PAGE_SIZE_DEFAULT)

@@ -31,6 +31,7 @@ from audit.registry import action_label
 from rbac.permissions import has_permission, permission_required
 from records.errors import MergeConflict, NotFound, RecordError, VersionMismatch, WriteForbidden
 from records.exports import FORMATS, records_export
+from records.fields import FIELD_TYPES
 from records.forms import (
     CollectionCreateForm,
     CollectionDetailsForm,
@@ -175,8 +176,6 @@ def _fields_context(collection: Collection) -> list[dict]:
 
 
 def _type_label(ftype: str) -> str:
-    from records.fields import FIELD_TYPES
-
     return FIELD_TYPES.get(ftype, ftype)
 
 

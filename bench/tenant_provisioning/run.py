@@ -2,7 +2,7 @@
 """Tenant provisioning benchmark (SaaS runtime). Prints figures; never asserts.
 
     TESSERA_MODE=saas .venv/bin/python bench/tenant_provisioning/run.py [--clone-runs 20]
-        [--migrate-runs 10] [--tenants 200] [--repeat 3] [--no-stock]
+        [--migrate-runs 10] [--tenants 200] [--again-runs 10] [--repeat 3] [--no-stock]
 
 Starts a private PostgreSQL (own data folder under /tmp, free port, fsync off) unless
 TESSERA_BENCH_DATABASE_URL names a server; either way it works in a database of its own that it
@@ -422,6 +422,7 @@ def main() -> None:
     parser.add_argument("--clone-runs", type=int, default=20, help="timed CLONE provisionings (default 20)")
     parser.add_argument("--migrate-runs", type=int, default=10, help="timed MIGRATE provisionings (default 10)")
     parser.add_argument("--tenants", type=int, default=200, help="tenants for the migrate_schemas run (default 200)")
+    parser.add_argument("--again-runs", type=int, default=10, help="timed CLONE runs with --tenants present (10)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each migrate_schemas timing (default 3)")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock django-tenants baseline (slow)")
     args = parser.parse_args()
@@ -471,7 +472,7 @@ def main() -> None:
 
         count = tenants_existing()
         say(f"\n== 4. CLONE again, now with {count} tenants in the database (catalog size matters to the clone)")
-        totals, clone_schema = clone_runs(args.clone_runs, "again")
+        totals, clone_schema = clone_runs(args.again_runs, "again")
         say(f"CLONE   total          {summary(totals)}")
         say(f"        schema clone   {summary(clone_schema)}")
         clone_verdict(totals)

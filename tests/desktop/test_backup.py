@@ -64,6 +64,7 @@ def test_backup_and_restore_round_trip(workspace):
     info = backup_write(db_path=db, data_dir=data, reason="manual")
     assert info.path.parent == data / "backups" and info.path.name.endswith(".tessera-backup")
     assert info.workspace == "Before Ltd" and info.size > 0
+    assert info.path.stat().st_mode & 0o077 == 0  # private: it holds the secret key
     with zipfile.ZipFile(info.path) as archive:
         names = set(archive.namelist())
         manifest = json.loads(archive.read("manifest.json"))

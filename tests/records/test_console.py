@@ -427,6 +427,8 @@ def test_filter_form_adds_a_filter_and_redirects_to_the_canonical_url(admin_clie
         ("filter_field=score&filter_op=gt&filter_value=", "Enter a value"),
         ("filter_field=score&filter_op=zz&filter_value=1", "Unknown filter"),
         (f"q={'x' * 201}", "at most 200"),
+        ("q=a%00b", "NUL character"),
+        ("name__contains=%00", "NUL character"),
     ],
 )
 def test_bad_table_urls_are_400_with_a_message(admin_client, people, query, message):
@@ -635,6 +637,10 @@ def test_create_a_record_of_every_type(admin_client, everything, people, tenant)
         ("f-site", "javascript:alert(1)", "Enter a valid URL."),
         ("f-owner", "NOSUCHRECORD", "Select a valid choice."),
         ("f-meta", "{broken", "Enter a valid JSON."),
+        ("f-meta", '{"x": NaN}', "Enter a valid JSON."),
+        ("f-meta", '{"x": "a\\u0000b"}', "NUL character"),
+        ("f-price", "1e400", "Enter a smaller number."),
+        ("f-title", "a\x00b", "Null characters are not allowed."),
     ],
 )
 def test_bad_input_re_renders_the_form_with_the_error_at_the_field(

@@ -399,6 +399,24 @@ def test_unreadable_files_are_refused_or_reported_never_500(admin_client, custom
     assert Record.objects.filter(collection=customers).count() == 11
 
 
+def test_numbers_and_json_that_cannot_be_stored_are_row_errors(admin_client, customers, admin_user):
+    from records.services import collection_update
+
+    fields = [*customers.fields, {"key": "meta", "type": "json"}, {"key": "amount", "type": "number"}]
+    collection_update(actor=admin_user, collection=customers, fields=fields)
+    rows = 'name,meta,amount\nA,{"x": NaN},1\nB,{},1e400\nC,"{""ok"": 1}",2.5\n'
+
+    _, body = run_import(admin_client, rows, mode="skip")
+
+    assert [(n, c) for n, c, _ in row_errors(body)] == [(2, "meta"), (3, "amount")]
+    assert Record.objects.get(collection=customers).data == {
+        "name": "C",
+        "tier": "free",
+        "meta": {"ok": 1},
+        "amount": 2.5,
+    }
+
+
 def test_binary_junk_does_not_break_the_import(admin_client, customers):
     junk = bytes(range(1, 256)).decode("latin-1").replace("\x00", "")
 
