@@ -284,7 +284,31 @@ def _value_hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+def _unstorable(value: Any, path: str) -> dict | None:
+    """Values JSON allows in Python but no database stores faithfully: NUL characters, NaN, ±Infinity."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return {"param": path, "code": "invalid_character", "message": "Text cannot contain NUL characters."}
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"param": path, "code": "invalid_number", "message": "Numbers must be finite."}
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable(key, path) or _unstorable(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def _validate(collection: Collection, data: dict) -> None:
+    bad = _unstorable(data, "data")
+    if bad:
+        raise ValidationFailed([bad])
     errors = data_errors(collection.fields, data, cache_key=collection.cache_key)
     if errors:
         raise ValidationFailed(errors)

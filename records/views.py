@@ -982,9 +982,13 @@ def _import_page(request, collection, staged, steps, head: str, middle: str, tai
     if report is not None and report.committed and not report.check_only:
         import_discard(staged.token)
     yield middle.encode()
+    numbers = {}
+    if report is not None:
+        fields = ("rows", "created", "updated", "unchanged", "bad_rows", "errors_total")
+        numbers = {name: f"{getattr(report, name):,}" for name in fields}
     yield render_to_string(
         "records/_import_report.html",
-        {"collection": collection, "report": report, "staged": staged},
+        {"collection": collection, "report": report, "n": numbers, "staged": staged},
         request=request,
     ).encode()
     yield tail.encode()

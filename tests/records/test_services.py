@@ -83,3 +83,10 @@ def test_bulk_upsert_reports_per_item(customers, admin_user):
         items=[{"data": {"name": "B"}}, {"data": {"score": "x"}}, {"id": r.id, "data": {"score": 1}}],
     )
     assert [x.status for x in results] == ["created", "error", "updated"]
+
+
+@pytest.mark.parametrize("value", ["a\x00b", float("nan"), float("inf")])
+def test_values_no_database_can_store_are_refused(customers, admin_user, value):
+    data = {"name": "A", "notes": value} if isinstance(value, str) else {"name": "A", "score": value}
+    with pytest.raises(ValidationFailed):
+        record_create(actor=admin_user, collection=customers, data=data)
