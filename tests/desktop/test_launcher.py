@@ -171,7 +171,14 @@ def test_the_lan_sync_hub_serves_only_sync_and_switches_live(tmp_path):
     console.set_up(OWNER)
     page = console.http.get("/settings/desktop/").text
     assert f"127.0.0.2:{prefs['lan_port']}" in page
-    assert "announced as <code>_tessera._tcp</code>" in page
+    # zeroconf's register call returns after its announcements, which a browser may hear first.
+    page = wait_for(
+        lambda: (
+            (p := console.http.get("/settings/desktop/").text) and "announced as <code>_tessera._tcp</code>" in p and p
+        ),
+        20,
+        "the console to show the mDNS announcement",
+    )
     assert re.search(r'<img src="data:image/svg\+xml[^"]+" alt="QR code for ws://127\.0\.0\.2:\d+/sync/v1/"', page)
 
     off = console.post_form("/settings/desktop/lan/", {}, page="/settings/desktop/")

@@ -6,7 +6,7 @@ A bounded run for CI (a few examples per operation, fixed seed, about a minute).
 
     TESSERA_FUZZ=full TESSERA_FUZZ_OUTPUT=/tmp/fuzz.txt ./test.sh tests/partners/test_schemathesis.py
 
-(TESSERA_FUZZ_EXAMPLES, TESSERA_FUZZ_SEED and TESSERA_FUZZ_ARGS adjust it further.)
+(TESSERA_FUZZ_EXAMPLES, TESSERA_FUZZ_SEED, TESSERA_FUZZ_TIMEOUT and TESSERA_FUZZ_ARGS adjust it further.)
 
 The positive-data check is told that 412 and 422 are also right answers to a well-formed request:
 412 when a (random) If-Match names another version, 422 when well-formed record data or field
@@ -35,7 +35,10 @@ from tests.conftest import SAAS
 FULL = os.environ.get("TESSERA_FUZZ") == "full"
 EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "100" if FULL else "8"))
 SEED = os.environ.get("TESSERA_FUZZ_SEED", "random" if FULL else "20261122")
+TIMEOUT = int(os.environ.get("TESSERA_FUZZ_TIMEOUT", "7200" if FULL else "900"))
 CONFIG = """
+hooks = "tests.partners.schemathesis_hooks"
+
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429"]
 
@@ -151,10 +154,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HTTP_PROXY", "HTTPS_PROXY", "http_proxy"))}
     out = subprocess.run(
         command,
-        env={**env, "NO_PROXY": "*"},
+        env={**env, "NO_PROXY": "*", "PYTHONPATH": str(live_server.REPO_ROOT)},
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=TIMEOUT,
         check=False,
         cwd=tempfile.gettempdir(),
     )
