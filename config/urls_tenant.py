@@ -21,6 +21,8 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("records.urls")),
     path("", include("partners.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("sync.urls")),
     path("api/v1/", include("partners.api.urls")),  # the REST API and its docs
 ]
 

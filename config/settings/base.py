@@ -34,6 +34,8 @@ TENANT_APPS = [
     "audit",
     "records",
     "partners",
+    "webhooks",
+    "sync",
 ]
 # Apps that live once per installation (the public schema in SaaS).
 SHARED_APPS = [
