@@ -70,6 +70,9 @@ class EndpointSecret(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"secret of {self.endpoint_id}"
+
     @property
     def is_valid(self) -> bool:
         return self.expires_at is None or self.expires_at > timezone.now()
@@ -86,6 +89,9 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
 
 
 class Delivery(models.Model):
@@ -113,6 +119,9 @@ class Delivery(models.Model):
             models.Index(fields=["endpoint", "-created_at"], name="webhooks_delivery_endpoint"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} ({self.status})"
+
 
 class Attempt(models.Model):
     """One HTTP request of a delivery, as the console's delivery log shows it (bodies truncated)."""
@@ -132,6 +141,9 @@ class Attempt(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"
+
 
 class InspectorBin(models.Model):
     """A tenant-scoped test receiver for sandbox work: a URL that records what it received."""
@@ -140,6 +152,9 @@ class InspectorBin(models.Model):
     name = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey("accounts.User", null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or self.token[:8]
 
 
 class InspectorRequest(models.Model):
@@ -152,8 +167,14 @@ class InspectorRequest(models.Model):
     class Meta:
         ordering = ["-received_at"]
 
+    def __str__(self) -> str:
+        return f"{self.method} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
 
 class WebhookSettings(models.Model):
     """The workspace's webhook settings (one row): payload retention in days (1–90)."""
 
     retention_days = models.PositiveSmallIntegerField(default=30)
+
+    def __str__(self) -> str:
+        return f"retention {self.retention_days} days"
