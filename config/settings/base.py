@@ -221,6 +221,7 @@ TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
 TESSERA_RATE_LIMIT_SCALE = float(env("TESSERA_RATE_LIMIT_SCALE", "1"))  # multiplies every limit (load tests)
 TESSERA_COUNTERS_NAMESPACE = "tessera"  # prefix of the buckets' and counters' keys
 TESSERA_USAGE_FLUSH_SECONDS = 30  # in-process counters flush themselves this often
+TESSERA_DEMO_CREDENTIALS_FILE = None  # seed_demo keeps its password here between runs (desktop: the data folder)
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -12,6 +12,7 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 LOG_DIR = desktop_paths.log_dir()
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = desktop_paths.files_dir(DATA_DIR)
+TESSERA_DEMO_CREDENTIALS_FILE = DATA_DIR / "demo-password"  # seed_demo keeps the demo password here
 
 
 def _persistent_secret_key() -> str:

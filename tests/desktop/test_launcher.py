@@ -158,13 +158,22 @@ def test_the_lan_sync_hub_serves_only_sync_and_switches_live(tmp_path):
 
     mdns = Zeroconf(interfaces=["127.0.0.2"], ip_version=IPVersion.V4Only)
     try:
-        seen: list[str] = []
-        ServiceBrowser(mdns, "_tessera._tcp.local.", handlers=[lambda **event: seen.append(event["name"])])
-        name = wait_for(lambda: seen and seen[0], 20, "the mDNS announcement")
-        found = mdns.get_service_info("_tessera._tcp.local.", name, timeout=5000)
+        seen: set[str] = set()
+        ServiceBrowser(mdns, "_tessera._tcp.local.", handlers=[lambda **event: seen.add(event["name"])])
+
+        def ours():
+            # Other Tessera instances on this machine (parallel tests) announce too, possibly under the
+            # same name: ours is the one on our LAN port.
+            for name in list(seen):
+                info = mdns.get_service_info("_tessera._tcp.local.", name, timeout=2000)
+                if info is not None and info.port == prefs["lan_port"]:
+                    return info
+            return None
+
+        found = wait_for(ours, 20, "the mDNS announcement")
     finally:
         mdns.close()
-    assert found is not None and found.port == prefs["lan_port"] and found.parsed_addresses() == ["127.0.0.2"]
+    assert found.parsed_addresses() == ["127.0.0.2"]
     assert found.properties[b"path"] == b"/sync/v1/"
 
     console = Console(app.url)

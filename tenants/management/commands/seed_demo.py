@@ -33,9 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--credentials-file", help="Keeps the demo password between runs (default: data folder)")
 
     def _password(self, opts) -> str:
-        path = opts["credentials_file"] or (
-            Path(settings.DATA_DIR) / "demo-password" if hasattr(settings, "DATA_DIR") else None
-        )
+        path = opts["credentials_file"] or getattr(settings, "TESSERA_DEMO_CREDENTIALS_FILE", None)
         if path is not None:
             path = Path(path)
             if path.exists() and path.read_text().strip():
