@@ -1,7 +1,7 @@
 """URLs of the public site (the bare domain in SaaS): sign-up, health, metrics."""
 
 from django.conf import settings
-from django.urls import include, path
+from django.urls import path
 
 from config import views
 from tenants import views as tenant_views
@@ -12,7 +12,7 @@ urlpatterns = [
 ]
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
-    urlpatterns.append(path("", include("django_prometheus.urls")))
+    urlpatterns.append(path("metrics", views.metrics, name="metrics"))
 
 # Error pages render inside the request's tenant (config/errors.py explains why this matters on ASGI).
 handler400 = "config.errors.bad_request"

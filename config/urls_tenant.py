@@ -27,7 +27,7 @@ urlpatterns = [
 ]
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
-    urlpatterns.append(path("", include("django_prometheus.urls")))
+    urlpatterns.append(path("metrics", views.metrics, name="metrics"))
 
 # Error pages render inside the request's tenant (config/errors.py explains why this matters on ASGI).
 handler400 = "config.errors.bad_request"

@@ -1,5 +1,6 @@
-"""Operational endpoints (/health) and the console's home and not-yet-built sections."""
+"""Operational endpoints (/health, /metrics) and the console's home and not-yet-built sections."""
 
+import hmac
 import time
 
 from django.conf import settings
@@ -36,6 +37,26 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
     )
+
+
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text for scrapers that present `Authorization: Bearer <TESSERA_METRICS_TOKEN>`.
+
+    Request counts, latencies and database figures say a lot about every workspace on the host, so
+    nobody else gets them: without a configured token /metrics is off (404), with one a wrong or
+    missing token is a 401 that names the scheme."""
+    token = getattr(settings, "TESSERA_METRICS_TOKEN", "")
+    if not token:
+        return HttpResponse("Not found.\n", status=404, content_type="text/plain")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        response = HttpResponse("A metrics token is required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    from django_prometheus.exports import ExportToDjangoView
+
+    return ExportToDjangoView(request)
 
 
 @login_required

@@ -54,6 +54,8 @@ TESSERA_HEALTH_CHECK_REDIS = True
 TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.RedisTokenBuckets"
 TESSERA_USAGE_BACKEND = "partners.usage.RedisUsageCounters"
 TESSERA_METRICS_ENABLED = True
+# Scrapers send `Authorization: Bearer <token>`; without a token /metrics stays off (config.views.metrics).
+TESSERA_METRICS_TOKEN = env("TESSERA_METRICS_TOKEN", "")
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -139,17 +139,39 @@ def test_incoming_request_id_reaches_the_audit_event(tenant, admin_user, client_
 # --- /metrics -----------------------------------------------------------------------------------------------
 
 
+METRICS_TOKEN = "scrape-" + "s3cret" * 4
+
+
 @pytest.mark.saas_only
 @pytest.mark.parametrize("host", ["alpha.tessera.localhost", "tessera.localhost", "nowhere.tessera.localhost"])
-def test_metrics_expose_prometheus_text(tenants_provisioned, db, host):
+def test_metrics_expose_prometheus_text_to_the_scraper(tenants_provisioned, db, host, settings):
+    settings.TESSERA_METRICS_TOKEN = METRICS_TOKEN
     client = Client(HTTP_HOST=host)
     client.get("/health")
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     body = response.content.decode()
     assert "# TYPE django_http_requests_total_by_method_total counter" in body
     assert re.search(r'^django_http_requests_total_by_method_total\{method="GET"\} \d', body, flags=re.M)
+
+
+@pytest.mark.saas_only
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", f"Basic {METRICS_TOKEN}", f"Bearer {METRICS_TOKEN}x"])
+def test_metrics_refuse_anyone_without_the_token(tenants_provisioned, db, settings, authorization):
+    settings.TESSERA_METRICS_TOKEN = METRICS_TOKEN
+    extra = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = Client(HTTP_HOST="alpha.tessera.localhost").get("/metrics", **extra)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert "django_http_requests" not in response.content.decode()
+
+
+@pytest.mark.saas_only
+def test_metrics_are_off_until_a_token_is_configured(tenants_provisioned, db, settings):
+    settings.TESSERA_METRICS_TOKEN = ""
+    response = Client(HTTP_HOST="tessera.localhost").get("/metrics", HTTP_AUTHORIZATION="Bearer ")
+    assert response.status_code == 404
 
 
 @pytest.mark.desktop_only
