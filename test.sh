@@ -60,6 +60,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 PYTHON="$ROOT/.venv/bin/python"
 
+# --- the Node RxDB harness (tests/sync/rxdb: real RxDB clients for the sync tests and bench/sync) --
+rx_stamp="tests/sync/rxdb/node_modules/.package-lock.sha"
+rx_want="$(sha256sum tests/sync/rxdb/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$rx_stamp" 2>/dev/null)" != "$rx_want" ]; then
+  log "Installing the RxDB harness (npm ci in tests/sync/rxdb)"
+  (cd tests/sync/rxdb && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$rx_want" > "$rx_stamp"
+fi
+
 # --- private services -----------------------------------------------------------------------------
 RUN_DIR="$(mktemp -d /tmp/tessera-test.XXXXXX)"
 chmod 755 "$RUN_DIR"

@@ -30,6 +30,17 @@ ACTIONS: dict[str, str] = {
     "api_key.revoked": "API key revoked",
     "api_key.rotated": "API key rotated",
     "api_key.expired": "API key expired",
+    "pairing.started": "Device pairing started",
+    "device.paired": "Device paired",
+    "device.revoked": "Device revoked",
+    "webhook_endpoint.created": "Webhook endpoint created",
+    "webhook_endpoint.updated": "Webhook endpoint changed",
+    "webhook_endpoint.deleted": "Webhook endpoint deleted",
+    "webhook_endpoint.secret_rotated": "Webhook signing secret rotated",
+    "webhook_endpoint.disabled": "Webhook endpoint disabled after failures",
+    "webhook_delivery.resent": "Webhook delivery resent",
+    "webhook_deliveries.recovered": "Failed webhook deliveries recovered",
+    "webhook_settings.changed": "Webhook settings changed",
 }
 
 

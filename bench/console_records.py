@@ -28,19 +28,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,73 +71,6 @@ def say(text: str = "") -> None:
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-# --- a database of its own ---------------------------------------------------------------------------
-
-
-class PrivatePostgres:
-    def __init__(self) -> None:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name.split(".")[0]))
-        if not found:
-            sys.exit("PostgreSQL server binaries not found (or set TESSERA_BENCH_DATABASE_URL)")
-        self.bin = str(found[-1])
-        self.dir = tempfile.mkdtemp(prefix="tessera-bench-records.")
-        self.port = 0
-
-    def _as_pg(self, *cmd: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
-
-    def start(self) -> str:
-        os.chmod(self.dir, 0o755)
-        data, sock = f"{self.dir}/pg", f"{self.dir}/sock"
-        for path in (data, sock):
-            os.mkdir(path)
-            if os.geteuid() == 0:
-                shutil.chown(path, "postgres", "postgres")
-        initdb = [f"{self.bin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"]
-        subprocess.run(self._as_pg(*initdb), check=True, stdout=subprocess.DEVNULL)
-        for _ in range(3):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
-            opts = (
-                f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB"
-            )
-            done = subprocess.run(
-                self._as_pg(f"{self.bin}/pg_ctl", "-D", data, "-l", f"{sock}/pg.log", "-w", "-o", opts, "start"),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if done.returncode == 0:
-                return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-        sys.exit(f"Could not start PostgreSQL; see {sock}/pg.log")
-
-    def stop(self) -> None:
-        subprocess.run(
-            self._as_pg(f"{self.bin}/pg_ctl", "-D", f"{self.dir}/pg", "-m", "immediate", "stop"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def database_create(server_url: str, name: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return server_url.rsplit("/", 1)[0] + "/" + name
-
-
-def database_drop(server_url: str, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- the workspace and its records ------------------------------------------------------------------
@@ -459,21 +390,16 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("TESSERA_LOG_LEVEL", "WARNING")
-    server = given = None
-    db_name = f"tessera_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    data_dir = None
-    try:
+    from bench._pg import bench_database
+
+    with contextlib.ExitStack() as stack:
         if saas:
-            given = os.environ.get("TESSERA_BENCH_DATABASE_URL")
-            if given:
-                url, note = given, f"database: given server, own database {db_name} (dropped after)"
-            else:
-                server = PrivatePostgres()
-                url = server.start()
-                note = f"database: private PostgreSQL on 127.0.0.1:{server.port} (fsync off; figures are CPU cost)"
-            os.environ["TESSERA_DATABASE_URL"] = database_create(url, db_name)
+            # shared_buffers: the 100,000 records stay in memory, as on a production server.
+            db = stack.enter_context(bench_database(server_settings="-c shared_buffers=256MB"))
+            os.environ["TESSERA_DATABASE_URL"], note = db.url, db.note
         else:
             data_dir = tempfile.mkdtemp(prefix="tessera-bench-desktop.")
+            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
             os.environ["TESSERA_DATA_DIR"] = data_dir
             note = f"database: SQLite (WAL) in {data_dir}"
 
@@ -495,16 +421,6 @@ def main() -> None:
                 cursor.execute("VACUUM ANALYZE" if saas else "ANALYZE")
         measure(tenant, admin, collection, args.runs, saas)
         connection.close()
-    finally:
-        if saas and given:
-            try:
-                database_drop(given, db_name)
-            except Exception as exc:  # report, do not mask the benchmark's own error
-                say(f"(could not drop {db_name}: {exc})")
-        if server is not None:
-            server.stop()
-        if data_dir:
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP now; the sync websocket joins the router in the sync issue."""
+"""ASGI entry point: HTTP (the console, the API, pairing) and the phone sync websocket (/sync/v1/)."""
 
 import os
 
@@ -9,4 +9,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from sync.routing import websocket_application  # noqa: E402
+
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})

@@ -66,8 +66,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 # name -> (title, blurb, the permission the navigation shows it for)
 SECTIONS = {
-    "webhooks": ("Webhooks", "Signed webhooks with retries and a delivery log.", "webhooks.manage"),
-    "devices": ("Devices", "Pair phones with a QR code or PIN; they sync offline-first.", "devices.pair"),
     "billing": ("Billing", "Plans, limits and usage.", "billing.manage"),
 }
 

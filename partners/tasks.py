@@ -6,6 +6,7 @@ workspace, so the tenant-aware Celery app (SaaS) runs it in that workspace's sch
 
 from celery import shared_task
 
+from partners.api.idempotency import idempotency_records_purge
 from partners.services import api_key_expire_due
 from partners.usage import usage_flush
 from tenants.runtime import tenant_context, tenant_list
@@ -19,6 +20,11 @@ def usage_flush_task() -> int:
 @shared_task(name="partners.api_keys_expire")
 def api_keys_expire_task() -> int:
     return len(api_key_expire_due())
+
+
+@shared_task(name="partners.idempotency_records_purge")
+def idempotency_records_purge_task() -> int:
+    return idempotency_records_purge()
 
 
 def _for_each_workspace(task) -> int:
@@ -38,3 +44,8 @@ def usage_flush_all_workspaces() -> int:
 @shared_task(name="partners.api_keys_expire_all_workspaces")
 def api_keys_expire_all_workspaces() -> int:
     return _for_each_workspace(api_keys_expire_task)
+
+
+@shared_task(name="partners.idempotency_records_purge_all_workspaces")
+def idempotency_records_purge_all_workspaces() -> int:
+    return _for_each_workspace(idempotency_records_purge_task)

@@ -310,7 +310,11 @@ class _RowChecker:
         rows_ok = [r for r, _ in converted]
         here = self._ids_here(rows_ok)
         ids = {r.item["id"] for r in rows_ok if "id" in r.item}
-        taken = dict(Record.objects.filter(pk__in=ids - here).values_list("id", "collection_id"))
+        taken = dict(
+            Record.objects.filter(livemode=self.collection.livemode, id__in=ids - here).values_list(
+                "id", "collection_id"
+            )
+        )
         elsewhere = {rid for rid, cid in taken.items() if cid != self.collection.pk}
         deleted = set(taken) - elsewhere
         refs = self._references_missing(rows_ok)
@@ -336,7 +340,7 @@ class _RowChecker:
         ids = [r.item["id"] for r in rows if "id" in r.item]
         if not ids:
             return set()
-        live = Record.objects.filter(collection=self.collection, pk__in=ids, deleted_at=None)
+        live = Record.objects.filter(collection=self.collection, id__in=ids, deleted_at=None)
         return set(live.values_list("id", flat=True))
 
     @staticmethod
@@ -448,7 +452,7 @@ class _RowChecker:
         for target, values in wanted.items():
             found = set(
                 Record.objects.filter(
-                    pk__in=values,
+                    id__in=values,
                     livemode=self.collection.livemode,
                     collection__slug=target,
                     collection__livemode=self.collection.livemode,

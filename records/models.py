@@ -2,7 +2,8 @@
 
 Every row carries `livemode`: test-mode API keys read and write only the sandbox rows
 (livemode=False), live keys and the console only live rows. Selectors take `livemode` as a required
-keyword so no query can forget it.
+keyword so no query can forget it. Record ids are unique per mode (a test key can reuse, and so cannot
+detect, a live id): look records up by (livemode, id), never by the internal primary key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from ulid import ULID
 def record_id_new() -> str:
     """Sortable id (ULID): creation order is id order."""
     return str(ULID())
+
+
+def record_key(*, livemode: bool, record_id: str) -> str:
+    """A record's primary key: its id in live mode, `test:<id>` in test mode (ids never contain `:`),
+    so the same id can exist once in each mode while live rows keep key == id."""
+    return record_id if livemode else f"test:{record_id}"
 
 
 class Collection(models.Model):
@@ -46,8 +53,17 @@ class Collection(models.Model):
         return (self.pk or 0, self.schema_version, "live" if self.livemode else "test")
 
 
+class RecordQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:  # bulk_create skips save(), which sets the key
+            obj.key = record_key(livemode=obj.livemode, record_id=obj.id)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Record(models.Model):
-    id = models.CharField(primary_key=True, max_length=64, default=record_id_new, editable=False)
+    key = models.CharField(primary_key=True, max_length=72, editable=False, help_text="See record_key().")
+    id = models.CharField(max_length=64, default=record_id_new, editable=False, help_text="Unique per livemode.")
     livemode = models.BooleanField(default=True)
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="records")
     data = models.JSONField(default=dict)
@@ -59,8 +75,11 @@ class Record(models.Model):
     updated_by = models.CharField(max_length=300, blank=True, default="")
     deleted_at = models.DateTimeField(null=True, blank=True)
 
+    objects = RecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["livemode", "id"], name="records_record_id_per_mode")]
         indexes = [
             models.Index(fields=["collection", "livemode", "deleted_at", "id"], name="records_rec_coll_live_id"),
             models.Index(fields=["collection", "seq"], name="records_rec_coll_seq"),
@@ -82,9 +101,14 @@ class Record(models.Model):
     def __str__(self) -> str:
         return self.id
 
+    def save(self, *args, **kwargs) -> None:
+        self.key = record_key(livemode=self.livemode, record_id=self.id)
+        super().save(*args, **kwargs)
+
     @property
     def etag(self) -> str:
-        return f'"{self.id}.{self.version}"'
+        # The key, not the id: a test record reusing a live id is another resource at the same URL.
+        return f'"{record_key(livemode=self.livemode, record_id=self.id)}.{self.version}"'
 
 
 class RecordUniqueValue(models.Model):

@@ -31,8 +31,29 @@ def record_list(*, collection: Collection, include_deleted: bool = False) -> Que
     return qs if include_deleted else qs.filter(deleted_at=None)
 
 
+def collection_record_get(*, livemode: bool, slug: str, record_id: str) -> tuple[Collection, Record]:
+    """A live (not deleted) record of the collection `slug`, with its collection, in one query (the API's
+    hot path); NotFound names the collection or the record, whichever is missing."""
+    record = (
+        Record.objects.select_related("collection")
+        .filter(
+            collection__slug=slug,
+            collection__livemode=livemode,
+            collection__deleted_at=None,
+            livemode=livemode,
+            id=record_id,
+            deleted_at=None,
+        )
+        .first()
+    )
+    if record is None:
+        collection = collection_get(livemode=livemode, slug=slug)
+        raise NotFound(f"No record `{record_id}` in `{collection.slug}`.", param="id")
+    return record.collection, record
+
+
 def record_get(*, collection: Collection, record_id: str, include_deleted: bool = False) -> Record:
-    record = record_list(collection=collection, include_deleted=include_deleted).filter(pk=record_id).first()
+    record = record_list(collection=collection, include_deleted=include_deleted).filter(id=record_id).first()
     if record is None:
         raise NotFound(f"No record `{record_id}` in `{collection.slug}`.", param="id")
     return record
@@ -112,7 +133,7 @@ def record_search(qs: QuerySet[Record], q: str) -> QuerySet[Record]:
 def record_cursor_values(*, collection: Collection, record_id: str) -> dict | None:
     """The sort keys of a page cursor's record (tombstones too: a cursor survives its record's deletion)."""
     return (
-        Record.objects.filter(collection=collection, livemode=collection.livemode, pk=record_id)
+        Record.objects.filter(collection=collection, livemode=collection.livemode, id=record_id)
         .values("id", "created_at", "updated_at")
         .first()
     )
@@ -128,11 +149,11 @@ def change_events(*, livemode: bool, op: str | None = None, collection: Collecti
     return qs.order_by("seq")
 
 
-def record_created_at(record_ids: list[str]) -> dict[str, Any]:
+def record_created_at(record_ids: list[str], *, livemode: bool) -> dict[str, Any]:
     """Creation times of records by id, in one query (the feed's rows do not carry them)."""
     if not record_ids:
         return {}
-    return dict(Record.objects.filter(pk__in=set(record_ids)).values_list("id", "created_at"))
+    return dict(Record.objects.filter(livemode=livemode, id__in=set(record_ids)).values_list("id", "created_at"))
 
 
 def change_list(*, livemode: bool, after_seq: int = 0, limit: int = 100, collection: Collection | None = None):
@@ -152,10 +173,15 @@ def records_changed_since(*, collection: Collection, after_seq: int, limit: int)
 
 
 def record_history(record: Record) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(target_type="record", target_id=record.id).order_by("-seq")
+    # A test record may share its id with a live one: the event's changes say which mode it was.
+    return AuditEvent.objects.filter(
+        target_type="record", target_id=record.id, changes__livemode=record.livemode
+    ).order_by("-seq")
 
 
 def record_version_data(*, record: Record, version: int) -> dict | None:
     """The record's data as it was at `version` (from the change feed), or None if unknown."""
-    snapshot = Change.objects.filter(record_id=record.id, version=version).only("data").first()
+    snapshot = (
+        Change.objects.filter(livemode=record.livemode, record_id=record.id, version=version).only("data").first()
+    )
     return snapshot.data if snapshot is not None else None

@@ -216,7 +216,7 @@ def _fields_migrate(collection: Collection, old: list[dict], new: list[dict]) ->
                         f"Existing records share values of `{f['key']}`: it cannot become unique.", param="fields"
                     )
                 seen.add(h)
-                rows.append(RecordUniqueValue(collection=collection, field_id=fid, value_hash=h, record_id=r.id))
+                rows.append(RecordUniqueValue(collection=collection, field_id=fid, value_hash=h, record=r))
             RecordUniqueValue.objects.bulk_create(rows, batch_size=2000)
         if not f["unique"] and not is_new and old_by_id[fid]["unique"]:
             RecordUniqueValue.objects.filter(collection=collection, field_id=fid).delete()
@@ -320,7 +320,7 @@ def _references_validate(collection: Collection, data: dict) -> None:
         if f["type"] != "reference" or value is None:
             continue
         exists = Record.objects.filter(
-            pk=value,
+            id=value,
             livemode=collection.livemode,
             collection__slug=f["collection"],
             collection__livemode=collection.livemode,
@@ -447,7 +447,7 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
         data = _defaults(collection, data)
         _validate(collection, data)
         _references_validate(collection, data)
-        if record_id is not None and Record.objects.filter(pk=record_id).exists():
+        if record_id is not None and Record.objects.filter(livemode=collection.livemode, id=record_id).exists():
             raise Conflict("A record with this id already exists.", param="id", code="duplicate_id")
         now = timezone.now()
         record = Record(
@@ -464,7 +464,9 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
 
 
 def _base_data(record: Record, base_version: int) -> dict | None:
-    snapshot = Change.objects.filter(record_id=record.id, version=base_version).only("data").first()
+    snapshot = (
+        Change.objects.filter(livemode=record.livemode, record_id=record.id, version=base_version).only("data").first()
+    )
     return snapshot.data if snapshot is not None else None
 
 
@@ -605,7 +607,7 @@ def record_bulk_upsert(*, actor: Any, collection: Collection, items: list[dict])
                         )
                     record_id = item.get("id")
                     existing = (
-                        Record.objects.filter(pk=record_id, collection=collection, deleted_at=None).first()
+                        Record.objects.filter(id=record_id, collection=collection, deleted_at=None).first()
                         if record_id
                         else None
                     )

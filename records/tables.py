@@ -379,5 +379,5 @@ def record_titles(*, livemode: bool, collection_slug: str, ids: set[str]) -> dic
     target = Collection.objects.filter(livemode=livemode, slug=collection_slug, deleted_at=None).first()
     if target is None or not ids:
         return {}
-    rows = Record.objects.filter(collection=target, livemode=livemode, deleted_at=None, pk__in=ids).only("id", "data")
+    rows = Record.objects.filter(collection=target, livemode=livemode, deleted_at=None, id__in=ids).only("id", "data")
     return {r.id: record_title(target, r.data, r.id) for r in rows}

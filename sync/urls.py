@@ -1,4 +1,12 @@
 """Console pages of devices and pairing, and the HTTP side of /sync/v1/ (pairing exchange)."""
 
+from django.urls import path
+
+from sync import views
+
 app_name = "sync"
-urlpatterns: list = []
+urlpatterns = [
+    path("sync/v1/pair", views.pair, name="pair"),
+    path("devices/", views.devices, name="devices"),
+    path("devices/<int:pk>/revoke/", views.device_revoke_view, name="device_revoke"),
+]

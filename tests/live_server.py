@@ -119,7 +119,8 @@ def wait_healthy(server: TesseraServer) -> None:
     )
 
 
-def start_server(env_db: dict[str, str], base_domain: str) -> TesseraServer:
+def start_server(env_db: dict[str, str], base_domain: str, port: int | None = None) -> TesseraServer:
+    """Start a server; on `port` when given (a restart on the same address), else on a free one."""
     workdir = Path(tempfile.mkdtemp(prefix="tessera-browser-server-"))
     log_path = workdir / "server.log"
     env = {
@@ -144,8 +145,9 @@ def start_server(env_db: dict[str, str], base_domain: str) -> TesseraServer:
         # The server's own data folder (secret key, logs, queue); the database is the test one.
         env["TESSERA_DATA_DIR"] = str(workdir / "data")
     last_error: Exception | None = None
+    wanted = port
     for _attempt in range(3):  # a free port can be taken between choosing and binding it
-        port = free_port()
+        port = wanted or free_port()
         log = log_path.open("ab")
         process = subprocess.Popen(
             [

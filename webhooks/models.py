@@ -105,6 +105,8 @@ class Delivery(models.Model):
     livemode = models.BooleanField(default=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # `attempts` when the current retry schedule began (a resend or recovery starts it afresh)
+    schedule_start = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)  # a worker holds it until then
     last_status_code = models.PositiveIntegerField(null=True, blank=True)

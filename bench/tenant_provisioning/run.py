@@ -23,20 +23,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import math
 import os
 import platform
 import resource
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,92 +58,6 @@ def summary(values: list[float]) -> str:
         f"p50 {ms(statistics.median(values))}  p95 {ms(percentile(values, 95))}  "
         f"max {ms(max(values))}  mean {ms(statistics.fmean(values))}  (n={len(values)})"
     )
-
-
-# --- a private PostgreSQL (the same recipe as test.sh) --------------------------------------------
-
-
-def pg_bin_dir() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2].split(".")[0]))
-    if found:
-        return found[-1]
-    pg_ctl = shutil.which("pg_ctl")
-    if pg_ctl:
-        return os.path.dirname(pg_ctl)
-    sys.exit("PostgreSQL server binaries not found (apt-get install postgresql, or set TESSERA_BENCH_DATABASE_URL)")
-
-
-def as_pg(*cmd: str) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivatePostgres:
-    SETTINGS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-
-    def __init__(self) -> None:
-        self.bin = pg_bin_dir()
-        self.dir = tempfile.mkdtemp(prefix="tessera-bench.")
-        self.started = False
-        self.port = 0
-
-    def start(self) -> str:
-        os.chmod(self.dir, 0o755)
-        data, sock = f"{self.dir}/pg", f"{self.dir}/pgsock"
-        for path in (data, sock):
-            os.mkdir(path)
-            if os.geteuid() == 0:
-                shutil.chown(path, "postgres", "postgres")
-        subprocess.run(
-            as_pg(f"{self.bin}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"),
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        for _attempt in range(3):  # another process may take the free port before we bind it
-            self.port = free_port()
-            opts = f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1 {self.SETTINGS}"
-            log = f"{sock}/pg.log"
-            done = subprocess.run(
-                as_pg(f"{self.bin}/pg_ctl", "-D", data, "-l", log, "-w", "-o", opts, "start"),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if done.returncode == 0:
-                self.started = True
-                return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-        sys.exit(f"Could not start PostgreSQL; see {sock}/pg.log")
-
-    def stop(self) -> None:
-        if self.started:
-            subprocess.run(
-                as_pg(f"{self.bin}/pg_ctl", "-D", f"{self.dir}/pg", "-m", "immediate", "stop"),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            self.started = False
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def database_create(server_url: str, name: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return server_url.rsplit("/", 1)[0] + "/" + name
-
-
-def database_drop(server_url: str, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- the measurements -----------------------------------------------------------------------------
@@ -436,29 +346,17 @@ def main() -> None:
 
     bench_started = time.perf_counter()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the private server is still stopped
-    server = None
-    db_name = f"tessera_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    given = os.environ.get("TESSERA_BENCH_DATABASE_URL")
-    try:
-        if given:
-            server_url = given
-            note = f"database: given server (TESSERA_BENCH_DATABASE_URL), own database {db_name}, dropped after"
-        else:
-            server = PrivatePostgres()
-            server_url = server.start()
-            note = (
-                f"database: private PostgreSQL on 127.0.0.1:{server.port} in {server.dir} "
-                "with fsync=off, synchronous_commit=off, full_page_writes=off (durability off: figures are "
-                "CPU/catalog cost, not disk)"
-            )
-        os.environ["TESSERA_DATABASE_URL"] = database_create(server_url, db_name)
+    from bench._pg import bench_database
+
+    with bench_database() as db:
+        os.environ["TESSERA_DATABASE_URL"] = db.url
 
         import django
 
         django.setup()
         from django.core.management import call_command
 
-        machine_report(note)
+        machine_report(db.note)
         load_at_start = load_average()
         busy = os.getloadavg()[0] > len(os.sched_getaffinity(0))
         say(f"load average (1/5/15 min): {load_at_start}" + ("  <- busy machine: figures inflated" if busy else ""))
@@ -484,12 +382,6 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-    finally:
-        if given:
-            with contextlib.suppress(Exception):
-                database_drop(given, db_name)
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

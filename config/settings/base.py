@@ -199,18 +199,29 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "partners.api.schema.strict_request_bodies",
+        "webhooks.api.schema.webhooks_section",  # last: OpenAPI 3.1 with `webhooks` (every event type)
     ],
     "ENUM_NAME_OVERRIDES": {
         "FieldType": "records.fields.FIELD_TYPES",
         **{
             f"{name.title().replace('_', '')}Object": [name]
-            for name in ("record", "collection", "event", "list", "bulk_result")
+            for name in (
+                "record",
+                "collection",
+                "event",
+                "list",
+                "bulk_result",
+                "webhook_endpoint",
+                "webhook_endpoint_secret",
+                "webhook_delivery",
+            )
         },
     },
     "TAGS": [
         {"name": "Collections", "description": "Typed collections of records (their fields define the records)."},
         {"name": "Records", "description": "The records of a collection: read, write, bulk upsert."},
         {"name": "Events", "description": "The change feed: every record change, in commit order."},
+        {"name": "Webhook endpoints", "description": "Where Tessera sends signed webhooks; their secrets, deliveries."},
     ],
 }
 
@@ -231,7 +242,28 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE = {
     "partners-usage-flush": {"task": "partners.usage_flush_all_workspaces", "schedule": 60.0},
     "partners-api-keys-expire": {"task": "partners.api_keys_expire_all_workspaces", "schedule": 300.0},
+    # Idempotency keys are kept 24 h (partners.api.idempotency); hourly keeps the table small.
+    "partners-idempotency-purge": {"task": "partners.idempotency_records_purge_all_workspaces", "schedule": 3600.0},
+    "webhooks-sweep": {
+        "task": "webhooks.deliveries_sweep_all_workspaces",
+        "schedule": float(env("TESSERA_WEBHOOK_SWEEP_SECONDS", "30")),
+    },
+    "webhooks-retention": {"task": "webhooks.retention_clean_all_workspaces", "schedule": 6 * 3600.0},
 }
+
+# Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the
+# previous one: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h — 10 attempts over 3.2 days.
+TESSERA_WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400]
+TESSERA_WEBHOOK_TIMEOUT_SECONDS = 15.0
+TESSERA_WEBHOOK_DISABLE_AFTER = timedelta(days=5)  # of continuous failure: the endpoint is disabled
+# A worker holds a delivery this long per attempt; after that the sweeper hands it to another worker.
+TESSERA_WEBHOOK_LOCK_SECONDS = float(env("TESSERA_WEBHOOK_LOCK_SECONDS", "60"))
+# The sweeper re-enqueues deliveries due for this long (their own task should have taken them by then).
+TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS = float(env("TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS", "30"))
+# SSRF guard: hosts (names) and networks (CIDR) delivered to even though they are not public addresses.
+TESSERA_WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in env("TESSERA_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
+TESSERA_WEBHOOK_HTTPS_REQUIRED = env_bool("TESSERA_WEBHOOK_HTTPS_REQUIRED", False)
+TESSERA_SECRETS_KEY = env("TESSERA_SECRETS_KEY")  # Fernet key(s) for secrets at rest; unset: derived from SECRET_KEY
 
 LOG_FORMAT = env("TESSERA_LOG_FORMAT", "json")
 LOG_LEVEL = env("TESSERA_LOG_LEVEL", "INFO")

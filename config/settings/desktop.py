@@ -74,6 +74,16 @@ CELERY_BEAT_SCHEDULE = {
     "desktop-backups-prune": {"task": "desktop.backups_prune", "schedule": 24 * 3600.0},
 }
 TESSERA_CELERY_APP_CLASS = "celery.Celery"
+# Webhooks from a desktop go to the business's own machines too: its LAN and this computer are
+# allowed unless TESSERA_WEBHOOK_ALLOWED_HOSTS says otherwise (cloud metadata addresses never are).
+TESSERA_WEBHOOK_ALLOWED_HOSTS = [
+    h.strip()
+    for h in env(
+        "TESSERA_WEBHOOK_ALLOWED_HOSTS",
+        "localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    ).split(",")
+    if h.strip()
+]
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -17,6 +17,9 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 TESSERA_TEMPLATE_SCHEMA = "tenant_template"
+# Issue `SET search_path` once per connection and schema switch, not before every query (django-tenants
+# forgets it on set_tenant/close/rollback). Halves the statements of a request: bench/api.
+TENANT_LIMIT_SET_CALLS = True
 # `migrate_schemas` skips schemas whose applied migrations already match the code (tenants/migration.py).
 # TESSERA_STOCK_MIGRATE_EXECUTOR=1 leaves django-tenants' own executor in place (the benchmark's baseline).
 if not env_bool("TESSERA_STOCK_MIGRATE_EXECUTOR", False):
@@ -36,7 +39,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env("TESSERA_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tessera"),
         engine="django_tenants.postgresql_backend",
-        conn_max_age=0,
+        # 0: a connection per request (behind a pooler). Celery workers run many short tasks: give them
+        # TESSERA_DB_CONN_MAX_AGE=60 so a task does not open a connection of its own (bench/webhooks).
+        conn_max_age=int(env("TESSERA_DB_CONN_MAX_AGE", "0")),
     )
 }
 
@@ -57,11 +62,28 @@ TESSERA_METRICS_ENABLED = True
 # Scrapers send `Authorization: Bearer <token>`; without a token /metrics stays off (config.views.metrics).
 TESSERA_METRICS_TOKEN = env("TESSERA_METRICS_TOKEN", "")
 
+# Production SaaS delivers webhooks over HTTPS only (TESSERA_DEBUG or the variable turns it off).
+TESSERA_WEBHOOK_HTTPS_REQUIRED = env_bool("TESSERA_WEBHOOK_HTTPS_REQUIRED", not env_bool("TESSERA_DEBUG", False))
+
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 TESSERA_CELERY_APP_CLASS = "tenant_schemas_celery.app.CeleryApp"
+CELERY_TASK_TENANT_CACHE_SECONDS = 30  # tenant_schemas_celery: look a task's tenant up once in 30 s, not per task
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+# channels-redis's Pub/Sub layer: a change to a group is one PUBLISH that each server process receives
+# once and hands to its own sockets, where the list-based layer pops one message per socket per change
+# (three round trips each). Messages are at most once; sync notices a missed one (sync/fanout.py).
+# The socket timeout stays above the layer's own waits (redis-py 8 defaults it to 5 s).
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # The prefix keeps servers that share one Redis apart (e.g. the test suite's live servers).
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": env("TESSERA_CHANNELS_PREFIX", "asgi"),
+        },
+    }
+}
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("TESSERA_SECURE_COOKIES", False)

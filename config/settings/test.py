@@ -19,3 +19,7 @@ if TESSERA_MODE == "desktop":
 TESSERA_RATE_LIMIT_SCALE = 1000
 # In-process usage counters flush only when a test says so (never in the middle of a query-count check).
 TESSERA_USAGE_FLUSH_SECONDS = 10**9
+# Webhook tests deliver to receivers on 127.0.0.1 over plain HTTP; tests/webhooks/test_ssrf.py checks the
+# guard with an empty allow-list.
+TESSERA_WEBHOOK_HTTPS_REQUIRED = False
+TESSERA_WEBHOOK_ALLOWED_HOSTS = []

@@ -105,6 +105,12 @@ PROBLEM_CODES: dict[str, tuple[tuple[int, ...], str]] = {
         "This `Idempotency-Key` was used with a different request (method, path or body) in the last 24 hours. "
         "Use a new key for a new request.",
     ),
+    "url_refused": (
+        (422,),
+        "The webhook endpoint URL points at an address Tessera may not call (loopback, private, link-local, "
+        "reserved, …) or is not http(s). Use a URL on the public internet.",
+    ),
+    "endpoint_disabled": ((409,), "The webhook endpoint is disabled: enable it first (`enabled: true`)."),
     "rate_limited": ((429,), "Too many requests: wait `Retry-After` seconds. The `RateLimit` headers show the budget."),
     "server_error": ((500,), "Something went wrong on our side. Retry later; quote the `request_id` to support."),
 }

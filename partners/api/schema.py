@@ -77,7 +77,15 @@ class StrictBooleanField(StrictTypesMixin, serializers.BooleanField):
 
 
 class StrictIntegerField(StrictTypesMixin, serializers.IntegerField):
+    """A JSON integer. JSON (and the OpenAPI 3.1 document's JSON Schema) does not tell 3 from 3.0, so a
+    number with no fraction is that integer; 3.5, "3" and true are not."""
+
     strict_types = (int,)
+
+    def to_internal_value(self, data):
+        if isinstance(data, float) and data.is_integer() and abs(data) < 2**53:
+            data = int(data)
+        return super().to_internal_value(data)
 
 
 class TextFieldExtension(OpenApiSerializerFieldExtension):

@@ -7,6 +7,7 @@ from partners.api import docs
 app_name = "api"
 urlpatterns = [
     path("", include("records.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("schema", docs.SchemaView.as_view(), name="schema"),
     path("docs/", docs.SwaggerView.as_view(), name="docs"),
     path("redoc/", docs.RedocView.as_view(), name="redoc"),

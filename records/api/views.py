@@ -345,8 +345,7 @@ class RecordApi(ApiView):
     parser_classes = [ApiJSONParser, MergePatchParser]
 
     def _get(self, slug: str, record_id: str):
-        collection = selectors.collection_get(livemode=self.livemode, slug=slug)
-        return collection, selectors.record_get(collection=collection, record_id=record_id)
+        return selectors.collection_record_get(livemode=self.livemode, slug=slug, record_id=record_id)
 
     @extend_schema(
         operation_id="records_retrieve",
@@ -540,7 +539,7 @@ class EventsApi(ApiView):
             after=_event_cursor(page.starting_after, "starting_after"),
             before=_event_cursor(page.ending_before, "ending_before"),
         )
-        created = selectors.record_created_at([c.record_id for c in changes])
+        created = selectors.record_created_at([c.record_id for c in changes], livemode=self.livemode)
         events = [_event(change, created) for change in changes]
         return Response(list_body(request, s.EventOut(events, many=True).data, has_more=has_more))
 

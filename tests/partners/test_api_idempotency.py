@@ -11,7 +11,7 @@ from django.utils import timezone
 from partners.api.idempotency import IN_FLIGHT_TIMEOUT, idempotency_records_purge
 from partners.models import IdempotencyRecord
 from records.models import Change, Record
-from tests.conftest import ApiClient
+from tests.conftest import SAAS, ApiClient
 
 RECORDS = "/api/v1/collections/customers/records"
 
@@ -113,6 +113,33 @@ def test_keys_belong_to_their_caller_and_last_24_hours(api, live, admin_user, te
     assert fresh.status_code == 201 and "Idempotent-Replayed" not in fresh
     assert idempotency_records_purge() == 2  # the other key's and the console user's
     assert IdempotencyRecord.objects.count() == 1
+
+
+def test_the_beat_task_purges_expired_keys_in_every_workspace(
+    request, tenant, admin_user, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from config.celery_app import app
+    from partners.tasks import idempotency_records_purge_all_workspaces
+    from tenants.runtime import tenant_context
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "partners.idempotency_records_purge_all_workspaces" in scheduled  # desktop merges base's schedule
+
+    workspaces = [tenant, *([request.getfixturevalue("tenant_b")] if SAAS else [])]
+    expired_at = timezone.now() - timedelta(hours=24, seconds=1)
+    for workspace in workspaces:
+        with tenant_context(workspace):
+            for name in ("expired", "fresh"):
+                IdempotencyRecord.objects.create(idempotency_key=name, request_hash="h", method="POST", path="/x")
+            IdempotencyRecord.objects.filter(idempotency_key="expired").update(created_at=expired_at)
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert idempotency_records_purge_all_workspaces() == len(workspaces)
+
+    for workspace in workspaces:
+        with tenant_context(workspace):
+            assert list(IdempotencyRecord.objects.values_list("idempotency_key", flat=True)) == ["fresh"]
 
 
 def test_server_errors_are_not_kept(live, monkeypatch, tenant):

@@ -503,6 +503,57 @@ def test_test_keys_and_live_keys_see_separate_data(api, customers, ada):
     assert len(live.get("/api/v1/collections").json()["data"]) == 1
 
 
+def test_a_test_key_can_reuse_a_live_id_and_learns_nothing_of_it(api, customers, ada, admin_user):
+    """Ids are unique per mode: creating a sandbox record with a live record's id succeeds (no
+    `duplicate_id` telling the test key the live id exists), and the two stay separate records."""
+    live, test = api(mode="live"), api(mode="test")
+    fields = [
+        {"key": "name", "type": "text"},
+        {"key": "email", "type": "email", "unique": True},
+        {"key": "score", "type": "integer"},
+        {"key": "notes", "type": "long_text"},
+    ]
+    assert test.post("/api/v1/collections", {"name": "C", "slug": "customers", "fields": fields}).status_code == 201
+    made = test.post(RECORDS, {"id": ada.id, "data": {"name": "Sandy", "email": "ada@x.test"}})
+    assert made.status_code == 201, made.content
+    assert made.json()["id"] == ada.id and made.json()["livemode"] is False
+    problem(test.post(RECORDS, {"id": ada.id, "data": {"name": "Again"}}), 409, "duplicate_id")  # within its mode
+
+    sandbox, real = test.get(f"{RECORDS}/{ada.id}"), live.get(f"{RECORDS}/{ada.id}")
+    assert sandbox.json()["data"]["name"] == "Sandy" and real.json()["data"]["name"] == "Ada"
+    assert sandbox["ETag"] != real["ETag"]  # same URL and version, another resource
+    assert test.get(f"{RECORDS}/{ada.id}", HTTP_IF_NONE_MATCH=real["ETag"]).status_code == 200
+
+    patched = test.patch(f"{RECORDS}/{ada.id}", {"data": {"score": 9}}, HTTP_IF_MATCH=sandbox["ETag"])
+    assert patched.status_code == 200 and patched.json()["version"] == 2
+    bulk = test.post(f"{RECORDS}/bulk", {"items": [{"id": ada.id, "data": {"notes": "n"}}]}).json()
+    assert bulk["results"][0]["status"] == "updated"
+    assert test.delete(f"{RECORDS}/{ada.id}").status_code == 200
+    ada.refresh_from_db()
+    assert ada.version == 1 and ada.deleted_at is None and ada.data["name"] == "Ada"
+    assert live.get(f"{RECORDS}/{ada.id}").json()["data"] == {
+        "name": "Ada",
+        "email": "ada@x.test",
+        "score": 3,
+        "tier": "free",
+    }
+    assert [e["type"] for e in live.get("/api/v1/events").json()["data"]] == ["record.created"]
+    assert [e["type"] for e in test.get("/api/v1/events").json()["data"]] == [
+        "record.created",
+        "record.updated",
+        "record.updated",
+        "record.deleted",
+    ]
+    # The live record's history (console) is its own, not the sandbox twin's.
+    from records.selectors import record_history
+
+    assert [e.action for e in record_history(ada)] == ["record.created"]
+
+    # And the other way round: a live key reusing a sandbox id is not refused either.
+    sandy = test.post(RECORDS, {"data": {"name": "Only in the sandbox"}}).json()
+    assert live.post(RECORDS, {"id": sandy["id"], "data": {"name": "Live twin"}}).status_code == 201
+
+
 # --- events -----------------------------------------------------------------------------------------
 
 

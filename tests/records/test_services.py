@@ -90,3 +90,28 @@ def test_values_no_database_can_store_are_refused(customers, admin_user, value):
     data = {"name": "A", "notes": value} if isinstance(value, str) else {"name": "A", "score": value}
     with pytest.raises(ValidationFailed):
         record_create(actor=admin_user, collection=customers, data=data)
+
+
+def test_an_id_is_unique_per_mode_through_every_way_in(customers, admin_user):
+    """The same id once live and once in the sandbox: two records (Record.save and bulk_create both key
+    them by mode); twice in one mode is refused by the database."""
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from records.models import Record
+    from records.services import collection_create
+
+    sandbox = collection_create(
+        actor=admin_user, name="Customers", slug="customers", fields=[{"key": "name", "type": "text"}], livemode=False
+    )
+    live = record_create(actor=admin_user, collection=customers, data={"name": "Live"}, record_id="shared-1")
+    test = record_create(actor=admin_user, collection=sandbox, data={"name": "Sandbox"}, record_id="shared-1")
+    assert (live.id, test.id) == ("shared-1", "shared-1") and live.pk != test.pk
+    now = timezone.now()
+    Record.objects.bulk_create(
+        [Record(id="shared-2", livemode=lm, collection=c, seq=0, created_at=now, updated_at=now) for lm, c in
+         ((True, customers), (False, sandbox))]
+    )  # fmt: skip
+    assert Record.objects.filter(id="shared-2").count() == 2
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Record.objects.bulk_create([Record(id="shared-2", collection=customers, seq=0, created_at=now, updated_at=now)])

@@ -175,12 +175,13 @@ def test_suspended_workspace_gets_a_403_page(tenant_b, db):
         assert b"Beta Ltd is suspended" in response.content
 
 
-def test_suspended_workspace_still_answers_health_checks(tenant_b, db):
+def test_suspended_workspace_still_answers_health_checks(tenant_b, db, settings):
+    settings.TESSERA_METRICS_TOKEN = "scraper-token"
     Tenant.objects.filter(pk=tenant_b.pk).update(status=Tenant.Status.SUSPENDED)
     client = host_client("beta.tessera.localhost")
     response = client.get("/health")
     assert response.status_code == 200 and response.json()["status"] == "ok"
-    assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scraper-token").status_code == 200
 
 
 def test_suspended_workspace_refuses_a_logged_in_admin(tenant_b, client_for, db):

@@ -1,0 +1,454 @@
+#!/usr/bin/env python
+"""Phone sync with real RxDB clients: initial-pull throughput and fan-out latency, against RxDB's own
+reference server as the baseline. Prints figures; never asserts.
+
+    TESSERA_MODE=saas .venv/bin/python bench/sync/run.py [--devices 200] [--records 100000] [--writes 40]
+    TESSERA_MODE=desktop .venv/bin/python bench/sync/run.py [--devices 200]
+
+1. A database of its own (SaaS: bench/_pg.py, Redis db TESSERA_REDIS_URL — default db 14 — for the
+   channel layer; desktop: a temporary data folder, in-memory channel layer), a workspace with two
+   collections: `bulk` (--records records, bulk-inserted as the write spine's rows) and `live` (20).
+2. The server: uvicorn with the production settings, --workers processes (SaaS default 2, so fan-out
+   crosses processes through Redis; the desktop has one).
+3. The clients: npm `rxdb` 17.6 (memory storage, the stock replicateWithWebsocketServer) in ONE Node
+   process (tests/sync/rxdb/driver.mjs), each its own paired device.
+   - initial pull: one client pulls `bulk` from scratch (--batch documents a request): records/s;
+   - fan-out: --devices clients replicate `live`; --writes REST PATCHes (sent from the Node process, so
+     the send time and every receipt share one clock), one every --interval s; latency = from sending
+     the PATCH to the document being in each client's collection; p50/p99/max over (write, device).
+   - memory: server RSS (all uvicorn processes) before and after the devices connect, per connection.
+4. Baseline: RxDB's reference server (startWebsocketServer, Node, memory storage, no auth, no merge, no
+   persistence) with the same collections, the same clients, writes made on its database directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+MODE = os.environ.get("TESSERA_MODE", "desktop")
+SAAS = MODE == "saas"
+PASSWORD = "bench-Correct-horse-9417"
+FIELDS = [{"key": "title", "type": "text"}, {"key": "qty", "type": "integer"}]
+LIVE_RECORDS = 20
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+# --- the workspace ------------------------------------------------------------------------------------
+
+
+def workspace_seed(records: int, devices: int) -> dict:
+    from django.core.management import call_command
+    from django.db import connections
+
+    from accounts.models import User
+    from partners.services import api_key_create
+    from records.services import collection_create, record_bulk_upsert
+    from sync.services import pairing_exchange, pairing_start
+    from tenants.runtime import tenant_context
+    from tests.sync.rxdb_harness import rows_as_the_spine_writes
+
+    if SAAS:
+        from tenants.models import Tenant
+        from tenants.runtime import public_context
+        from tenants.services import tenant_provision
+
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        tenant = tenant_provision(
+            name="Sync bench", slug="syncbench", admin_email="admin@bench.test", admin_password=PASSWORD
+        ).tenant
+        with public_context():
+            Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)
+    else:
+        from accounts.services import user_create
+        from rbac.roles import Role
+        from tenants.services import tenant_single_ensure
+
+        call_command("migrate", interactive=False, verbosity=0)
+        tenant = tenant_single_ensure(name="Sync bench")
+        with tenant_context(tenant):
+            user_create(email="admin@bench.test", password=PASSWORD, full_name="Bench Admin", role=Role.ADMIN)
+    with tenant_context(tenant):
+        admin = User.objects.get(email="admin@bench.test")
+        bulk = collection_create(actor=admin, name="Bulk", slug="bulk", fields=FIELDS)
+        for start in range(0, records, 20_000):
+            rows_as_the_spine_writes(admin, bulk, range(start, min(start + 20_000, records)))
+        live = collection_create(actor=admin, name="Live", slug="live", fields=FIELDS)
+        items = [{"data": {"title": f"Live {n}", "qty": n}} for n in range(LIVE_RECORDS)]
+        live_ids = [r.record.id for r in record_bulk_upsert(actor=admin, collection=live, items=items)]
+        _key, api_key = api_key_create(actor=admin, name="bench", mode="live", scopes=["records:read", "records:write"])
+        tokens = []
+        for n in range(devices + 1):
+            started = pairing_start(actor=admin, user=admin, role="manager")
+            tokens.append(
+                pairing_exchange(tenant=tenant, code=started.code, name=f"bench {n}", client_version="rxdb")[1]
+            )
+    connections.close_all()
+    return {"host": tenant.host(), "api_key": api_key, "tokens": tokens, "live_ids": live_ids}
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+
+def server_start(port: int, workers: int, env: dict, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--no-access-log", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--lifespan", "off"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit(f"server exited; see {log}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+    sys.exit(f"server did not answer /health within 60 s; see {log}")
+
+
+def server_pids(proc: subprocess.Popen) -> list[int]:
+    from bench._pg import child_pids
+
+    return [proc.pid, *child_pids(proc.pid)]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Reference:
+    """RxDB's reference server (tests/sync/rxdb/refserver.mjs) in a Node process of its own."""
+
+    def __init__(self, collection: str, records: int):
+        from tests.sync.rxdb_harness import HARNESS_DIR
+
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["node", "refserver.mjs", str(self.port), collection, str(records)],
+            cwd=HARNESS_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        self.seq = 0
+        ready = json.loads(self.process.stdout.readline())
+        assert ready.get("ready"), ready
+
+    def patch(self, record_id: str, values: dict) -> dict:
+        self.seq += 1
+        self.process.stdin.write(json.dumps({"seq": self.seq, "id": record_id, "set": values}) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+# --- measurements -----------------------------------------------------------------------------------
+
+
+def raw_pull(rx, url: str, records: int, batch: int) -> float:
+    result = rx.call("pullRaw", reply_timeout=600, url=url, collection="bulk", batchSize=batch)
+    assert result["count"] == records, result
+    return records / result["ms"] * 1000
+
+
+def initial_pull(rx, url: str, records: int, batch: int) -> float:
+    result = rx.call(
+        "open",
+        reply_timeout=600,
+        name="pull",
+        url=url,
+        collection="bulk",
+        fields=FIELDS,
+        batchSize=batch,
+        stock=True,
+        proxy=False,
+        timeout=600_000,
+    )
+    assert result["count"] == records, result
+    rx.call("close", name="pull")
+    return records / result["ms"] * 1000
+
+
+RXDB_PER_PROCESS = 12  # RxDB's open core allows 13 open collections per JS process (error COL23)
+
+
+def connect_all(urls: list[str], rxdb_devices: int) -> list[tuple]:
+    """The first `rxdb_devices` devices are RxDB clients (12 per Node process), the rest protocol-level
+    websocket clients in one more Node process. Returns [(driver, [names])]."""
+    from tests.sync.rxdb_harness import RxDriver
+
+    groups: list[tuple] = []
+    rxdb_urls, raw_urls = urls[:rxdb_devices], urls[rxdb_devices:]
+    for start in range(0, len(rxdb_urls), RXDB_PER_PROCESS):
+        groups.append((RxDriver(), "open", rxdb_urls[start : start + RXDB_PER_PROCESS], f"rx{start}-"))
+    if raw_urls:
+        groups.append((RxDriver(), "openRaw", raw_urls, "raw"))
+    out = []
+    for driver, cmd, group_urls, prefix in groups:
+        names = [f"{prefix}{n}" for n in range(len(group_urls))]
+        for start in range(0, len(names), 50):  # 50 at a time: a crowd arriving, not one thundering herd
+            seqs = [
+                driver.send(
+                    cmd,
+                    name=names[n],
+                    url=group_urls[n],
+                    collection="live",
+                    fields=FIELDS,
+                    batchSize=100,
+                    stock=True,
+                    proxy=False,
+                    timeout=180_000,
+                )
+                for n in range(start, min(start + 50, len(names)))
+            ]
+            for seq in seqs:
+                result = driver.result(seq, timeout=300)
+                assert result["count"] == LIVE_RECORDS, result
+        out.append((driver, names))
+    return out
+
+
+def fan_out(groups: list[tuple], ids: list[str], writes: int, interval: float, write) -> tuple[list, list, list]:
+    """`write(n, record_id)` -> (sent at, version, call ms); returns latencies (ms) from sending the write
+    and from its answer (the commit is before it), and the write calls' own times."""
+    latencies, after_answer, calls = [], [], []
+    for n in range(writes):
+        record_id = ids[n % len(ids)]
+        sent, version, call_ms = write(n, record_id)
+        calls.append(call_ms)
+        seqs = [
+            (driver, driver.send("arrival", names=names, id=record_id, version=version, timeout=60_000))
+            for driver, names in groups
+        ]
+        for driver, seq in seqs:
+            arrived = driver.result(seq, timeout=120)["at"].values()
+            latencies += [at - sent for at in arrived]
+            after_answer += [at - sent - call_ms for at in arrived]
+        time.sleep(interval)
+    return latencies, after_answer, calls
+
+
+def close_all(groups: list[tuple]) -> None:
+    for driver, _names in groups:
+        driver.close()
+
+
+def line(label: str, values: list[float]) -> str:
+    return (
+        f"  {label:<34} p50 {statistics.median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms   "
+        f"max {max(values):7.1f} ms   n={len(values)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--rxdb-devices", type=int, default=24, help="how many of the devices are RxDB clients")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--writes", type=int, default=40)
+    parser.add_argument("--interval", type=float, default=0.2)
+    parser.add_argument("--workers", type=int, default=2 if SAAS else 1)
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("TESSERA_SECRET_KEY", secrets.token_urlsafe(40))
+    os.environ["TESSERA_LOG_FORMAT"] = "text"
+    os.environ["TESSERA_RATE_LIMIT_SCALE"] = "1000"
+    workdir = Path(tempfile.mkdtemp(prefix="tessera-bench-sync."))
+    try:
+        if SAAS:
+            from bench._pg import bench_database
+
+            os.environ.setdefault("TESSERA_REDIS_URL", "redis://127.0.0.1:6379/14")
+            with bench_database() as db:
+                os.environ["TESSERA_DATABASE_URL"] = db.url
+                run(args, workdir, db.note)
+        else:
+            os.environ["TESSERA_DATA_DIR"] = str(workdir / "data")
+            run(args, workdir, f"database: SQLite in {workdir / 'data'}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args, workdir: Path, note: str) -> None:
+    import django
+
+    django.setup()
+    from tests.sync.rxdb_harness import RxDriver
+
+    rxdb_devices = min(args.rxdb_devices, args.devices)
+    say(
+        f"== Phone sync, {MODE} runtime: {args.devices} devices ({rxdb_devices} RxDB 17.6 clients, "
+        f"{RXDB_PER_PROCESS} per Node process; the rest protocol-level ws clients), {args.records} records to pull"
+    )
+    say(f"nproc {len(os.sched_getaffinity(0))}, load average now {os.getloadavg()}; {note}")
+    started = time.monotonic()
+    ws = workspace_seed(args.records, args.devices)
+    say(f"seeded in {time.monotonic() - started:.1f} s")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    server = server_start(port, args.workers, env, workdir / "server.log")
+    tessera: dict = {}
+    groups: list[tuple] = []
+    try:
+        base = f"ws://{ws['host']}:{port}/sync/v1/?token="
+        say(f"server: uvicorn, {args.workers} process(es), port {port}")
+        rx = RxDriver()
+        try:
+            tessera["raw"] = raw_pull(rx, base + ws["tokens"][-1], args.records, args.batch)
+            tessera["pull"] = initial_pull(rx, base + ws["tokens"][-1], args.records, args.batch)
+        finally:
+            rx.close()
+        say(
+            f"  initial pull over the wire alone (no RxDB storage), batch {args.batch}: {tessera['raw']:,.0f} records/s"
+        )
+        say(
+            f"  initial pull of {args.records} records by one RxDB client, batch {args.batch}: "
+            f"{tessera['pull']:,.0f} records/s"
+        )
+        time.sleep(1)
+        before = rss_mb(server_pids(server))
+        started = time.monotonic()
+        groups = connect_all([base + token for token in ws["tokens"][: args.devices]], rxdb_devices)
+        connect_s = time.monotonic() - started
+        time.sleep(2)
+        after = rss_mb(server_pids(server))
+        say(f"  {args.devices} devices connected and pulled in {connect_s:.1f} s")
+        say(
+            f"  server RSS {before:.0f} MB -> {after:.0f} MB: "
+            f"{(after - before) * 1024 / args.devices:.0f} KB per connection"
+        )
+        writer = groups[0][0]
+
+        def tessera_write(n: int, record_id: str):
+            reply = writer.call(
+                "rest",
+                port=port,
+                host=f"{ws['host']}:{port}",
+                method="PATCH",
+                path=f"/api/v1/collections/live/records/{record_id}",
+                headers={"Authorization": f"Bearer {ws['api_key']}"},
+                body={"data": {"title": f"write {n}"}},
+            )
+            assert reply["status"] == 200 and reply["body"]["version"] > 1, reply
+            return reply["started"], reply["body"]["version"], reply["finished"] - reply["started"]
+
+        tessera["fan"], tessera["after"], tessera["calls"] = fan_out(
+            groups, ws["live_ids"], args.writes, args.interval, tessera_write
+        )
+        say(line("fan-out, REST PATCH sent -> device", tessera["fan"]))
+        say(line("fan-out, PATCH answered -> device", tessera["after"]))
+        say(line("the REST PATCH itself", tessera["calls"]))
+    except BaseException:
+        log = workdir / "server.log"
+        say(f"--- server log (tail) ---\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}")
+        raise
+    finally:
+        close_all(groups)
+        stop(server)
+
+    if args.no_baseline:
+        return
+    say(
+        "\n== Baseline: RxDB's reference server "
+        "(Node, memory storage; no auth, merge, persistence or fan-out across processes)"
+    )
+    ref = Reference("bulk", args.records)
+    rx = RxDriver()
+    baseline: dict = {}
+    try:
+        baseline["raw"] = raw_pull(rx, f"ws://127.0.0.1:{ref.port}/", args.records, args.batch)
+        say(f"  initial pull over the wire alone, batch {args.batch}: {baseline['raw']:,.0f} records/s")
+        baseline["pull"] = initial_pull(rx, f"ws://127.0.0.1:{ref.port}/", args.records, args.batch)
+        say(
+            f"  initial pull of {args.records} records by one RxDB client, batch {args.batch}: "
+            f"{baseline['pull']:,.0f} records/s"
+        )
+    finally:
+        rx.close()
+        ref.close()
+    ref = Reference("live", LIVE_RECORDS)
+    groups = []
+    try:
+        groups = connect_all([f"ws://127.0.0.1:{ref.port}/"] * args.devices, rxdb_devices)
+        ids = [f"r{n:07d}" for n in range(LIVE_RECORDS)]
+
+        def reference_write(n: int, record_id: str):
+            reply = ref.patch(record_id, {"title": f"write {n}"})
+            return reply["started"], reply["version"], reply["finished"] - reply["started"]
+
+        baseline["fan"], baseline["after"], _ = fan_out(groups, ids, args.writes, args.interval, reference_write)
+        say(line("fan-out, write started -> device", baseline["fan"]))
+        say(line("fan-out, write done -> device", baseline["after"]))
+    finally:
+        close_all(groups)
+        ref.close()
+    say("\n== Tessera / reference")
+    say(f"  initial pull throughput, wire alone: {tessera['raw'] / baseline['raw']:.2f}x")
+    say(f"  initial pull throughput, RxDB client: {tessera['pull'] / baseline['pull']:.2f}x")
+    for label, pct in (("p50", 50), ("p99", 99)):
+        ratio = percentile(tessera["fan"], pct) / percentile(baseline["fan"], pct)
+        say(f"  fan-out {label} (from the write's start): {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

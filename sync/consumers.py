@@ -1,0 +1,348 @@
+"""The phone sync websocket (`/sync/v1/`): RxDB's websocket replication protocol, served per device.
+
+Connecting: the device token comes in the query string (`?token=tsd_…`) or as a websocket
+subprotocol; the workspace comes from the Host, exactly as for HTTP (tenants.runtime.tenant_for_host).
+A connection without a valid token is refused before it is accepted (HTTP 401 with a problem+json
+body where the server supports the ASGI denial response, else a plain 403).
+
+Frames, all JSON text:
+- requests `{id, collection, method, params}` → replies `{id, collection, result}`;
+- `masterChangesSince` [checkpoint, batchSize] → `{documents, checkpoint}`;
+- `masterWrite` [rows] → the master document of every row that differs from it (every row written,
+  refused or merged: sync/replication.py says why), `[]` when all already were the master;
+- `masterChangeStream$` → `"RESYNC"` at once, then `{documents, checkpoint}` for every change of
+  the collection, and `"RESYNC"` again whenever a change went missing; these frames carry the
+  request's id (RxDB uses "stream");
+- `auth` (RxDB sends its `headers` option; the device was authenticated when connecting) → `true`;
+- anything that cannot be answered → `{id, collection, error: {code, message}}`.
+The server sends `{"id": "heartbeat", "collection": null, "result": {"at": …}}` every
+TESSERA_SYNC_HEARTBEAT_SECONDS (and re-checks the device); a connection that subscribed to no stream
+and sent nothing for TESSERA_SYNC_IDLE_SECONDS is closed (4408). A revoked device's sockets are
+closed at once (4401).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from rbac.permissions import has_permission
+from records.models import Change, Collection
+from sync import replication
+from sync.documents import instant
+from sync.fanout import collection_group, device_group, server_loop_register
+from sync.replication import ProtocolError
+from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_reload, device_seen
+from tenants.runtime import tenant_context, tenant_current_or_none, tenant_for_host
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+CHECKPOINT_SAVE_EVERY = 10.0  # seconds between checkpoint writes of one connection
+SUBPROTOCOL = "tessera-sync.v1"
+METHODS = ("masterChangesSince", "masterWrite", "masterChangeStream$", "auth")
+CLOSE_REVOKED = 4401
+CLOSE_IDLE = 4408
+_ID_PREFIX = re.compile(r'^\s*\{\s*"id"\s*:\s*"([^"\\]{0,200})"')
+
+
+def _frame(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _client_ip(scope) -> str | None:
+    if getattr(settings, "TESSERA_TRUST_X_FORWARDED_FOR", False):
+        forwarded = _header(scope, b"x-forwarded-for").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def _token_from(scope) -> tuple[str | None, str | None]:
+    """(token, subprotocol to accept with)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    token = (query.get("token") or [None])[0]
+    offered = list(scope.get("subprotocols") or [])
+    from_protocol = next((p for p in offered if p.startswith(TOKEN_PREFIX)), None)
+    chosen = SUBPROTOCOL if SUBPROTOCOL in offered else (from_protocol if offered else None)
+    return token or from_protocol, chosen
+
+
+def workspace_for_host(host: str):
+    """The active workspace served at `host` (as for HTTP), or None: unknown hosts, the public site
+    and suspended workspaces have none."""
+    tenant = tenant_for_host(host)
+    if tenant is None or not tenant.is_active:
+        return None
+    with tenant_context(tenant):
+        if tenant_current_or_none() is None:  # the public site is no workspace
+            return None
+    return tenant
+
+
+class SyncConsumer(AsyncWebsocketConsumer):
+    async def websocket_connect(self, message):
+        server_loop_register(asyncio.get_running_loop())
+        self.tenant = None
+        self.device = None
+        self.streams: dict[int, dict] = {}  # collection id -> {"id": request id, "slug", "known": seq}
+        self.collections: dict[str, Collection] = {}
+        self.pending_checkpoints: dict[int, tuple[int, str]] = {}
+        self.checkpoints_saved_at = time.monotonic()
+        self.last_heard = time.monotonic()
+        self.heartbeat_task = None
+        token, subprotocol = _token_from(self.scope)
+        # One trip to the database thread: the workspace of the Host, the device of the token, seen now.
+        self.tenant, self.device = await database_sync_to_async(self._authenticate)(token)
+        if self.tenant is None:
+            return await self._deny(404, "unknown_workspace", "No workspace at this address.")
+        if self.device is None:
+            return await self._deny(
+                401, "unauthenticated", "Connect with ?token=<device token> of this workspace (unknown or revoked)."
+            )
+        await self.channel_layer.group_add(device_group(self.tenant, self.device.pk), self.channel_name)
+        await self.accept(subprotocol=subprotocol)
+        self.heartbeat_task = asyncio.create_task(self._heartbeat())
+
+    def _authenticate(self, token: str | None):
+        tenant = workspace_for_host(_header(self.scope, b"host"))
+        if tenant is None or not token:
+            return tenant, None
+        with tenant_context(tenant):
+            device = device_for_token(token)
+            if device is not None:
+                device_seen(device=device, ip=_client_ip(self.scope))
+        return tenant, device
+
+    async def _deny(self, status: int, code: str, detail: str):
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            body = _frame({"type": "about:blank", "title": "Refused", "status": status, "code": code, "detail": detail})
+            await self.base_send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/problem+json")],
+                }
+            )
+            await self.base_send({"type": "websocket.http.response.body", "body": body.encode()})
+        else:
+            await self.close()
+        raise StopConsumer()
+
+    async def websocket_disconnect(self, message):
+        if self.heartbeat_task is not None:
+            self.heartbeat_task.cancel()
+        if self.device is not None:
+            await self.channel_layer.group_discard(device_group(self.tenant, self.device.pk), self.channel_name)
+            for collection_id in list(self.streams):
+                await self.channel_layer.group_discard(collection_group(self.tenant, collection_id), self.channel_name)
+            await self._checkpoints_flush()
+        raise StopConsumer()
+
+    # --- database calls, inside the socket's workspace ------------------------------------------
+
+    async def _db(self, fn: Callable, *args, **kwargs):
+        def run():
+            with tenant_context(self.tenant):
+                return fn(*args, **kwargs)
+
+        return await database_sync_to_async(run)()
+
+    # --- frames from the client -----------------------------------------------------------------
+
+    async def websocket_receive(self, message):
+        self.last_heard = time.monotonic()
+        text = message.get("text")
+        if text is None:
+            try:
+                text = (message.get("bytes") or b"").decode()
+            except UnicodeDecodeError:
+                return await self._error(None, None, "invalid_json", "Frames are UTF-8 JSON text.")
+        if len(text) > MAX_MESSAGE_BYTES or (
+            len(text) * 4 > MAX_MESSAGE_BYTES and len(text.encode()) > MAX_MESSAGE_BYTES
+        ):
+            found = _ID_PREFIX.match(text[:300])
+            return await self._error(
+                found.group(1) if found else None, None, "message_too_large", "A frame may be at most 1 MiB."
+            )
+        try:
+            request = json.loads(text)
+        except ValueError:
+            return await self._error(None, None, "invalid_json", "The frame is not valid JSON.")
+        if not isinstance(request, dict):
+            return await self._error(
+                None, None, "invalid_request", "A request is a JSON object {id, collection, method, params}."
+            )
+        request_id, slug = request.get("id"), request.get("collection")
+        try:
+            await self._handle(request_id, slug, request.get("method"), request.get("params", []))
+        except ProtocolError as exc:
+            await self._error(request_id, slug, exc.code, exc.message)
+        except Exception:
+            logger.exception("sync request failed")
+            await self._error(request_id, slug, "server_error", "Something went wrong on our side; retry later.")
+
+    async def _error(self, request_id, slug, code: str, message: str):
+        await self.send(
+            text_data=_frame({"id": request_id, "collection": slug, "error": {"code": code, "message": message}})
+        )
+
+    async def _reply(self, request_id, slug, result):
+        await self.send(text_data=_frame({"id": request_id, "collection": slug, "result": result}))
+
+    async def _handle(self, request_id, slug, method, params):
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            raise ProtocolError("invalid_request", "A request needs an `id` (string).")
+        if method not in METHODS:
+            raise ProtocolError(
+                "unknown_method", f"Unknown method {str(method)[:80]!r}; use one of {', '.join(METHODS)}."
+            )
+        if method == "auth":
+            return await self._reply(request_id, slug, True)  # authenticated when connecting
+        if not isinstance(params, list):
+            raise ProtocolError("invalid_params", "`params` must be a list.")
+        collection = await self._collection(slug)
+        if method == "masterChangesSince":
+            if len(params) < 2:
+                raise ProtocolError("invalid_params", "masterChangesSince takes [checkpoint, batchSize].")
+            after = replication.checkpoint_parse(params[0])
+            result = await self._db(replication.changes_since, collection=collection, after=after, batch_size=params[1])
+            self._checkpoint_note(collection.pk, after)
+            if len(result["documents"]) < params[1]:  # the client is now up to date (the lag column)
+                self._checkpoint_note(collection.pk, (result["checkpoint"]["seq"], result["checkpoint"]["id"]))
+            await self._reply(request_id, slug, result)
+            await self._checkpoints_flush(maybe=True)
+        elif method == "masterWrite":
+            if len(params) < 1:
+                raise ProtocolError("invalid_params", "masterWrite takes [rows].")
+            result = await self._db(self._write, collection.pk, params[0])
+            await self._reply(request_id, slug, result)
+        else:
+            await self._stream_start(request_id, slug, collection)
+
+    def _write(self, collection_id: int, rows):
+        collection = Collection.objects.filter(pk=collection_id, livemode=True, deleted_at=None).first()
+        if collection is None:
+            raise ProtocolError("unknown_collection", "This collection was deleted.")
+        return replication.master_write(actor=self.device, collection=collection, rows=rows)
+
+    async def _collection(self, slug) -> Collection:
+        if not isinstance(slug, str) or not slug:
+            raise ProtocolError("unknown_collection", "A request names its `collection` (the collection's slug).")
+        if not (has_permission(self.device, "records.view") and has_permission(self.device, "collections.view")):
+            raise ProtocolError("forbidden", "This device's role may not read records.")
+        collection = self.collections.get(slug)
+        if collection is None:
+            collection = await self._db(
+                lambda: Collection.objects.filter(livemode=True, slug=slug, deleted_at=None).first()
+            )
+            if collection is None:
+                raise ProtocolError("unknown_collection", f"No collection {slug[:80]!r} in this workspace.")
+            self.collections[slug] = collection
+        return collection
+
+    # --- the change stream ----------------------------------------------------------------------
+
+    async def _stream_start(self, request_id, slug: str, collection: Collection):
+        await self.channel_layer.group_add(collection_group(self.tenant, collection.pk), self.channel_name)
+        known = await self._db(
+            lambda: (
+                Change.objects.filter(collection_id=collection.pk, livemode=True)
+                .order_by("-seq")
+                .values_list("seq", flat=True)
+                .first()
+                or 0
+            )
+        )
+        self.streams[collection.pk] = {"id": request_id, "slug": slug, "known": known}
+        # The client may have missed anything while it was away: it pulls again.
+        await self._reply(request_id, slug, "RESYNC")
+
+    async def dispatch(self, message):
+        # Without channels' clean-up of old database connections before every message: a hop to the
+        # database thread that every socket would queue for on every change. Database work here
+        # always goes through database_sync_to_async, which does that clean-up itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def sync_change(self, event):
+        stream = self.streams.get(event["collection_id"])
+        if stream is None:
+            return
+        if event["prev_seq"] > stream["known"]:
+            await self._reply(stream["id"], stream["slug"], "RESYNC")  # a change went missing on the way
+        stream["known"] = max(stream["known"], event["seq"])
+        self._checkpoint_note(event["collection_id"], (event["seq"], event["document"]["id"]))
+        doc = event["document"]
+        await self._reply(
+            stream["id"], stream["slug"], {"documents": [doc], "checkpoint": {"seq": event["seq"], "id": doc["id"]}}
+        )
+
+    async def sync_revoked(self, event):
+        await self.close(code=CLOSE_REVOKED, reason="device revoked")
+
+    # --- checkpoints, heartbeats ----------------------------------------------------------------
+
+    def _checkpoint_note(self, collection_id: int, after: tuple[int, str]):
+        if after[0] > self.pending_checkpoints.get(collection_id, (-1, ""))[0]:
+            self.pending_checkpoints[collection_id] = after
+
+    async def _checkpoints_flush(self, maybe: bool = False):
+        if not self.pending_checkpoints:
+            return
+        if maybe and time.monotonic() - self.checkpoints_saved_at < CHECKPOINT_SAVE_EVERY:
+            return
+        pending, self.pending_checkpoints = self.pending_checkpoints, {}
+        self.checkpoints_saved_at = time.monotonic()
+        await self._db(device_checkpoints_save, device=self.device, checkpoints=pending)
+
+    async def _heartbeat(self):
+        every = float(getattr(settings, "TESSERA_SYNC_HEARTBEAT_SECONDS", 25))
+        idle = float(getattr(settings, "TESSERA_SYNC_IDLE_SECONDS", 300))
+        try:
+            while True:
+                await asyncio.sleep(min(every, idle))
+                if not self.streams and time.monotonic() - self.last_heard >= idle:
+                    await self.close(code=CLOSE_IDLE, reason="idle")
+                    return
+                still = await self._db(self._device_still_valid)
+                if not still:
+                    await self.close(code=CLOSE_REVOKED, reason="device revoked")
+                    return
+                await self._reply("heartbeat", None, {"at": instant(timezone.now())})
+                await self._checkpoints_flush(maybe=True)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("sync heartbeat failed")
+
+    def _device_still_valid(self) -> bool:
+        device = device_reload(self.device)
+        if device is None:
+            return False
+        self.device = device
+        device_seen(device=device, ip=_client_ip(self.scope))
+        return True

@@ -1,0 +1,160 @@
+"""The master side of RxDB replication for one collection: changes since a checkpoint, and writes.
+
+Writes go through the write spine (records.services) as the device. A write made against an older
+state (`assumedMasterState` is not the current master) is merged three-way, field by field, with
+`assumedMasterState` as the base: fields only the phone changed take the phone's value, fields only
+changed on the server keep the server's. The rules when both sides changed the same thing:
+
+- the same field changed differently: the server's value stays (first write to reach the server
+  wins); the client gets the merged document back as a conflict and adopts it;
+- a delete against an edit, either way round: the delete wins (a deleted record is only brought
+  back by a client that knows it is deleted and writes it again).
+
+Every row the server wrote is answered with the stored document, as RxDB answers a conflict: a
+write gives the record a new `version` and `updated_at`, so the phone's `newDocumentState` is never
+exactly the master afterwards, and a phone that were told `[]` would keep its old version until a
+pull or stream event brought the new one — which RxDB skips while that push is in flight. The phone
+adopts the answer (RxDB's default conflict handler takes the master) and pushes nothing more. Only
+a row that already is exactly the master answers nothing (`[]`). A resent write whose data the
+master already has (its first answer was lost) is not written again: it is answered with the
+master. A row the server does not store (a Viewer's device, data that fails the collection's
+validation, a limit) is answered with the current master document — or a tombstone if the record
+does not exist — so the phone drops its change instead of retrying it forever.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rbac.permissions import has_permission
+from records.errors import RecordError
+from records.fields import RECORD_ID_RE
+from records.models import Collection, Record
+from records.services import record_create, record_delete, record_update
+from sync.documents import (
+    checkpoint,
+    document,
+    document_deleted,
+    document_fields,
+    document_of,
+    same_document,
+    same_state,
+    tombstone,
+)
+
+MAX_BATCH = 10_000
+MAX_ROWS = 1_000
+_RECORD_ID = re.compile(RECORD_ID_RE)
+
+
+class ProtocolError(Exception):
+    """A request the server cannot answer with a result; sent back as an error frame."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def checkpoint_parse(value: Any) -> tuple[int, str]:
+    if value is None:
+        return 0, ""
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid_params", 'The checkpoint must be null or an object {"seq": int, "id": str}.')
+    seq, record_id = value.get("seq", 0), value.get("id", "")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or not isinstance(record_id, str):
+        raise ProtocolError("invalid_params", 'The checkpoint must be null or an object {"seq": int, "id": str}.')
+    return seq, record_id
+
+
+def changes_since(*, collection: Collection, after: tuple[int, str], batch_size: Any) -> dict:
+    """`masterChangesSince`: the next `batch_size` documents after the checkpoint, in commit order."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ProtocolError("invalid_params", "batchSize must be a positive integer.")
+    rows = list(
+        Record.objects.filter(collection_id=collection.pk, livemode=True, seq__gt=after[0])
+        .order_by("seq")
+        .values_list("id", "data", "version", "updated_at", "deleted_at", "seq")[: min(batch_size, MAX_BATCH)]
+    )
+    documents = [
+        document(record_id=rid, data=data, version=version, updated_at=updated_at, deleted=deleted_at is not None)
+        for rid, data, version, updated_at, deleted_at, _ in rows
+    ]
+    last = checkpoint(rows[-1][5], rows[-1][0]) if rows else checkpoint(*after)
+    return {"documents": documents, "checkpoint": last}
+
+
+def _rows_check(rows: Any) -> list[dict]:
+    if not isinstance(rows, list):
+        raise ProtocolError("invalid_params", "masterWrite takes a list of rows.")
+    if len(rows) > MAX_ROWS:
+        raise ProtocolError("invalid_params", f"masterWrite takes at most {MAX_ROWS} rows at once.")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("newDocumentState"), dict):
+            raise ProtocolError("invalid_params", f"rows[{index}] needs a newDocumentState object.")
+        assumed = row.get("assumedMasterState")
+        if assumed is not None and not isinstance(assumed, dict):
+            raise ProtocolError("invalid_params", f"rows[{index}].assumedMasterState must be an object or absent.")
+        record_id = row["newDocumentState"].get("id")
+        if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
+            raise ProtocolError(
+                "invalid_params", f"rows[{index}].newDocumentState.id must be 1–64 letters, digits, - or _."
+            )
+    return rows
+
+
+def master_write(*, actor: Any, collection: Collection, rows: Any) -> list[dict]:
+    """`masterWrite`: apply each row; answer the master documents of the rows that differ from it."""
+    conflicts = []
+    for row in _rows_check(rows):
+        answer = _row_write(actor, collection, row["newDocumentState"], row.get("assumedMasterState"))
+        if answer is not None:
+            conflicts.append(answer)
+    return conflicts
+
+
+def _master(collection: Collection, record_id: str) -> tuple[Record | None, dict | None]:
+    record = Record.objects.filter(livemode=True, id=record_id).first()
+    if record is None:
+        return None, None
+    if record.collection_id != collection.pk or not record.livemode:
+        return record, tombstone(record_id)  # the id belongs to another collection: never to this one
+    return record, document_of(record)
+
+
+def _row_write(actor: Any, collection: Collection, new: dict, assumed: dict | None) -> dict | None:
+    record_id = new["id"]
+    record, master = _master(collection, record_id)
+    if same_document(new, master) or (master is None and document_deleted(new)):
+        return None  # the phone holds the master already, or created and deleted a record offline
+    if same_state(new, master):
+        return master  # already so (a resent write whose answer was lost): no second write
+    if record is not None and (record.collection_id != collection.pk or not record.livemode):
+        return master
+    if not has_permission(actor, "records.edit"):
+        return master or tombstone(record_id)
+    try:
+        if record is None:
+            record = record_create(actor=actor, collection=collection, data=document_fields(new), record_id=record_id)
+        elif record.deleted_at is not None:
+            if not (assumed is None or document_deleted(assumed)):
+                return master  # edited offline, deleted on the server: the delete wins
+            record = record_update(
+                actor=actor, record=record, data=document_fields(new), partial=False, undelete=True
+            ).record
+        elif document_deleted(new):
+            record = record_delete(actor=actor, record=record)
+        else:
+            record = record_update(
+                actor=actor,
+                record=record,
+                data=document_fields(new),
+                partial=False,
+                base_data=document_fields(assumed),
+                on_conflict="current",
+            ).record
+    except RecordError:
+        _, master = _master(collection, record_id)
+        return master or tombstone(record_id)
+    stored = document_of(record)
+    return None if same_document(new, stored) else stored

@@ -1,0 +1,312 @@
+"""Writes about devices: start a pairing, exchange its code or PIN for a device token, revoke a
+device (its open sockets close at once), and remember when a device was seen and how far it synced.
+Pairing and revoking are audited."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import audit_event_record
+from rbac.permissions import has_permission, permission_check, role_permissions
+from rbac.roles import Role
+from sync.models import Device, DeviceCheckpoint, PairingCode
+
+logger = logging.getLogger(__name__)
+
+PAIRING_TTL = timedelta(minutes=10)
+TOKEN_PREFIX = "tsd_"
+CODE_PREFIX = "tpc_"
+PIN_DIGITS = 8
+# How often a device's `last_seen_at` is written while it stays connected.
+SEEN_EVERY = timedelta(seconds=60)
+
+
+class SyncError(Exception):
+    """A pairing or device request that cannot be carried out (mapped to problem+json or a form error)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_request", status: int = 400, field: str | None = None):
+        super().__init__(message)
+        self.message, self.code, self.status, self.field = message, code, status, field
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def pin_hash(pin: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), b"tessera-pairing-pin:" + pin.encode(), hashlib.sha256).hexdigest()
+
+
+def role_within(role: str, *holders: str) -> bool:
+    """Whether `role` allows nothing that one of the `holders` roles does not."""
+    return all(role_permissions(role) <= role_permissions(h) for h in holders)
+
+
+def device_effective_role(device: Device) -> str:
+    """The device's role, never stronger than its user's role today (a demoted user's phone is demoted)."""
+    if role_within(device.role, device.user.role):
+        return device.role
+    if role_within(device.user.role, device.role):
+        return device.user.role
+    return Role.VIEWER
+
+
+# --- pairing ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairingStarted:
+    pairing: PairingCode
+    code: str  # for the QR image
+    pin: str  # to type
+
+
+def pairing_start(*, actor, user=None, role: str | None = None) -> PairingStarted:
+    """A new single-use pairing for `user` (default: the actor) with `role` (default: the user's role,
+    at most Manager). The raw code and PIN are returned once and stored only as hashes."""
+    permission_check(actor, "devices.pair")
+    user = user or actor
+    if role is None:
+        role = user.role if role_within(user.role, Role.MANAGER) else Role.MANAGER
+        if not role_within(role, actor.role, user.role):
+            role = Role.VIEWER
+    if role not in Role.values:
+        raise SyncError("Choose a role for the device.", field="role")
+    if not user.is_active:
+        raise SyncError("This member is not active.", field="user")
+    if not role_within(role, actor.role):
+        raise SyncError("A device cannot get more rights than you have.", field="role", status=403, code="forbidden")
+    if not role_within(role, user.role):
+        raise SyncError(
+            f"{user.email} is a {user.get_role_display()}: the device cannot have more rights.", field="role"
+        )
+    for _ in range(5):  # the PIN space is small: retry the rare clash with another live pairing
+        code = CODE_PREFIX + secrets.token_urlsafe(24)
+        pin = f"{secrets.randbelow(10**PIN_DIGITS):0{PIN_DIGITS}d}"
+        try:
+            with transaction.atomic():
+                PairingCode.objects.filter(used_at=None, expires_at__lte=timezone.now() - PAIRING_TTL).delete()
+                pairing = PairingCode.objects.create(
+                    code_hash=token_hash(code),
+                    pin_hash=pin_hash(pin),
+                    role=role,
+                    user=user,
+                    created_by=actor,
+                    expires_at=timezone.now() + PAIRING_TTL,
+                )
+                audit_event_record(
+                    action="pairing.started",
+                    actor=actor,
+                    target=("pairing", pairing.pk, user.email),
+                    changes={"after": {"user": user.email, "role": role, "expires_at": pairing.expires_at.isoformat()}},
+                )
+            return PairingStarted(pairing, code, pin)
+        except IntegrityError:
+            continue
+    raise SyncError("Could not start a pairing; try again.", status=503, code="try_again")
+
+
+# PIN guessing: failed attempts per client address and per workspace (all addresses together). A
+# workspace sees at most WORKSPACE_LIMIT.burst wrong PINs at once and then one per 10 s: over a
+# pairing's 10 minutes that is under 100 guesses of 10^8.
+def _pin_limits():
+    from partners.ratelimit import Limit
+
+    return {"ip": Limit(rate=1 / 60, burst=10), "workspace": Limit(rate=1 / 10, burst=30)}
+
+
+def _pin_buckets(tenant, ip: str | None) -> list:
+    from partners.ratelimit import _bucket_name
+
+    limits = _pin_limits()
+    return [
+        (_bucket_name(f"{{w{tenant.pk}}}", "pair", "ip", ip or "unknown"), limits["ip"]),
+        (_bucket_name(f"{{w{tenant.pk}}}", "pair", "workspace"), limits["workspace"]),
+    ]
+
+
+def _guess_allowed(tenant, ip: str | None) -> int | None:
+    """None if another guess may be tried now, else the seconds to wait."""
+    from partners.ratelimit import clock, token_buckets
+
+    buckets = _pin_buckets(tenant, ip)
+    try:
+        _, levels = token_buckets().take(buckets, now=clock(), cost=0)
+    except Exception:
+        logger.exception("pairing rate limiter unavailable; attempt let through")
+        return None
+    waits = [int((1 - level) / limit.rate) + 1 for (_, limit), level in zip(buckets, levels, strict=True) if level < 1]
+    return max(waits) if waits else None
+
+
+def _guess_failed(tenant, ip: str | None) -> None:
+    from partners.ratelimit import clock, token_buckets
+
+    try:
+        token_buckets().take(_pin_buckets(tenant, ip), now=clock(), cost=1)
+    except Exception:
+        logger.exception("pairing rate limiter unavailable")
+
+
+def pairing_exchange(
+    *,
+    tenant,
+    code: str | None = None,
+    pin: str | None = None,
+    name: str,
+    client_version: str = "",
+    ip: str | None = None,
+) -> tuple[Device, str]:
+    """Trade a pairing's code (from the QR image) or PIN for a new device and its raw token (once)."""
+    name = (name or "").strip()
+    client_version = (client_version or "").strip()
+    if not name or len(name) > 100:
+        raise SyncError("`name` is required: what the device is called (max 100 characters).", field="name")
+    if len(client_version) > 100:
+        raise SyncError("`client_version` is at most 100 characters.", field="client_version")
+    if bool(code) == bool(pin):
+        raise SyncError("Send either `code` (from the QR code) or `pin` (8 digits).", field="code")
+    wait = _guess_allowed(tenant, ip)
+    if wait is not None:
+        raise SyncError(
+            f"Too many wrong pairing codes. Retry in {wait} s.", code="rate_limited", status=429, field=str(wait)
+        )
+    if pin is not None and not (isinstance(pin, str) and len(pin) == PIN_DIGITS and pin.isascii() and pin.isdigit()):
+        _guess_failed(tenant, ip)
+        raise SyncError(f"The PIN has {PIN_DIGITS} digits.", field="pin", code="pairing_code_invalid")
+    if code is not None and not isinstance(code, str):
+        raise SyncError("`code` must be a string.", field="code")
+    lookup = {"pin_hash": pin_hash(pin)} if pin is not None else {"code_hash": token_hash(code)}
+    with transaction.atomic():
+        pairing = PairingCode.objects.select_for_update().select_related("user").filter(**lookup).first()
+        now = timezone.now()
+        if pairing is None:
+            failure = ("This pairing code is not known.", "pairing_code_invalid")
+        elif pairing.used_at is not None:
+            failure = ("This pairing code was used already: start a new pairing.", "pairing_code_used")
+        elif pairing.expires_at <= now:
+            failure = ("This pairing code has expired: start a new pairing.", "pairing_code_expired")
+        elif not pairing.user.is_active:
+            failure = ("The member this pairing was for is no longer active.", "pairing_code_invalid")
+        else:
+            failure = None
+        if failure is None:
+            raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            device = Device.objects.create(
+                name=name,
+                user=pairing.user,
+                role=pairing.role,
+                token_hash=token_hash(raw),
+                token_prefix=raw[:8],
+                client_version=client_version,
+                paired_by=pairing.created_by,
+                last_seen_at=now,
+                last_seen_ip=ip,
+            )
+            # The PIN is free again for later pairings (the QR code keeps saying "used").
+            pairing.used_at, pairing.device, pairing.pin_hash = now, device, f"used:{pairing.pk}"
+            pairing.save(update_fields=["used_at", "device", "pin_hash"])
+            audit_event_record(
+                action="device.paired",
+                actor=device,
+                target=device,
+                changes={
+                    "after": {
+                        "name": name,
+                        "user": pairing.user.email,
+                        "role": device.role,
+                        "client_version": client_version,
+                        "by": "pin" if pin is not None else "code",
+                    }
+                },
+            )
+            return device, raw
+    _guess_failed(tenant, ip)
+    raise SyncError(failure[0], code=failure[1], field="pin" if pin is not None else "code")
+
+
+# --- devices ----------------------------------------------------------------------------------------
+
+
+def device_for_token(raw: str) -> Device | None:
+    """The active device whose raw token is `raw` (inside the current tenant), or None."""
+    if not isinstance(raw, str) or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    device = Device.objects.select_related("user").filter(token_hash=token_hash(raw)).first()
+    if device is None or not device.is_active:
+        return None
+    device.role = device_effective_role(device)
+    return device
+
+
+def device_reload(device: Device) -> Device | None:
+    """The device as it is now (role re-derived from its user's), or None once it may no longer sync."""
+    fresh = Device.objects.select_related("user").filter(pk=device.pk).first()
+    if fresh is None or not fresh.is_active:
+        return None
+    fresh.role = device_effective_role(fresh)
+    return fresh
+
+
+def device_can_revoke(actor, device: Device) -> bool:
+    if has_permission(actor, "devices.manage"):
+        return True
+    return has_permission(actor, "devices.pair") and actor.pk in (device.user_id, device.paired_by_id)
+
+
+def device_revoke(*, actor, device: Device) -> Device:
+    """Stop the device at once: its token stops working and its open sockets are closed on commit."""
+    if not device_can_revoke(actor, device):
+        permission_check(actor, "devices.manage")
+    with transaction.atomic():
+        device = Device.objects.select_for_update().select_related("user").get(pk=device.pk)
+        if device.revoked_at is not None:
+            return device
+        device.revoked_at = timezone.now()
+        device.save(update_fields=["revoked_at"])
+        audit_event_record(
+            action="device.revoked", actor=actor, target=device, changes={"after": {"status": "revoked"}}
+        )
+        from sync.fanout import device_disconnect
+
+        transaction.on_commit(lambda: device_disconnect(device.pk))
+    return device
+
+
+def device_seen(*, device: Device, ip: str | None = None, client_version: str | None = None) -> None:
+    """Record that the device is connected now (at most once a minute per device)."""
+    now = timezone.now()
+    updates = {}
+    if device.last_seen_at is None or now - device.last_seen_at >= SEEN_EVERY:
+        updates.update(last_seen_at=now, last_seen_ip=ip)
+    if client_version and client_version[:100] != device.client_version:
+        updates["client_version"] = client_version[:100]
+    if updates:
+        Device.objects.filter(pk=device.pk).update(**updates)
+        for key, value in updates.items():
+            setattr(device, key, value)
+
+
+def device_checkpoints_save(*, device: Device, checkpoints: dict[int, tuple[int, str]]) -> None:
+    """Store the latest checkpoint per collection id (only forwards: an old pull never rewinds it)."""
+    for collection_id, (seq, record_id) in checkpoints.items():
+        updated = DeviceCheckpoint.objects.filter(device=device, collection_id=collection_id, seq__lt=seq).update(
+            seq=seq, record_id=record_id[:64], updated_at=timezone.now()
+        )
+        if not updated and not DeviceCheckpoint.objects.filter(device=device, collection_id=collection_id).exists():
+            try:
+                with transaction.atomic():
+                    DeviceCheckpoint.objects.create(
+                        device=device, collection_id=collection_id, seq=seq, record_id=record_id[:64]
+                    )
+            except IntegrityError:
+                pass

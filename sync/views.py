@@ -1,0 +1,128 @@
+"""Console pages of devices and pairing, and the HTTP side of /sync/v1/ (the pairing exchange)."""
+
+from __future__ import annotations
+
+import json
+
+import segno
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from config.middleware import client_ip
+from partners.api.problems import problem_http_response
+from rbac.permissions import permission_check, permission_required
+from records.selectors import collection_list
+from sync.forms import PairingStartForm
+from sync.models import Device
+from sync.selectors import device_list
+from sync.services import SyncError, device_can_revoke, device_revoke, pairing_exchange, pairing_start
+from tenants.runtime import tenant_current
+
+MAX_PAIR_BODY = 4096
+
+
+def _ws_url(request: HttpRequest) -> str:
+    return f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}/sync/v1/"
+
+
+@csrf_exempt
+@never_cache
+def pair(request: HttpRequest) -> HttpResponse:
+    """POST /sync/v1/pair {code | pin, name, client_version} → 201 {token, device, websocket_url}."""
+    if request.method != "POST":
+        response = problem_http_response(request, 405, "method_not_allowed", "Pair with POST.")
+        response["Allow"] = "POST"
+        return response
+    if len(request.body) > MAX_PAIR_BODY:
+        return problem_http_response(request, 413, "payload_too_large", "The pairing request is at most 4 KB.")
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return problem_http_response(request, 400, "invalid_json", "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        return problem_http_response(
+            request, 400, "invalid_request", "Send a JSON object {code | pin, name, client_version}."
+        )
+    strings = {k: body.get(k) for k in ("code", "pin", "name", "client_version")}
+    for key, value in strings.items():
+        if value is not None and not isinstance(value, str):
+            return problem_http_response(request, 400, "invalid_request", f"`{key}` must be a string.", param=key)
+    try:
+        device, token = pairing_exchange(
+            tenant=tenant_current(),
+            code=strings["code"] or None,
+            pin=strings["pin"] or None,
+            name=strings["name"] or "",
+            client_version=strings["client_version"] or "",
+            ip=client_ip(request),
+        )
+    except SyncError as exc:
+        if exc.status == 429:
+            response = problem_http_response(request, 429, exc.code, exc.message, retry_after=int(exc.field))
+            response["Retry-After"] = exc.field
+            return response
+        return problem_http_response(request, exc.status, exc.code, exc.message, param=exc.field)
+    collections = [c.slug for c in collection_list(livemode=True)]
+    body = {
+        "token": token,
+        "device": {"id": device.pk, "name": device.name, "role": device.role, "user": device.user.email},
+        "websocket_url": _ws_url(request),
+        "collections": collections,
+    }
+    response = JsonResponse(body, status=201)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@never_cache
+@permission_required("devices.pair")
+@require_http_methods(["GET", "POST"])
+def devices(request: HttpRequest) -> HttpResponse:
+    form = PairingStartForm(request.POST if request.method == "POST" else None, actor=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            started = pairing_start(actor=request.user, user=form.cleaned_data["user"], role=form.cleaned_data["role"])
+        except SyncError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return _pairing_page(request, started)
+    rows = device_list()
+    for device in rows:
+        device.can_revoke = device_can_revoke(request.user, device)
+    context = {"devices": rows, "form": form, "websocket_url": _ws_url(request)}
+    return render(request, "sync/devices.html", context, status=400 if form.errors else 200)
+
+
+def _pairing_page(request: HttpRequest, started) -> HttpResponse:
+    """The one page that ever shows the code and PIN; nothing may cache it."""
+    pair_url = request.build_absolute_uri("/sync/v1/pair") + "?code=" + started.code
+    qr = segno.make(pair_url, error="m").svg_inline(scale=5, dark="#111", light="#fff", title="Pairing QR code")
+    pin = started.pin
+    context = {
+        "pairing": started.pairing,
+        "qr_svg": qr,
+        "pin": pin,
+        "pin_display": f"{pin[:4]} {pin[4:]}",
+        "pair_url": pair_url,
+        "websocket_url": _ws_url(request),
+    }
+    response = render(request, "sync/pairing.html", context, status=201)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@permission_required("devices.pair")
+@require_http_methods(["GET", "POST"])
+def device_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    device = get_object_or_404(Device.objects.select_related("user"), pk=pk)
+    if not device_can_revoke(request.user, device):
+        permission_check(request.user, "devices.manage")
+    if request.method == "POST":
+        device_revoke(actor=request.user, device=device)
+        messages.success(request, f"“{device.name}” is revoked: it was disconnected and can no longer sync.")
+        return redirect("sync:devices")
+    return render(request, "sync/device_revoke.html", {"device": device})

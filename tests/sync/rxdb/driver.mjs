@@ -1,0 +1,565 @@
+// Real RxDB clients (npm rxdb, memory storage, plugin replication-websocket) against Tessera's
+// /sync/v1/ websocket, driven line by line from Python (tests/sync/test_rxdb_clients.py, bench/sync).
+//
+// stdin: one JSON command a line, {"seq": n, "cmd": "...", ...}; commands run concurrently.
+// stdout: one JSON reply a line, {"seq": n, "ok": true, ...} or {"seq": n, "ok": false, "error": "..."}.
+// Everything else (RxDB's own console output) goes to stderr, so stdout stays parseable.
+//
+// Each client is an RxDB database (memory storage) with one collection replicated by the plugin's
+// websocket replication: {"stock": true} is `replicateWithWebsocketServer` as shipped; the default adds
+// a reply timeout and nothing else (replicateWithTimeout below says why). RxDB's open core allows 13
+// open collections per JS process (error COL23): at most 12 clients per driver. Between each and the server
+// sits a small TCP proxy per client (unless {"proxy": false}): `offline` cuts the connection and
+// refuses new ones, as a phone losing its network would; `online` lets the client's own reconnect
+// through. The proxy also records what the server answered (upgrades, refused handshakes, bytes), so a
+// test can tell that a revoked device got no further data. For bench/sync there are also
+// protocol-level clients without RxDB (openRaw), a wire-only pull (pullRaw) and timed REST calls (rest).
+
+import dns from 'node:dns';
+import http from 'node:http';
+import net from 'node:net';
+import readline from 'node:readline';
+import { performance } from 'node:perf_hooks';
+
+import { WebSocket } from 'ws';
+import { createRxDatabase } from 'rxdb';
+import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
+import { replicateRxCollection } from 'rxdb/plugins/replication';
+import { createWebSocketClient, replicateWithWebsocketServer } from 'rxdb/plugins/replication-websocket';
+import { randomToken } from 'rxdb/plugins/utils';
+import { filter, firstValueFrom, map, timeout as rxTimeout } from 'rxjs';
+
+// RxDB's websocket client logs socket errors with console.log: keep stdout for replies.
+console.log = (...args) => console.error(...args);
+
+// SaaS workspaces live on <slug>.<base domain> (tessera.localhost in tests); resolve *.localhost here
+// as browsers do, without touching the machine's resolver. ws -> http -> net reads dns.lookup per call.
+const systemLookup = dns.lookup;
+dns.lookup = function lookup(hostname, options, callback) {
+  if (typeof options === 'function') {
+    callback = options;
+    options = {};
+  } else if (typeof options === 'number') {
+    options = { family: options };
+  }
+  if (hostname === 'localhost' || hostname.endsWith('.localhost')) {
+    if (options && options.all) {
+      process.nextTick(callback, null, [{ address: '127.0.0.1', family: 4 }]);
+    } else {
+      process.nextTick(callback, null, '127.0.0.1', 4);
+    }
+    return {};
+  }
+  return systemLookup.call(dns, hostname, options, callback);
+};
+
+// TESSERA_RXDB_TRACE=1: every frame each way on stderr (for protocol findings).
+const TRACE = process.env.TESSERA_RXDB_TRACE === '1';
+if (TRACE) {
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function traced(data, ...rest) {
+    console.error(`>> ${String(data).slice(0, 1500)}`);
+    return send.call(this, data, ...rest);
+  };
+  const emit = WebSocket.prototype.emit;
+  WebSocket.prototype.emit = function tracedEmit(event, ...args) {
+    if (event === 'message') console.error(`<< ${String(args[0]).slice(0, 1500)}`);
+    if (event === 'close' || event === 'unexpected-response' || event === 'error') console.error(`-- ${event} ${String(args[0])}`);
+    return emit.call(this, event, ...args);
+  };
+}
+
+const now = () => performance.timeOrigin + performance.now(); // epoch ms, sub-ms resolution
+
+class Proxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.online = true;
+    this.pairs = new Set();
+    this.stats = { accepted: 0, refusedOffline: 0, upgrades: 0, statuses: [], open: 0, serverBytes: 0, closeCodes: [] };
+  }
+
+  listen() {
+    this.server = net.createServer((client) => this.accept(client));
+    return new Promise((resolve) => {
+      this.server.listen(0, '127.0.0.1', () => {
+        this.port = this.server.address().port;
+        resolve();
+      });
+    });
+  }
+
+  accept(client) {
+    client.setNoDelay(true);
+    if (!this.online) {
+      this.stats.refusedOffline += 1;
+      client.destroy();
+      return;
+    }
+    this.stats.accepted += 1;
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    upstream.setNoDelay(true);
+    const pair = { client, upstream, head: Buffer.alloc(0), upgraded: false, closed: false };
+    this.pairs.add(pair);
+    const close = () => {
+      if (pair.closed) return;
+      pair.closed = true;
+      if (pair.upgraded) this.stats.open -= 1;
+      this.pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on('data', (buf) => {
+      if (!pair.upgraded && pair.head !== null) {
+        pair.head = Buffer.concat([pair.head, buf]);
+        const text = pair.head.toString('latin1');
+        const lineEnd = text.indexOf('\r\n');
+        if (lineEnd >= 0) {
+          const status = Number(text.slice(0, lineEnd).split(' ')[1]);
+          this.stats.statuses.push(status);
+          if (status === 101) {
+            pair.upgraded = true;
+            this.stats.upgrades += 1;
+            this.stats.open += 1;
+          }
+          pair.head = null;
+        }
+      } else if (pair.upgraded) {
+        this.stats.serverBytes += buf.length;
+        // A server close frame (opcode 8) carries its status code: 4401 = revoked.
+        if (buf.length >= 4 && (buf[0] & 0x0f) === 8) this.stats.closeCodes.push(buf.readUInt16BE(2));
+      }
+      client.write(buf);
+    });
+    client.on('data', (buf) => upstream.write(buf));
+    for (const socket of [client, upstream]) {
+      socket.on('error', close);
+      socket.on('close', close);
+      socket.on('end', close);
+    }
+  }
+
+  cut() {
+    this.online = false;
+    for (const pair of [...this.pairs]) {
+      pair.client.destroy();
+      pair.upstream.destroy();
+    }
+  }
+
+  close() {
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+// RxDB's stock client (plugin replication-websocket) waits for each reply with no timeout: a request
+// written into a connection that has just died (a phone walking out of coverage) is never answered and
+// that replication direction stalls until the app restarts. This is the stock client, line for line
+// (its own createWebSocketClient, replicateRxCollection from the replication plugin), with one change:
+// a reply that does not come within `requestTimeout` ms fails the request, and RxDB retries it after
+// `retryTime`. The wire format is untouched. {"stock": true} uses replicateWithWebsocketServer itself.
+async function replicateWithTimeout(options) {
+  const websocketClient = await createWebSocketClient(options);
+  const wsClient = websocketClient.socket;
+  const messages$ = websocketClient.message$;
+  let requestCounter = 0;
+  const requestFlag = randomToken(10);
+  const request = (method, params) => {
+    const id = `${options.collection.database.token}|${requestFlag}|${requestCounter++}`;
+    const answer = firstValueFrom(
+      messages$.pipe(
+        filter((msg) => msg.id === id),
+        map((msg) => msg.result),
+        rxTimeout({ first: options.requestTimeout }),
+      ),
+    );
+    wsClient.send(JSON.stringify({ id, collection: options.collection.name, method, params }));
+    return answer;
+  };
+  const replicationState = replicateRxCollection({
+    collection: options.collection,
+    replicationIdentifier: options.replicationIdentifier,
+    live: options.live,
+    retryTime: options.retryTime,
+    pull: {
+      batchSize: options.batchSize,
+      stream$: messages$.pipe(
+        filter((msg) => msg.id === 'stream' && msg.collection === options.collection.name),
+        map((msg) => msg.result),
+      ),
+      handler: (checkpoint, batchSize) => request('masterChangesSince', [checkpoint, batchSize]),
+    },
+    push: { batchSize: options.batchSize, handler: (rows) => request('masterWrite', [rows]) },
+  });
+  websocketClient.error$.subscribe((err) => replicationState.subjects.error.next(err));
+  websocketClient.connected$.subscribe((isConnected) => {
+    if (isConnected) {
+      replicationState.reSync();
+      wsClient.send(JSON.stringify({ id: 'stream', collection: options.collection.name, method: 'masterChangeStream$', params: [] }));
+    }
+  });
+  options.collection.onClose.push(() => websocketClient.socket.close());
+  return replicationState;
+}
+
+const TYPES = { text: 'string', long_text: 'string', email: 'string', url: 'string', integer: 'integer', number: 'number', boolean: 'boolean' };
+
+function schemaFor(fields) {
+  const properties = {
+    id: { type: 'string', maxLength: 64 },
+    version: { type: 'integer' },
+    updated_at: { type: 'string' },
+  };
+  for (const field of fields || []) {
+    properties[field.key] = TYPES[field.type] ? { type: TYPES[field.type] } : {};
+  }
+  return { version: 0, primaryKey: 'id', type: 'object', properties, required: ['id'], additionalProperties: true };
+}
+
+const clients = new Map();
+let dbCounter = 0;
+
+function client(name) {
+  const c = clients.get(name);
+  if (!c) throw new Error(`no client ${name}`);
+  return c;
+}
+
+function plain(doc) {
+  return doc.toJSON(false);
+}
+
+async function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function open({
+  name,
+  url,
+  collection,
+  fields,
+  batchSize = 1000,
+  proxy = true,
+  stock = false,
+  requestTimeout = 5000,
+  retryTime = 1000,
+  timeout = 60000,
+}) {
+  const target = new URL(url);
+  let tcp = null;
+  if (proxy) {
+    tcp = new Proxy(Number(target.port || 80));
+    await tcp.listen();
+    target.port = String(tcp.port);
+  }
+  dbCounter += 1;
+  const db = await createRxDatabase({
+    name: `tessera${dbCounter}`,
+    storage: getRxStorageMemory(),
+    multiInstance: false,
+    eventReduce: true,
+  });
+  const collections = await db.addCollections({ [collection]: { schema: schemaFor(fields) } });
+  const col = collections[collection];
+  const c = { name, db, col, tcp, errors: [], received: new Map(), replication: null, openedAt: now() };
+  clients.set(name, c);
+  // When each document version arrived (bench: fan-out latency).
+  col.$.subscribe((ev) => {
+    if (ev.documentData) c.received.set(`${ev.documentId}@${ev.documentData.version}`, now());
+  });
+  const started = now();
+  const options = {
+    collection: col,
+    url: target.toString(),
+    replicationIdentifier: `tessera-${collection}`,
+    live: true,
+    batchSize,
+  };
+  c.replication = await withTimeout(
+    stock ? replicateWithWebsocketServer(options) : replicateWithTimeout({ ...options, requestTimeout, retryTime }),
+    timeout,
+    `connect ${name}`,
+  );
+  c.replication.error$.subscribe((err) => {
+    c.errors.push({ code: err && err.code, message: String((err && err.message) || err).slice(0, 300) });
+  });
+  await withTimeout(c.replication.awaitInitialReplication(), timeout, `initial pull of ${name}`);
+  const ms = now() - started;
+  const count = await col.count().exec();
+  return { ms, count };
+}
+
+async function dump({ name }) {
+  const c = client(name);
+  const docs = await c.col.find().exec();
+  const out = {};
+  for (const d of docs) out[d.primary] = plain(d);
+  return { docs: out, count: docs.length };
+}
+
+async function insert({ name, doc }) {
+  await client(name).col.insert(doc);
+  return {};
+}
+
+async function patch({ name, id, set = {}, unset = [] }) {
+  const doc = await client(name).col.findOne(id).exec();
+  if (!doc) throw new Error(`${name} has no document ${id}`);
+  await doc.incrementalModify((data) => {
+    Object.assign(data, set);
+    for (const key of unset) delete data[key];
+    return data;
+  });
+  return {};
+}
+
+async function remove({ name, id }) {
+  const doc = await client(name).col.findOne(id).exec();
+  if (!doc) throw new Error(`${name} has no document ${id}`);
+  await doc.remove();
+  return {};
+}
+
+function matches(doc, expect) {
+  return Object.entries(expect).every(([k, v]) => JSON.stringify(doc[k]) === JSON.stringify(v));
+}
+
+// Wait until a condition holds on a client: {count}, {id, fields} (a document has these values),
+// {gone} (a document id is absent or deleted).
+async function wait({ name, count, id, fields, gone, timeout = 20000 }) {
+  const c = client(name);
+  const deadline = now() + timeout;
+  for (;;) {
+    let ok = true;
+    if (count !== undefined) ok = ok && (await c.col.count().exec()) === count;
+    if (id !== undefined) {
+      const doc = await c.col.findOne(id).exec();
+      ok = ok && !!doc && matches(plain(doc), fields || {});
+    }
+    if (gone !== undefined) ok = ok && !(await c.col.findOne(gone).exec());
+    if (ok) return { waited: timeout - (deadline - now()) };
+    if (now() > deadline) {
+      const doc = id !== undefined ? await c.col.findOne(id).exec() : null;
+      throw new Error(
+        `timeout after ${timeout} ms waiting on ${name} for ${JSON.stringify({ count, id, fields, gone })}; ` +
+          `count=${await c.col.count().exec()} doc=${JSON.stringify(doc && plain(doc))} errors=${JSON.stringify(c.errors.slice(-3))}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// Wait until every named client holds document `id` at `version`; returns when each received it.
+async function arrival({ names, id, version, timeout = 20000 }) {
+  const key = `${id}@${version}`;
+  const deadline = now() + timeout;
+  const got = (n) => (raws.has(n) ? raws.get(n) : client(n)).received.get(key);
+  for (;;) {
+    const missing = names.filter((n) => got(n) === undefined);
+    if (missing.length === 0) return { at: Object.fromEntries(names.map((n) => [n, got(n)])) };
+    if (now() > deadline) throw new Error(`timeout: ${missing.length} clients never got ${key} (e.g. ${missing[0]})`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function insync({ name, timeout = 20000 }) {
+  await withTimeout(client(name).replication.awaitInSync(), timeout, `in sync ${name}`);
+  return {};
+}
+
+function offline({ name }) {
+  client(name).tcp.cut();
+  return {};
+}
+
+function online({ name }) {
+  client(name).tcp.online = true;
+  return {};
+}
+
+function stats({ name }) {
+  const c = client(name);
+  return { proxy: c.tcp ? { ...c.tcp.stats } : null, errors: c.errors };
+}
+
+async function close({ name }) {
+  const c = client(name);
+  await c.replication.cancel();
+  await c.db.close();
+  if (c.tcp) await c.tcp.close();
+  clients.delete(name);
+  return {};
+}
+
+// An HTTP request from this process (bench: the REST write whose fan-out is timed, on this clock).
+function rest({ port, host, method, path, headers = {}, body }) {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const started = now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: {
+          Host: host,
+          ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json = null;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            // not JSON: the text is returned
+          }
+          resolve({ status: res.statusCode, body: json ?? text, started, finished: now() });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+// A device speaking the same wire protocol without RxDB (bench only): RxDB's open core allows 13
+// open collections per JS process (error COL23), so a crowd of 1,000 devices cannot all be RxDB
+// clients on one machine. It pulls once and subscribes to the stream, as RxDB does on connect, and
+// notes when each document version arrives.
+const raws = new Map();
+
+function openRaw({ name, url, collection, timeout = 30000 }) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(url);
+      const c = { socket, received: new Map(), pulled: 0 };
+      raws.set(name, c);
+      const started = now();
+      socket.on('open', () => {
+        socket.send(JSON.stringify({ id: 'stream', collection, method: 'masterChangeStream$', params: [] }));
+        socket.send(JSON.stringify({ id: 'pull', collection, method: 'masterChangesSince', params: [null, 1000] }));
+      });
+      socket.on('message', (data) => {
+        const msg = JSON.parse(String(data));
+        if (msg.id === 'pull') {
+          c.pulled = msg.result.documents.length;
+          resolve({ ms: now() - started, count: c.pulled });
+        } else if (msg.id === 'stream' && msg.result && msg.result.documents) {
+          const at = now();
+          for (const doc of msg.result.documents) c.received.set(`${doc.id}@${doc.version}`, at);
+        }
+      });
+      socket.on('error', reject);
+    }),
+    timeout,
+    `connect raw ${name}`,
+  );
+}
+
+// Pull a whole collection over the wire protocol as fast as the server answers (no RxDB storage):
+// the server's side of an initial sync.
+function pullRaw({ url, collection, batchSize = 1000, timeout = 600000 }) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(url);
+      let started = 0;
+      let count = 0;
+      let requests = 0;
+      const ask = (checkpoint) => {
+        requests += 1;
+        socket.send(JSON.stringify({ id: `p${requests}`, collection, method: 'masterChangesSince', params: [checkpoint, batchSize] }));
+      };
+      socket.on('open', () => {
+        started = now();
+        ask(null);
+      });
+      socket.on('message', (data) => {
+        const msg = JSON.parse(String(data));
+        if (msg.id !== `p${requests}`) return;
+        if (!msg.result) {
+          reject(new Error(JSON.stringify(msg).slice(0, 500)));
+          return;
+        }
+        count += msg.result.documents.length;
+        if (msg.result.documents.length < batchSize) {
+          socket.close();
+          resolve({ ms: now() - started, count, requests });
+        } else {
+          ask(msg.result.checkpoint);
+        }
+      });
+      socket.on('error', reject);
+    }),
+    timeout,
+    'raw pull',
+  );
+}
+
+function closeRaw({ name }) {
+  raws.get(name).socket.close();
+  raws.delete(name);
+  return {};
+}
+
+function memory() {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, clients: clients.size, raw: raws.size };
+}
+
+const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, remove, wait, arrival, insync, offline, online, stats, close, memory };
+
+function reply(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+const pending = new Set();
+const lines = readline.createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  const task = handle(line);
+  pending.add(task);
+  task.finally(() => pending.delete(task));
+});
+async function handle(line) {
+  if (!line.trim()) return;
+  let msg;
+  try {
+    msg = JSON.parse(line);
+  } catch (err) {
+    reply({ seq: null, ok: false, error: `bad command line: ${err.message}` });
+    return;
+  }
+  const fn = COMMANDS[msg.cmd];
+  try {
+    if (!fn) throw new Error(`unknown command ${msg.cmd}`);
+    reply({ seq: msg.seq, ok: true, ...(await fn(msg)) });
+  } catch (err) {
+    reply({ seq: msg.seq, ok: false, error: String((err && err.stack) || err).slice(0, 2000) });
+  }
+}
+lines.on('close', async () => {
+  await Promise.allSettled([...pending]);
+  for (const name of [...clients.keys()]) {
+    try {
+      await close({ name });
+    } catch {
+      // already broken: exiting anyway
+    }
+  }
+  process.exit(0);
+});

@@ -1,0 +1,86 @@
+"""The event catalogue: every webhook event type, what it means and an example of its `data`.
+
+Each delivery's body is the versioned envelope `{"type", "timestamp", "data"}` (ENVELOPE_VERSION in
+the `Tessera-Event-Version` request header); receivers dedupe on the `webhook-id` header (the
+event id). The OpenAPI document's `webhooks` section and the partner docs are generated from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ENVELOPE_VERSION = "2026-11-01"
+
+_RECORD = {
+    "object": "record",
+    "id": "01JD3X8Q6N2ZK4F7T9W1B5C8HY",
+    "collection": "customers",
+    "version": 3,
+    "seq": 1042,
+    "livemode": True,
+    "data": {"name": "Ada Lovelace", "email": "ada@example.com", "tier": "pro"},
+    "changed_fields": ["tier"],
+    "occurred_at": "2026-02-02T17:04:11.250000+00:00",
+}
+_COLLECTION = {
+    "object": "collection",
+    "slug": "customers",
+    "name": "Customers",
+    "description": "Everyone who bought from us",
+    "fields": [{"key": "name", "type": "text", "required": True}, {"key": "tier", "type": "choice"}],
+    "livemode": True,
+}
+_MEMBER = {"object": "member", "id": "42", "email": "grace@example.com", "role": "manager"}
+_DEVICE = {"object": "device", "id": "5", "name": "Warehouse phone", "role": "manager", "user": "grace@example.com"}
+_API_KEY = {"object": "api_key", "id": "17", "name": "Warehouse sync", "prefix": "tsk_live_Ab3d…9xYz", "mode": "live"}
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    description: str
+    example: dict = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+CATALOGUE: dict[str, EventType] = {
+    e.name: e
+    for e in [
+        EventType("record.created", "A record was created (console, API, import or a phone).", _RECORD),
+        EventType("record.updated", "A record changed; `changed_fields` lists the fields that did.", _RECORD),
+        EventType("record.deleted", "A record was deleted; `data` is its last state.", _RECORD),
+        EventType("collection.created", "A collection was created.", _COLLECTION),
+        EventType("collection.updated", "A collection's name, description or fields changed.", _COLLECTION),
+        EventType("collection.deleted", "A collection was deleted.", {**_COLLECTION, "deleted": True}),
+        EventType(
+            "member.invited", "Someone was invited to the workspace.", {**_MEMBER, "object": "invitation", "id": "9"}
+        ),
+        EventType("member.joined", "An invitation was accepted: a new member.", _MEMBER),
+        EventType("member.role_changed", "A member's role changed.", {**_MEMBER, "previous_role": "viewer"}),
+        EventType("member.removed", "A member was removed from the workspace.", _MEMBER),
+        EventType("api_key.created", "An API key was created.", _API_KEY),
+        EventType(
+            "api_key.rotated",
+            "An API key was rotated: `rotated_to` is its replacement; the old key works until `expires_at`.",
+            {**_API_KEY, "rotated_to": "18", "expires_at": "2026-02-03T17:04:11+00:00"},
+        ),
+        EventType("api_key.revoked", "An API key was revoked and stops working at once.", _API_KEY),
+        EventType("device.paired", "A phone was paired with the workspace (it syncs records from now on).", _DEVICE),
+        EventType("device.revoked", "A paired phone was revoked; its token stops working at once.", _DEVICE),
+        EventType(
+            "test.ping",
+            "Sent when you press “Send test event”; nothing happened in the workspace.",
+            {"object": "test", "message": "Hello from Tessera", "endpoint": "ep_01jd3x8q6n2zk4f7t9w1b5c8hy"},
+        ),
+    ]
+}
+EVENT_TYPES = tuple(CATALOGUE)
+GROUPS = tuple(dict.fromkeys(e.group for e in CATALOGUE.values()))
+
+
+def event_type_filter_valid(value: str) -> bool:
+    """True for a catalogue type or a group wildcard like `record.*` (an endpoint's filter entries)."""
+    return value in CATALOGUE or (value.endswith(".*") and value[:-2] in GROUPS)
