@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,37 @@ def database_env(connection) -> dict[str, str]:
     if name == ":memory:" or name.startswith("file:") or "mode=memory" in name:
         raise RuntimeError(f"The desktop test database must be a file for a real server to share it, not {name!r}")
     return {"TESSERA_SQLITE_PATH": name}
+
+
+def committed_database_env(connection, workdir: Path, name: str) -> dict[str, str]:
+    """A server's database for a test that commits: the test database itself in SaaS (its workspace
+    gets a schema of its own), a copy of it on the desktop, so nothing committed reaches the rest of
+    the suite."""
+    env = database_env(connection)
+    if SAAS:
+        return env
+    copy = workdir / f"{name}.sqlite3"
+    source, target = sqlite3.connect(env["TESSERA_SQLITE_PATH"]), sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return {"TESSERA_SQLITE_PATH": str(copy)}
+
+
+def run_module(module: str, env: dict, *args: str) -> str:
+    """Run `python -m <module> args…` with the production settings against `env`'s database; its stdout."""
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
 
 
 def wait_healthy(server: TesseraServer) -> None:

@@ -20,7 +20,6 @@ import json
 import os
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -57,33 +56,11 @@ phases.coverage.enabled = false
 
 
 def _committed_env(connection, workdir: Path) -> dict[str, str]:
-    """The server's database: the test database (SaaS, where the fuzz tenant gets a schema of its own),
-    or a copy of it (desktop), so nothing the run commits reaches the rest of the suite."""
-    env = live_server.database_env(connection)
-    if SAAS:
-        return env
-    copy = workdir / "fuzz.sqlite3"
-    source = sqlite3.connect(env["TESSERA_SQLITE_PATH"])
-    target = sqlite3.connect(copy)
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return {"TESSERA_SQLITE_PATH": str(copy)}
+    return live_server.committed_database_env(connection, workdir, "fuzz")
 
 
 def _manage(env: dict, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.partners.fuzz_workspace", *args],
-        cwd=live_server.REPO_ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+    return live_server.run_module("tests.partners.fuzz_workspace", env, *args)
 
 
 @pytest.fixture

@@ -9,12 +9,8 @@ in SaaS, a copy of the test database on the desktop), so nothing here meets the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -30,30 +26,11 @@ pytestmark = pytest.mark.django_db  # the test database must exist; the servers 
 
 
 def _committed_env(connection, workdir: Path) -> dict[str, str]:
-    env = live_server.database_env(connection)
-    if SAAS:
-        return env
-    copy = workdir / "sync-live.sqlite3"
-    source, target = sqlite3.connect(env["TESSERA_SQLITE_PATH"]), sqlite3.connect(copy)
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return {"TESSERA_SQLITE_PATH": str(copy)}
+    return live_server.committed_database_env(connection, workdir, "sync-live")
 
 
 def _manage(env: dict, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.sync.live_workspace", *args],
-        cwd=live_server.REPO_ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+    return live_server.run_module("tests.sync.live_workspace", env, *args)
 
 
 class Live:
