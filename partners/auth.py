@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from partners import keycache
 from partners.models import ApiKey
 
 KEY_PREFIXES = ("tsk_live_", "tsk_test_")
@@ -19,15 +20,48 @@ def key_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _key_read(tenant_id, digest: str, generation: str | None) -> ApiKey | None:
+    """From the database; remembered for later requests when `generation` (read before) is known."""
+    key = ApiKey.objects.filter(key_hash=digest).first()
+    if key is not None and generation is not None and tenant_id is not None:
+        keycache.entry_put(tenant_id, digest, key, generation)
+    return key
+
+
 def api_key_lookup(request: HttpRequest, raw: str) -> ApiKey | None:
     """The key whose raw value is `raw`, active or not. Looked up once per request: the rate
-    limiter (partners.ratelimit) asks before the view runs, authentication again inside it."""
+    limiter (partners.ratelimit) asks before the view runs, authentication again inside it. A key this
+    process remembers (partners.keycache) costs no query; the rate limiter then confirms it
+    (api_key_confirm) before anything relies on it."""
     digest = key_hash(raw)
     memo = getattr(request, "_tessera_api_key", None)
     if memo is not None and memo[0] == digest:
         return memo[1]
-    key = ApiKey.objects.filter(key_hash=digest).first()
-    request._tessera_api_key = (digest, key)
+    tenant = getattr(request, "tenant", None)
+    tenant_id = tenant.pk if tenant is not None else None
+    entry = keycache.entry_get(tenant_id, digest) if tenant_id is not None else None
+    if entry is not None:
+        key, generation = entry
+    else:
+        generation = keycache.generation_read(tenant_id) if tenant_id is not None else None
+        key = _key_read(tenant_id, digest, generation)
+    request._tessera_api_key = (digest, key, generation, entry is None)
+    return key
+
+
+def api_key_confirm(request: HttpRequest, generation: str | None) -> ApiKey | None:
+    """Read the request's key again unless the workspace's key generation is still `generation` (as
+    read by the rate limiter, after the key was): a key revoked or rotated meanwhile is seen at once."""
+    memo = getattr(request, "_tessera_api_key", None)
+    if memo is None or memo[1] is None:
+        return None
+    digest, key, known, fresh = memo
+    if generation == known and (generation is not None or fresh):
+        return key  # remembered and still current, or read in this request with no generation to go by
+    tenant_id = request.tenant.pk
+    keycache.entry_drop(tenant_id, digest)
+    key = _key_read(tenant_id, digest, generation)
+    request._tessera_api_key = (digest, key, generation, True)
     return key
 
 

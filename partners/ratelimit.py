@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -82,6 +83,14 @@ def _scaled(limit: Limit) -> Limit:
 # --- where the buckets live ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Taken:
+    allowed: bool
+    levels: list[float]
+    key_generation: str | None = None  # the workspace's API-key generation, when asked for and kept
+    counted: bool = False  # the call was counted in the usage counters on the way
+
+
 class LocalTokenBuckets:
     """Buckets in this process's memory: the desktop, where one process serves the one business."""
 
@@ -108,21 +117,46 @@ class LocalTokenBuckets:
                 self._prune(now)
         return allowed, [tokens for tokens, _ in levels]
 
+    def take_counted(self, buckets, *, now: float, cost: int = 1, generation_of=None, count=None) -> Taken:
+        """`take`; in-process buckets neither keep key generations nor count usage (see Redis's)."""
+        allowed, levels = self.take(buckets, now=now, cost=cost)
+        return Taken(allowed, levels)
+
+    def key_generation(self, tenant_id) -> str | None:
+        return None  # no key caching on the desktop: one process, one business, a cheap SQLite read
+
+    def key_generation_bump(self, tenant_id) -> None:
+        pass
+
     def _prune(self, now: float) -> None:
         # A full bucket is the same as no bucket.
         for name in [n for n, (_, _, full_at) in self._buckets.items() if full_at <= now]:
             del self._buckets[name]
 
 
-# KEYS: the buckets; ARGV: now, cost, then rate and burst of each bucket. Takes `cost` from every
-# bucket or from none. Numbers go back as strings: Redis would truncate Lua numbers to integers.
+# KEYS: the buckets, then optionally (ARGV[3] says which) a workspace's API-key generation to read
+# and a usage hash to count the call in (field ARGV[4]); ARGV: now, cost, the flags, the usage field,
+# then rate and burst of each bucket. Takes `cost` from every bucket or from none. Returns allowed, the
+# levels, then the generation ('' if not asked). Numbers go back as strings: Redis would truncate Lua
+# numbers to integers.
 TAKE_SCRIPT = """
 local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
+local flags = ARGV[3]
+local n = #KEYS
+local generation = ''
+if flags == 'gu' or flags == 'u' then
+  redis.call('HINCRBY', KEYS[n], ARGV[4], 1)
+  n = n - 1
+end
+if flags == 'gu' or flags == 'g' then
+  generation = redis.call('GET', KEYS[n]) or '0'
+  n = n - 1
+end
 local levels, stamps = {}, {}
 local allowed = 1
-for i = 1, #KEYS do
-  local rate, burst = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+for i = 1, n do
+  local rate, burst = tonumber(ARGV[2 * i + 3]), tonumber(ARGV[2 * i + 4])
   local state = redis.call('HMGET', KEYS[i], 'tokens', 'stamp')
   local tokens = tonumber(state[1]) or burst
   local stamp = tonumber(state[2]) or now
@@ -134,14 +168,15 @@ for i = 1, #KEYS do
   if tokens < cost - 1e-6 then allowed = 0 end
 end
 local out = {allowed}
-for i = 1, #KEYS do
-  local rate, burst = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+for i = 1, n do
+  local rate, burst = tonumber(ARGV[2 * i + 3]), tonumber(ARGV[2 * i + 4])
   if allowed == 1 then levels[i] = levels[i] - cost end
   redis.call('HSET', KEYS[i], 'tokens', string.format('%.17g', levels[i]), 'stamp', string.format('%.17g', stamps[i]))
   -- once full again the bucket is the same as no bucket: let Redis forget it
   redis.call('PEXPIRE', KEYS[i], math.ceil((burst - levels[i]) / rate * 1000) + 1000)
   out[i + 1] = string.format('%.17g', levels[i])
 end
+out[n + 2] = generation
 return out
 """
 
@@ -153,17 +188,55 @@ class RedisTokenBuckets:
         self._scripts: dict[int, object] = {}
 
     def take(self, buckets: Sequence[tuple[str, Limit]], *, now: float, cost: int = 1) -> tuple[bool, list[float]]:
+        taken = self.take_counted(buckets, now=now, cost=cost)
+        return taken.allowed, taken.levels
+
+    def take_counted(
+        self,
+        buckets: Sequence[tuple[str, Limit]],
+        *,
+        now: float,
+        cost: int = 1,
+        generation_of=None,
+        count: tuple[str, str] | None = None,
+    ) -> Taken:
+        """`take`, and in the same round trip read the key generation of workspace `generation_of`
+        (partners.keycache) and count a call in `count` = (hash, field) of the usage counters."""
         from partners.redis_connection import redis_client
 
         client = redis_client()
         script = self._scripts.get(id(client))
         if script is None:
             script = self._scripts[id(client)] = client.register_script(TAKE_SCRIPT)
-        args: list = [repr(now), cost]
+        keys = [name for name, _ in buckets]
+        flags = ""
+        if generation_of is not None:
+            keys.append(self._generation_name(generation_of))
+            flags += "g"
+        if count is not None:
+            keys.append(count[0])
+            flags += "u"
+        args: list = [repr(now), cost, flags, count[1] if count else ""]
         for _, limit in buckets:
             args += [repr(float(limit.rate)), limit.burst]
-        out = script(keys=[name for name, _ in buckets], args=args)
-        return bool(int(out[0])), [float(level) for level in out[1:]]
+        out = script(keys=keys, args=args)
+        generation = out[-1].decode() if generation_of is not None else None
+        return Taken(bool(int(out[0])), [float(level) for level in out[1:-1]], generation, count is not None)
+
+    @staticmethod
+    def _generation_name(tenant_id) -> str:
+        return _bucket_name(f"{{w{tenant_id}}}", "keys-generation")
+
+    def key_generation(self, tenant_id) -> str | None:
+        from partners.redis_connection import redis_client
+
+        value = redis_client().get(self._generation_name(tenant_id))
+        return value.decode() if value is not None else "0"
+
+    def key_generation_bump(self, tenant_id) -> None:
+        from partners.redis_connection import redis_client
+
+        redis_client().incr(self._generation_name(tenant_id))
 
 
 _backend_cache: dict[str, object] = {}
@@ -206,6 +279,8 @@ class Decision:
     policies: tuple[PolicyState, ...]
     now: float
     key: object = None  # the ApiKey the request was counted against, if any
+    key_generation: str | None = None  # its workspace's key generation (partners.keycache), if known
+    usage_counted: bool = False  # the call is already in the usage counters (errors are counted later)
 
     @property
     def retry_after(self) -> int | None:
@@ -248,7 +323,12 @@ def ratelimit_take(*, tenant, key=None, user=None, ip: str | None = None, now: f
     """Take one request from the buckets of whoever is calling: an API key (its bucket and its
     workspace's), else a console user, else the client address."""
     now = clock() if now is None else now
+    generation_of = count = None
     if key is not None:
+        from partners.usage import usage_counters
+
+        generation_of = tenant.pk
+        count = usage_counters().call_counter(tenant_id=tenant.pk, key_id=key.pk, day=_utc_today())
         limits = plan_limits(tenant.plan)
         buckets = [
             ("key", _bucket_name(f"{{w{tenant.pk}}}", "key", key.pk), limits["key"]),
@@ -259,13 +339,20 @@ def ratelimit_take(*, tenant, key=None, user=None, ip: str | None = None, now: f
     else:
         buckets = [("ip", _bucket_name("ip", ip or "unknown"), _scaled(ANONYMOUS_LIMIT))]
     try:
-        allowed, levels = token_buckets().take([(name, limit) for _, name, limit in buckets], now=now)
+        taken = token_buckets().take_counted(
+            [(name, limit) for _, name, limit in buckets], now=now, generation_of=generation_of, count=count
+        )
     except Exception:
         # Failing open: an unreachable Redis must not take the API down with it.
         logger.exception("rate limiter unavailable; request let through")
         return Decision(True, tuple(PolicyState(p, limit, limit.burst) for p, _, limit in buckets), now, key)
-    policies = tuple(PolicyState(p, limit, level) for (p, _, limit), level in zip(buckets, levels, strict=True))
-    return Decision(allowed, policies, now, key)
+    policies = tuple(PolicyState(p, limit, level) for (p, _, limit), level in zip(buckets, taken.levels, strict=True))
+    return Decision(taken.allowed, policies, now, key, taken.key_generation, taken.counted)
+
+
+def _utc_today():
+    """The usage day (wall clock, as partners.usage counts: `clock` is the buckets' own)."""
+    return datetime.now(UTC).date()
 
 
 def throttled_response(request: HttpRequest, decision: Decision) -> HttpResponse:
@@ -302,7 +389,10 @@ class ApiRateLimitMiddleware:
             if decision.key is not None:
                 from partners.usage import usage_record
 
-                usage_record(tenant=request.tenant, key=decision.key, error=response.status_code >= 400)
+                error = response.status_code >= 400
+                if error or not decision.usage_counted:
+                    calls = 0 if decision.usage_counted else 1
+                    usage_record(tenant=request.tenant, key=decision.key, error=error, calls=calls)
         return response
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
@@ -310,12 +400,16 @@ class ApiRateLimitMiddleware:
         if not request.path_info.startswith(API_PATH_PREFIX) or getattr(request, "tenant", None) is None:
             return None
         from config.middleware import client_ip
-        from partners.auth import api_key_from_request
+        from partners.auth import api_key_confirm, api_key_from_request
 
         key = api_key_from_request(request)
         user = None
         if key is None:
             user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
         decision = ratelimit_take(tenant=request.tenant, key=key, user=user, ip=client_ip(request))
+        if key is not None:
+            # A key remembered from an earlier request is trusted only if its workspace's key
+            # generation, which the take just read, is still the one it was read under.
+            api_key_confirm(request, decision.key_generation)
         request.tessera_ratelimit = decision
         return None if decision.allowed else throttled_response(request, decision)

@@ -1,12 +1,12 @@
 """API usage metering: calls and errors per key per UTC day, kept in partners.ApiUsage for billing
 and the console's chart.
 
-Counting must cost next to nothing per request, so a request only bumps a counter — one HINCRBY
-round trip to Redis in SaaS, a dict under a lock in this process on the desktop (the setting
-TESSERA_USAGE_BACKEND picks) — and `usage_flush()` moves the counts into ApiUsage: a Celery beat task
-every minute for every workspace (partners.tasks), the console before it draws the chart, and on the
-desktop also the request path itself every TESSERA_USAGE_FLUSH_SECONDS (its counters live in the web
-process, which the worker cannot see).
+Counting must cost next to nothing per request, so a request only bumps a counter — in SaaS inside
+the rate limiter's Redis round trip (one more HINCRBY only for an error answer), a dict under a lock
+in this process on the desktop (the setting TESSERA_USAGE_BACKEND picks) — and `usage_flush()` moves
+the counts into ApiUsage: a Celery beat task every minute for every workspace (partners.tasks), the
+console before it draws the chart, and on the desktop also the request path itself every
+TESSERA_USAGE_FLUSH_SECONDS (its counters live in the web process, which the worker cannot see).
 
 A flush reads the counts, adds them to ApiUsage in one transaction and, once that has committed,
 subtracts exactly what it wrote, so calls counted meanwhile stay for the next flush and a failed
@@ -54,11 +54,14 @@ class LocalUsageCounters:
     def _scope(tenant_id) -> tuple:
         return (settings.TESSERA_COUNTERS_NAMESPACE, tenant_id)
 
-    def add(self, *, tenant_id, key_id: int, day: date, error: bool) -> None:
+    def add(self, *, tenant_id, key_id: int, day: date, error: bool, calls: int = 1) -> None:
         with self._lock:
             row = self._counts.setdefault(self._scope(tenant_id), {}).setdefault((day, key_id), [0, 0])
-            row[0] += 1
+            row[0] += calls
             row[1] += int(error)
+
+    def call_counter(self, *, tenant_id, key_id: int, day: date) -> None:
+        return None  # the rate limiter cannot count for us: add() does, after the answer
 
     def wants_flush(self) -> bool:
         return time.monotonic() - self._last_flush >= getattr(settings, "TESSERA_USAGE_FLUSH_SECONDS", 30)
@@ -131,15 +134,20 @@ class RedisUsageCounters:
 
         return redis_client()
 
-    def add(self, *, tenant_id, key_id: int, day: date, error: bool) -> None:
+    def add(self, *, tenant_id, key_id: int, day: date, error: bool, calls: int = 1) -> None:
         client, name, field = self._client(), self._hash(tenant_id), f"{day.isoformat()}:{key_id}"
-        if not error:
-            client.hincrby(name, f"{field}:c", 1)
+        if not error or not calls:
+            client.hincrby(name, f"{field}:{'e' if error else 'c'}", 1 if error else calls)
             return
         pipe = client.pipeline(transaction=False)
-        pipe.hincrby(name, f"{field}:c", 1)
+        pipe.hincrby(name, f"{field}:c", calls)
         pipe.hincrby(name, f"{field}:e", 1)
         pipe.execute()
+
+    def call_counter(self, *, tenant_id, key_id: int, day: date) -> tuple[str, str]:
+        """(hash, field) the rate limiter's script bumps by one: a call counted in the round trip the
+        request makes anyway (partners.ratelimit), so a successful call costs no second one."""
+        return self._hash(tenant_id), f"{day.isoformat()}:{key_id}:c"
 
     def wants_flush(self) -> bool:
         return False  # Celery beat flushes every workspace (partners.tasks)
@@ -187,12 +195,13 @@ def usage_counters():
     return backend
 
 
-def usage_record(*, tenant, key: ApiKey, error: bool, now: datetime | None = None) -> None:
-    """Count one API call of `key` (from the rate-limit middleware, after the answer is known)."""
+def usage_record(*, tenant, key: ApiKey, error: bool, calls: int = 1, now: datetime | None = None) -> None:
+    """Count one API call of `key` (from the rate-limit middleware, after the answer is known);
+    `calls=0` counts only the error of a call the rate limiter already counted."""
     day = (now or datetime.now(UTC)).astimezone(UTC).date()
     counters = usage_counters()
     try:
-        counters.add(tenant_id=tenant.pk, key_id=key.pk, day=day, error=error)
+        counters.add(tenant_id=tenant.pk, key_id=key.pk, day=day, error=error, calls=calls)
         if counters.wants_flush():
             usage_flush(tenant=tenant)
     except Exception:

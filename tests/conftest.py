@@ -29,8 +29,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     import accounts.selectors
+    from partners import keycache
 
     accounts.selectors._setup_done = False
+    keycache.entries_clear()  # keys remembered by "this server process" belong to one test
     yield
 
 

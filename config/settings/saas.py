@@ -39,11 +39,24 @@ DATABASES = {
     "default": dj_database_url.parse(
         env("TESSERA_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tessera"),
         engine="django_tenants.postgresql_backend",
-        # 0: a connection per request (behind a pooler). Celery workers run many short tasks: give them
-        # TESSERA_DB_CONN_MAX_AGE=60 so a task does not open a connection of its own (bench/webhooks).
         conn_max_age=int(env("TESSERA_DB_CONN_MAX_AGE", "0")),
     )
 }
+# Each server process keeps a pool of PostgreSQL connections (psycopg_pool, Django's OPTIONS["pool"]):
+# under ASGI every request runs in a thread of its own, so persistent connections (CONN_MAX_AGE) are
+# never reused, and opening one costs about half of a small API read (bench/api). A request borrows
+# a connection and gives it back when it ends; django-tenants sets the search_path again on the next
+# cursor (its close() forgets the schema it set). TESSERA_DB_POOL_MAX_SIZE=0 turns the pool off, as does
+# TESSERA_DB_CONN_MAX_AGE > 0 (one persistent connection per thread, e.g. behind PgBouncer). Size the
+# pools so that processes x max size stays under PostgreSQL's max_connections.
+TESSERA_DB_POOL_MAX_SIZE = int(env("TESSERA_DB_POOL_MAX_SIZE", "10"))
+if TESSERA_DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["CONN_MAX_AGE"] == 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": TESSERA_DB_POOL_MAX_SIZE,
+        "timeout": float(env("TESSERA_DB_POOL_TIMEOUT", "10")),  # waiting for a free connection
+        "max_idle": 300,
+    }
 
 REDIS_URL = env("TESSERA_REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {

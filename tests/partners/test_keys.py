@@ -9,12 +9,16 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from partners.models import SCOPES, ApiKey
+from partners.ratelimit import token_buckets
 from partners.services import ApiKeyError, api_key_create, api_key_expire_due, api_key_revoke, api_key_rotate
 from rbac.roles import Role
+from tests.conftest import SAAS
 from tests.partners.conftest import PING
 
 pytestmark = [pytest.mark.urls("tests.partners.api_views"), pytest.mark.usefixtures("real_limits")]
@@ -149,12 +153,49 @@ def test_revoked_key_gets_401_at_once_and_revoking_is_audited(tenant, admin_user
     assert [e.target_id for e in events("api_key.revoked")] == [str(key.pk)]
 
 
-def test_expired_key_gets_401_and_expiry_is_audited_once(tenant, make_key, api_for):
+def test_a_key_revoked_by_another_server_process_is_refused_at_its_next_request(tenant, make_key, api_for):
+    """Server processes remember keys between requests (partners.keycache). A change committed in
+    another process reaches them through the workspace's key generation, which that process bumps."""
+    key, raw = make_key()
+    assert ping(api_for, tenant, raw).status_code == 200
+    assert ping(api_for, tenant, raw).status_code == 200
+
+    # What another process's revocation leaves: the row changed and the generation bumped; nothing
+    # in this process was told.
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    token_buckets().key_generation_bump(tenant.pk)
+
+    response = ping(api_for, tenant, raw)
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+def test_a_remembered_key_costs_no_query_where_server_processes_share_a_key_generation(tenant, make_key, api_for):
+    _, raw = make_key()
+    assert ping(api_for, tenant, raw).status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert ping(api_for, tenant, raw).status_code == 200
+
+    key_reads = [q for q in queries if "partners_apikey" in q["sql"]]
+    # SaaS: Redis holds the generation, so the key is not read again. The desktop (one process,
+    # in-process buckets) keeps no generation and reads its key on every request.
+    assert len(key_reads) == (0 if SAAS else 1)
+
+
+def clock_forward(monkeypatch, by: timedelta) -> None:
+    """Time passes: expiry is the clock passing `expires_at`, with no write (and, for a key a server
+    process remembers, no key-generation bump either), so move the clock rather than the key."""
+    later = timezone.now() + by
+    monkeypatch.setattr(timezone, "now", lambda: later)
+
+
+def test_expired_key_gets_401_and_expiry_is_audited_once(tenant, make_key, api_for, monkeypatch):
     key, raw = make_key(expires_at=timezone.now() + timedelta(days=1))
     assert ping(api_for, tenant, raw).status_code == 200
+    assert ping(api_for, tenant, raw).status_code == 200  # remembered by this process now
     assert api_key_expire_due() == []
 
-    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    clock_forward(monkeypatch, timedelta(days=1, seconds=1))
 
     response = ping(api_for, tenant, raw)
     assert response.status_code == 401 and "expired" in response.json()["detail"]
@@ -167,7 +208,9 @@ def test_expired_key_gets_401_and_expiry_is_audited_once(tenant, make_key, api_f
 # --- rotation ------------------------------------------------------------------------------------
 
 
-def test_rotation_keeps_the_old_key_working_for_the_overlap_then_stops_it(tenant, admin_user, make_key, api_for):
+def test_rotation_keeps_the_old_key_working_for_the_overlap_then_stops_it(
+    tenant, admin_user, make_key, api_for, monkeypatch
+):
     old, old_raw = make_key(name="Shop", mode="live", scopes=["records:read", "events:read"])
     before = timezone.now()
 
@@ -185,8 +228,8 @@ def test_rotation_keeps_the_old_key_working_for_the_overlap_then_stops_it(tenant
     assert event.target_id == str(old.pk) and event.changes["after"]["rotated_to"] == new.pk
     assert event.changes["after"]["overlap_seconds"] == 24 * 3600
 
-    # The window has passed (as if 24 hours went by).
-    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # The window has passed.
+    clock_forward(monkeypatch, timedelta(hours=24, seconds=1))
 
     assert ping(api_for, tenant, old_raw).status_code == 401
     assert ping(api_for, tenant, new_raw).status_code == 200
