@@ -1,14 +1,22 @@
-"""One delivery attempt: claim the delivery, sign, POST to the vetted address, log the attempt, and
-decide what comes next (done, retry on the schedule, give up, disable the endpoint).
+"""Delivery attempts: claim due deliveries of an endpoint, sign, POST to the vetted address over a kept-alive
+connection, log the attempts, and decide what comes next (done, retry on the schedule, give up, disable
+the endpoint).
 
 Rules (issue 4): 2xx is success; anything else, a redirect (never followed), a timeout or a refused
 address is a failure. 410 Gone disables the endpoint. 429 and 503 retry after their `Retry-After`.
 Other failures retry on TESSERA_WEBHOOK_RETRY_SCHEDULE with ±10 % jitter; an endpoint that has
 failed continuously for TESSERA_WEBHOOK_DISABLE_AFTER is disabled and its Admins are told.
 
-A worker claims a delivery by setting `locked_until` (a lease): a second task for the same delivery
+A worker claims deliveries by setting `locked_until` (a lease): a second task for the same delivery
 finds it taken and does nothing, and a worker killed mid-attempt leaves a lease that runs out, after
 which the sweeper hands the delivery to another worker. Delivery is therefore at-least-once.
+
+Batches (`endpoint_deliveries_attempt`, what a worker's task runs): one task claims its delivery and up to
+BATCH - 1 other due deliveries of the same endpoint (SKIP LOCKED: two workers never take the same row),
+sends them one after the other over one kept-alive connection of the worker process, then writes the
+attempt log and the deliveries' new state in one transaction per batch, and claims again until nothing
+is due. `delivery_attempt` is the same for one delivery alone. The decrypted signing secrets are kept in
+the process for SECRETS_CACHE_SECONDS and at most until the endpoint row changes (a rotation touches it).
 """
 
 from __future__ import annotations
@@ -16,23 +24,25 @@ from __future__ import annotations
 import email.utils
 import http.client
 import logging
+import os
 import random
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Subquery, Value, When
 from django.utils import timezone
 
 from webhooks import ssrf
 from webhooks.catalogue import ENVELOPE_VERSION
-from webhooks.crypto import SecretUndecryptable
+from webhooks.crypto import SecretUndecryptable, secret_decrypt
 from webhooks.models import Attempt, Delivery, Endpoint
-from webhooks.services import endpoint_disable_for_failures, endpoint_secrets_valid, event_body
+from webhooks.services import endpoint_disable_for_failures, event_body
 from webhooks.signing import headers_signed
 
 logger = logging.getLogger(__name__)
@@ -44,6 +54,10 @@ RESPONSE_HEADERS_KEPT = 50
 RETRY_AFTER_MAX = 24 * 3600
 JITTER = 0.10
 CLAIM_SLACK = timedelta(seconds=1)  # a task may run a moment before its countdown's end
+BATCH = 50  # deliveries of one endpoint claimed, sent and written together
+SECRETS_CACHE_SECONDS = 60.0
+KEEP_ALIVE_IDLE_SECONDS = 20.0  # an idle kept-alive connection older than this is closed, not reused
+KEEP_ALIVE_MAX = 32  # kept-alive connections per worker process
 
 
 @dataclass
@@ -58,9 +72,10 @@ class Response:
 class Outcome:
     """What the attempt led to. `retry_in`: seconds until the next attempt (None: no further one)."""
 
-    result: str  # succeeded | retrying | failed | deferred | skipped
+    result: str  # succeeded | retrying | failed | deferred | skipped | released
     retry_in: float | None = None
     status_code: int | None = None
+    delivery_id: int | None = None
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -106,17 +121,40 @@ def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
 # --- claim ----------------------------------------------------------------------------------------------
 
 
+def _claimable(now: datetime) -> Q:
+    return Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now + CLAIM_SLACK) & (
+        Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+    )
+
+
+def deliveries_claim(*, now: datetime, delivery_id: int, endpoint_id: str | None = None, limit: int = 1) -> list:
+    """Take deliveries for one attempt each: with limit 1 the delivery `delivery_id` alone if it is pending,
+    due and not held by a live worker; with a larger limit up to `limit` such deliveries of its endpoint
+    (`endpoint_id`, or the one of `delivery_id`), `delivery_id` first. Rows another worker is claiming at
+    the same moment are skipped, not waited for."""
+    lease = now + timedelta(seconds=settings.TESSERA_WEBHOOK_LOCK_SECONDS)
+    due = Delivery.objects.filter(_claimable(now))
+    if limit <= 1:
+        due = due.filter(pk=delivery_id)
+    else:
+        if endpoint_id is None:
+            endpoint_id = Subquery(Delivery.objects.filter(pk=delivery_id).values("endpoint_id")[:1])
+        due = due.filter(endpoint_id=endpoint_id).order_by(
+            Case(When(pk=delivery_id, then=Value(0)), default=Value(1)), "next_attempt_at", "pk"
+        )
+    with transaction.atomic():
+        rows = list(due.select_related("event", "endpoint").select_for_update(skip_locked=True, of=("self",))[:limit])
+        if rows:
+            Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(locked_until=lease)
+    for d in rows:
+        d.locked_until = lease
+    return rows
+
+
 def delivery_claim(delivery_id: int, *, now: datetime) -> Delivery | None:
     """Take the delivery for one attempt if it is pending, due and not held by a live worker."""
-    lease = now + timedelta(seconds=settings.TESSERA_WEBHOOK_LOCK_SECONDS)
-    taken = (
-        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now + CLAIM_SLACK)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-        .update(locked_until=lease)
-    )
-    if not taken:
-        return None
-    return Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    rows = deliveries_claim(now=now, delivery_id=delivery_id)
+    return rows[0] if rows else None
 
 
 def _rate_limited(endpoint: Endpoint, now: datetime) -> float | None:
@@ -137,6 +175,28 @@ def _rate_limited(endpoint: Endpoint, now: datetime) -> float | None:
     return (second + 1 - now.timestamp()) + random.uniform(0, 1.0)
 
 
+_secrets: dict[str, tuple[object, float, list[tuple[str, datetime | None]]]] = {}
+
+
+def _secrets_signing(endpoint: Endpoint, *, now: datetime) -> list[str]:
+    """The secrets to sign with now, newest first (webhooks.services.endpoint_secrets_valid), decrypted
+    once and kept in the process for SECRETS_CACHE_SECONDS while the endpoint row is unchanged (a
+    rotation touches its `updated_at`); each one's expiry is checked on every use."""
+    cached = _secrets.get(endpoint.pk)
+    clock = time.monotonic()
+    if cached is None or cached[0] != endpoint.updated_at or cached[1] < clock:
+        rows = sorted(endpoint.secrets.all(), key=lambda s: s.created_at, reverse=True)
+        kept = [
+            (secret_decrypt(s.secret_encrypted), s.expires_at)
+            for s in rows
+            if s.expires_at is None or s.expires_at > now
+        ]
+        if len(_secrets) > 1000:
+            _secrets.clear()
+        _secrets[endpoint.pk] = cached = (endpoint.updated_at, clock + SECRETS_CACHE_SECONDS, kept)
+    return [secret for secret, expires_at in cached[2] if expires_at is None or expires_at > now]
+
+
 # --- the request ------------------------------------------------------------------------------------------
 
 
@@ -144,27 +204,79 @@ def _masked(headers: dict[str, str], secret_names: set[str]) -> dict[str, str]:
     return {k: ("••••••" if k in secret_names else v) for k, v in headers.items()}
 
 
-def http_post(url: str, *, headers: dict[str, str], body: str, timeout: float) -> Response:
-    """POST through the SSRF guard; never follows redirects. Errors become Response.error."""
+# Kept-alive connections of this process: (scheme, host, port, timeout) → (connection, last used). A
+# connection is pinned to an address the SSRF guard vetted and its peer was checked when it connected;
+# it is reused only while that address is still among the host's vetted addresses.
+_kept: dict[tuple, tuple[http.client.HTTPConnection, float]] = {}
+_kept_pid = os.getpid()
+
+
+def _kept_take(target: ssrf.Target, timeout: float) -> http.client.HTTPConnection | None:
+    global _kept_pid
+    if _kept_pid != os.getpid():  # a forked child: the parent's sockets are not ours
+        _kept.clear()
+        _kept_pid = os.getpid()
+    entry = _kept.pop((target.scheme, target.host, target.port, timeout), None)
+    if entry is None:
+        return None
+    conn, used = entry
+    if conn.sock is None or time.monotonic() - used > KEEP_ALIVE_IDLE_SECONDS or conn.address not in target.addresses:
+        conn.close()
+        return None
+    return conn
+
+
+def _kept_put(target: ssrf.Target, timeout: float, conn: http.client.HTTPConnection) -> None:
+    if len(_kept) >= KEEP_ALIVE_MAX:
+        oldest = min(_kept, key=lambda k: _kept[k][1])
+        _kept.pop(oldest)[0].close()
+    _kept[(target.scheme, target.host, target.port, timeout)] = (conn, time.monotonic())
+
+
+def _exchange(conn: http.client.HTTPConnection, target: ssrf.Target, headers: dict[str, str], body: bytes):
+    """One request and response; returns (Response, whether the connection can carry another)."""
+    conn.request("POST", target.path, body=body, headers=headers)
+    raw = conn.getresponse()
+    kept = raw.read(RESPONSE_BODY_KEPT + 1)
+    text = kept[:RESPONSE_BODY_KEPT].decode("utf-8", errors="replace")
+    if len(kept) > RESPONSE_BODY_KEPT:
+        text += "\n… (truncated)"
+    response_headers = {k: v[:1000] for k, v in list(raw.getheaders())[:RESPONSE_HEADERS_KEPT]}
+    reusable = raw.isclosed() and not raw.will_close  # the whole body was read and the server keeps it open
+    return Response(status=raw.status, headers=response_headers, body=_clean(text)), reusable
+
+
+def http_post(
+    url: str, *, headers: dict[str, str], body: str, timeout: float, target: ssrf.Target | None = None
+) -> Response:
+    """POST through the SSRF guard; never follows redirects. Errors become Response.error. `target`: the
+    URL already resolved and vetted (ssrf.target_resolve) by the caller. The connection is kept alive
+    for the next request to the same host while the server allows it."""
     from webhooks.inspector import inspector_deliver
 
     answer = inspector_deliver(url=url, headers=headers, body=body)
     if answer is not None:
         return Response(status=answer.status, headers=dict(answer.headers), body=answer.body)
     try:
-        target = ssrf.target_resolve(url)
+        target = target or ssrf.target_resolve(url)
     except ssrf.AddressRefused as exc:
         return Response(error=exc.reason)
-    conn = ssrf.connection_open(target, timeout=timeout)
+    conn = _kept_take(target, timeout)
+    reused = conn is not None
+    if conn is None:
+        conn = ssrf.connection_open(target, timeout=timeout)
+    reusable = False
+    data = body.encode()
     try:
-        conn.request("POST", target.path, body=body.encode(), headers=headers)
-        raw = conn.getresponse()
-        kept = raw.read(RESPONSE_BODY_KEPT + 1)
-        text = kept[:RESPONSE_BODY_KEPT].decode("utf-8", errors="replace")
-        if len(kept) > RESPONSE_BODY_KEPT:
-            text += "\n… (truncated)"
-        response_headers = {k: v[:1000] for k, v in list(raw.getheaders())[:RESPONSE_HEADERS_KEPT]}
-        return Response(status=raw.status, headers=response_headers, body=_clean(text))
+        try:
+            response, reusable = _exchange(conn, target, headers, data)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            conn.close()  # the server closed the idle connection: once more on a new one
+            conn = ssrf.connection_open(target, timeout=timeout)
+            response, reusable = _exchange(conn, target, headers, data)
+        return response
     except ssrf.AddressRefused as exc:
         return Response(error=exc.reason)
     except TimeoutError:
@@ -176,110 +288,230 @@ def http_post(url: str, *, headers: dict[str, str], body: str, timeout: float) -
     except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a header http.client refuses
         return Response(error=f"{type(exc).__name__}: {exc}"[:500])
     finally:
-        conn.close()
+        if reusable:
+            _kept_put(target, timeout, conn)
+        else:
+            conn.close()
 
 
-# --- one attempt -----------------------------------------------------------------------------------------
+# --- attempts ----------------------------------------------------------------------------------------------
 
 
 def _finish(delivery: Delivery, **fields) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(locked_until=None, **fields)
 
 
-def _streak_update(endpoint: Endpoint, *, failed: bool, at: datetime) -> None:
-    if not failed:
+def _finish_all(deliveries: list[Delivery], **fields) -> None:
+    if deliveries:
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(locked_until=None, **fields)
+
+
+def _streak_update(endpoint: Endpoint, *, failed_since: datetime | None, at: datetime) -> None:
+    """After a batch: `failed_since` is the first failure after the batch's last success (None: the
+    batch ended in a success)."""
+    if failed_since is None:
         if endpoint.failing_since is not None:
             Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
         return
-    Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=at)
+    if endpoint.failing_since is None:
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=failed_since)
     since = Endpoint.objects.filter(pk=endpoint.pk).values_list("failing_since", flat=True).first()
     if since is not None and at - since >= settings.TESSERA_WEBHOOK_DISABLE_AFTER:
         days = settings.TESSERA_WEBHOOK_DISABLE_AFTER.days
         endpoint_disable_for_failures(endpoint=endpoint, reason=f"Every delivery failed for {days} days")
 
 
-def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> Outcome:
-    """Make the next attempt of one delivery (in the current workspace), if it is still due."""
-    now = now or timezone.now()
-    delivery = delivery_claim(delivery_id, now=now)
-    if delivery is None:
-        return Outcome("skipped")
-    endpoint, event = delivery.endpoint, delivery.event
-    if not endpoint.enabled:  # paused by an Admin: waits, unscheduled, until the endpoint is enabled again
-        _finish(delivery, next_attempt_at=None)
-        return Outcome("skipped")
-    if not event.payload:
-        _finish(delivery, status=Delivery.Status.FAILED, last_error="Payload past retention", completed_at=now)
-        return Outcome("failed")
-    wait = _rate_limited(endpoint, now)
-    if wait is not None:
-        _finish(delivery, next_attempt_at=now + timedelta(seconds=wait))
-        return Outcome("deferred", retry_in=wait)
+def _state_write(done: list[Delivery]) -> None:
+    """The attempted deliveries' new state, one UPDATE per distinct state (a batch of successes is one;
+    each gets the batch's last completion time: its attempt row keeps the exact one). Cheaper than
+    bulk_update's CASE per row."""
+    groups: dict[tuple, list[Delivery]] = {}
+    for d in done:
+        retry_at = d.next_attempt_at if d.status == Delivery.Status.PENDING else None  # else left as it was
+        groups.setdefault((d.status, d.attempts, d.last_status_code, d.last_error, retry_at), []).append(d)
+    for (status, attempts, code, error, retry_at), rows in groups.items():
+        fields = {"status": status, "attempts": attempts, "last_status_code": code, "last_error": error}
+        if retry_at is not None:
+            fields["next_attempt_at"] = retry_at
+        else:
+            fields["completed_at"] = max((d.completed_at for d in rows if d.completed_at), default=None)
+        Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(locked_until=None, **fields)
 
-    body = event_body(event)
+
+def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> list[Outcome]:
+    """Attempt the claimed deliveries of one endpoint in order, then write the log and their state in one
+    transaction. Deliveries not reached within `budget` seconds are released (result "released")."""
+    endpoint = rows[0].endpoint
+    if not endpoint.enabled:  # paused by an Admin: they wait, unscheduled, until the endpoint is enabled again
+        _finish_all(rows, next_attempt_at=None)
+        return [Outcome("skipped", delivery_id=d.pk) for d in rows]
+    outcomes: list[Outcome] = []
+    sendable = []
+    for d in rows:
+        if d.event.payload:
+            sendable.append(d)
+        else:
+            outcomes.append(Outcome("failed", delivery_id=d.pk))
+    _finish_all(
+        [d for d in rows if not d.event.payload],
+        status=Delivery.Status.FAILED,
+        last_error="Payload past retention",
+        completed_at=now,
+    )
+    if not sendable:
+        return outcomes
     try:
-        signed = headers_signed(
-            secrets_valid=endpoint_secrets_valid(endpoint, now=now), msg_id=event.pk, timestamp=now, body=body
-        )
-    except (SecretUndecryptable, ValueError) as exc:  # never send unsigned; say why in the log
-        error = f"Cannot sign: {exc}"[:500]
-        _finish(delivery, status=Delivery.Status.FAILED, last_error=error, completed_at=now)
-        logger.error("webhooks: delivery %s not sent: %s", delivery.pk, error)
-        return Outcome("failed")
+        secrets_valid = _secrets_signing(endpoint, now=now)
+    except SecretUndecryptable as exc:  # never send unsigned; say why in the log
+        secrets_valid, cannot_sign = [], f"Cannot sign: {exc}"[:500]
+    else:
+        cannot_sign = "" if secrets_valid else "Cannot sign: An endpoint needs at least one valid secret to sign with."
+    if cannot_sign:
+        _finish_all(sendable, status=Delivery.Status.FAILED, last_error=cannot_sign, completed_at=now)
+        logger.error("webhooks: %d deliveries to %s not sent: %s", len(sendable), endpoint.pk, cannot_sign)
+        return outcomes + [Outcome("failed", delivery_id=d.pk) for d in sendable]
 
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "Tessera-Event-Version": ENVELOPE_VERSION,
-        **endpoint.headers,
-        **signed,
-    }
-    number = delivery.attempts + 1
     timeout = float(settings.TESSERA_WEBHOOK_TIMEOUT_SECONDS)
-    started = timezone.now()
-    clock = time.monotonic()
-    response = http_post(endpoint.url, headers=headers, body=body, timeout=timeout)
-    duration_ms = int((time.monotonic() - clock) * 1000)
-    status = response.status
-    ok = status is not None and 200 <= status < 300
-    error = response.error
-    if status is not None and 300 <= status < 400:
-        error = f"Redirect to {_header(response.headers, 'Location') or '?'} not followed"
-    elif status is not None and not ok:
-        error = f"HTTP {status}"
-    request_body = body if len(body) <= REQUEST_BODY_KEPT else body[:REQUEST_BODY_KEPT] + "\n… (truncated)"
-    finished = timezone.now()
-    with transaction.atomic():
-        Attempt.objects.create(
-            delivery=delivery,
-            number=number,
-            started_at=started,
-            duration_ms=duration_ms,
-            request_url=endpoint.url,
-            request_headers=_masked(headers, set(endpoint.headers)),
-            request_body=_clean(request_body),
-            response_status=status,
-            response_headers=response.headers,
-            response_body=response.body,
-            error=error[:500],
+    try:
+        target = ssrf.target_resolve(endpoint.url)  # once per batch; every connection is pinned to it
+    except ssrf.AddressRefused:
+        target = None  # http_post says why, per attempt (the inspector needs no address)
+    custom = set(endpoint.headers)
+    attempts: list[Attempt] = []
+    done: list[Delivery] = []
+    disable_reason = ""
+    failed_since: datetime | None = endpoint.failing_since
+    any_success = False
+    started_batch = time.monotonic()
+    deferred_until: datetime | None = None
+    for i, delivery in enumerate(sendable):
+        if i and time.monotonic() - started_batch > budget:
+            break
+        event = delivery.event
+        started = timezone.now()
+        wait = _rate_limited(endpoint, started)
+        if wait is not None:
+            deferred_until = started + timedelta(seconds=wait)
+            break
+        body = event_body(event)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Tessera-Event-Version": ENVELOPE_VERSION,
+            **endpoint.headers,
+            **headers_signed(secrets_valid=secrets_valid, msg_id=event.pk, timestamp=started, body=body),
+        }
+        number = delivery.attempts + 1
+        clock = time.monotonic()
+        response = http_post(endpoint.url, headers=headers, body=body, timeout=timeout, target=target)
+        duration_ms = int((time.monotonic() - clock) * 1000)
+        status = response.status
+        ok = status is not None and 200 <= status < 300
+        error = response.error
+        if status is not None and 300 <= status < 400:
+            error = f"Redirect to {_header(response.headers, 'Location') or '?'} not followed"
+        elif status is not None and not ok:
+            error = f"HTTP {status}"
+        request_body = body if len(body) <= REQUEST_BODY_KEPT else body[:REQUEST_BODY_KEPT] + "\n… (truncated)"
+        finished = timezone.now()
+        attempts.append(
+            Attempt(
+                delivery=delivery,
+                number=number,
+                started_at=started,
+                duration_ms=duration_ms,
+                request_url=endpoint.url,
+                request_headers=_masked(headers, custom),
+                request_body=_clean(request_body),
+                response_status=status,
+                response_headers=response.headers,
+                response_body=response.body,
+                error=error[:500],
+            )
         )
-        common = {"attempts": number, "last_status_code": status, "last_error": error[:500]}
+        delivery.attempts, delivery.last_status_code, delivery.last_error = number, status, error[:500]
+        delivery.locked_until = None
+        done.append(delivery)
         if ok:
-            _finish(delivery, status=Delivery.Status.SUCCEEDED, completed_at=finished, **common)
-            _streak_update(endpoint, failed=False, at=finished)
-            return Outcome("succeeded", status_code=status)
+            delivery.status, delivery.completed_at = Delivery.Status.SUCCEEDED, finished
+            outcomes.append(Outcome("succeeded", status_code=status, delivery_id=delivery.pk))
+            any_success, failed_since = True, None
+            continue
+        if failed_since is None:
+            failed_since = finished
         if status == 410:
-            _finish(delivery, status=Delivery.Status.FAILED, completed_at=finished, **common)
-            endpoint_disable_for_failures(endpoint=endpoint, reason="The endpoint answered 410 Gone")
-            return Outcome("failed", status_code=status)
+            delivery.status, delivery.completed_at = Delivery.Status.FAILED, finished
+            outcomes.append(Outcome("failed", status_code=status, delivery_id=delivery.pk))
+            disable_reason = "The endpoint answered 410 Gone"
+            break
         delay = retry_delay(number - delivery.schedule_start)
         if delay is not None and status in (429, 503):
             delay = retry_after_seconds(_header(response.headers, "Retry-After"), now=finished) or delay
         if delay is None:
-            _finish(delivery, status=Delivery.Status.FAILED, completed_at=finished, **common)
-            outcome = Outcome("failed", status_code=status)
+            delivery.status, delivery.completed_at = Delivery.Status.FAILED, finished
+            outcomes.append(Outcome("failed", status_code=status, delivery_id=delivery.pk))
         else:
-            _finish(delivery, next_attempt_at=finished + timedelta(seconds=delay), **common)
-            outcome = Outcome("retrying", retry_in=delay, status_code=status)
-        _streak_update(endpoint, failed=True, at=finished)
-    return outcome
+            delivery.next_attempt_at = finished + timedelta(seconds=delay)
+            outcomes.append(Outcome("retrying", retry_in=delay, status_code=status, delivery_id=delivery.pk))
+
+    untouched = sendable[len(done) :]
+    with transaction.atomic():
+        Attempt.objects.bulk_create(attempts)
+        _state_write(done)
+        if deferred_until is not None:  # the per-second limit is used up: later, without spending an attempt
+            _finish_all(untouched, next_attempt_at=deferred_until)
+            wait = (deferred_until - timezone.now()).total_seconds()
+            outcomes += [Outcome("deferred", retry_in=max(wait, 0.0), delivery_id=d.pk) for d in untouched]
+        else:
+            _finish_all(untouched)  # out of time: another task takes them at once
+            outcomes += [Outcome("released", retry_in=0.0, delivery_id=d.pk) for d in untouched]
+        if disable_reason:
+            endpoint_disable_for_failures(endpoint=endpoint, reason=disable_reason)
+        elif done:
+            if any_success and failed_since is None:
+                _streak_update(endpoint, failed_since=None, at=timezone.now())
+            elif failed_since is not None:
+                _streak_update(endpoint, failed_since=failed_since, at=done[-1].completed_at or timezone.now())
+    return outcomes
+
+
+def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> Outcome:
+    """Make the next attempt of one delivery (in the current workspace), if it is still due."""
+    now = now or timezone.now()
+    rows = deliveries_claim(now=now, delivery_id=delivery_id)
+    if not rows:
+        return Outcome("skipped", delivery_id=delivery_id)
+    return _batch_attempt(rows, now=now, budget=float("inf"))[0]
+
+
+def endpoint_deliveries_attempt(
+    *,
+    delivery_id: int,
+    endpoint_id: str | None = None,
+    batch: int = BATCH,
+    budget: float | None = None,
+    before_claim: Callable[[str], None] | None = None,
+) -> tuple[list[Outcome], bool]:
+    """Attempt `delivery_id` and every other due delivery of its endpoint, `batch` at a time, until none is
+    due or `budget` seconds (default: half the lease) have passed. `before_claim(endpoint_id)` runs
+    before every claim (webhooks.tasks clears the endpoint's wake-up flag there). Returns the outcomes
+    and whether due deliveries may be left (out of time): the caller hands those on."""
+    budget = settings.TESSERA_WEBHOOK_LOCK_SECONDS / 2 if budget is None else budget
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    while True:
+        if before_claim is not None and endpoint_id is not None:
+            before_claim(endpoint_id)
+        now = timezone.now()
+        rows = deliveries_claim(now=now, delivery_id=delivery_id, endpoint_id=endpoint_id, limit=batch)
+        if not rows:
+            return outcomes, False
+        endpoint_id = rows[0].endpoint_id
+        got = _batch_attempt(rows, now=now, budget=budget - (time.monotonic() - started))
+        outcomes += got
+        if any(o.result in ("deferred", "skipped") for o in got):  # rate-limited or paused: not now
+            return outcomes, False
+        if any(o.result == "released" for o in got) or time.monotonic() - started > budget:
+            return outcomes, True
+        if len(rows) < batch:  # all that was due; what commits from now on wakes a task of its own
+            return outcomes, False

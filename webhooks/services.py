@@ -304,6 +304,7 @@ def endpoint_secret_rotate(*, actor: Any, endpoint: Endpoint, overlap: timedelta
                 old.save(update_fields=["expires_at"])
         endpoint.secrets.filter(expires_at__lte=now - MAX_ROTATION_OVERLAP).delete()  # long dead
         EndpointSecret.objects.create(endpoint=endpoint, secret_encrypted=secret_encrypt(secret))
+        endpoint.save(update_fields=["updated_at"])  # workers keep decrypted secrets until the row changes
         audit_event_record(
             action="webhook_endpoint.secret_rotated",
             actor=actor,
@@ -395,7 +396,9 @@ def event_emit(*, type: str, data: dict, livemode: bool, endpoints: list[Endpoin
     if not wanted:
         return None
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction (two statements less per event): if writing the event
+    # fails, the change it describes must not commit either.
+    with transaction.atomic(savepoint=False):
         event = Event.objects.create(
             type=type,
             livemode=livemode,
@@ -405,10 +408,10 @@ def event_emit(*, type: str, data: dict, livemode: bool, endpoints: list[Endpoin
         deliveries = Delivery.objects.bulk_create(
             [Delivery(event=event, endpoint=e, livemode=livemode, next_attempt_at=now, created_at=now) for e in wanted]
         )
-        ids = [d.pk for d in deliveries]
-        if any(i is None for i in ids):  # backends that do not return keys from bulk inserts
-            ids = list(Delivery.objects.filter(event=event).values_list("pk", flat=True))
-        deliveries_enqueue_on_commit(ids)
+        pairs = [(d.endpoint_id, d.pk) for d in deliveries]
+        if any(pk is None for _, pk in pairs):  # backends that do not return keys from bulk inserts
+            pairs = list(Delivery.objects.filter(event=event).values_list("endpoint_id", "pk"))
+        endpoints_wake_on_commit(dict(pairs))
     return event
 
 
@@ -435,6 +438,44 @@ def deliveries_enqueue_on_commit(ids: list[int]) -> None:
             deliveries_enqueue(ids)
 
     transaction.on_commit(enqueue)
+
+
+def endpoints_wake_on_commit(first_of: dict[str, int]) -> None:
+    """On commit, wake each endpoint (endpoint id → one of its new deliveries): a task delivers every due
+    delivery of it (webhooks.tasks.endpoints_wake), from inside the workspace. The endpoints of one
+    transaction are woken together (a bulk write of many records wakes each endpoint once)."""
+    if not first_of:
+        return
+    from django.db import connection
+
+    from tenants.runtime import tenant_current_or_none
+
+    tenant = tenant_current_or_none()
+    pending: dict = getattr(connection, "_webhooks_wake", None) or {}
+    if not connection.run_on_commit:  # nothing registered in this transaction: what is left was rolled back
+        pending = {}
+    for endpoint_id, delivery_id in first_of.items():
+        pending.setdefault((tenant, endpoint_id), delivery_id)
+    connection._webhooks_wake = pending
+    # One callback per call, so a rolled-back savepoint cannot take the wake-up of the rest with it; the
+    # first to run wakes everything pending, the others find nothing left.
+    transaction.on_commit(lambda: _endpoints_wake_pending(connection))
+
+
+def _endpoints_wake_pending(connection) -> None:
+    from tenants.runtime import tenant_context
+    from webhooks.tasks import endpoints_wake
+
+    pending, connection._webhooks_wake = getattr(connection, "_webhooks_wake", None) or {}, {}
+    by_tenant: dict = {}
+    for (tenant, endpoint_id), delivery_id in pending.items():
+        by_tenant.setdefault(tenant, {})[endpoint_id] = delivery_id
+    for tenant, first_of in by_tenant.items():
+        if tenant is None:
+            endpoints_wake(first_of)
+            continue
+        with tenant_context(tenant):
+            endpoints_wake(first_of)
 
 
 # --- resend, recover, test --------------------------------------------------------------------------

@@ -206,6 +206,11 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         super().__init__(target.host, target.port, timeout=timeout)
         self._target, self._address = target, address
 
+    @property
+    def address(self) -> str:
+        """The vetted address this connection is pinned to (its peer is checked on connect)."""
+        return self._address
+
     def connect(self):
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -218,6 +223,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, target: Target, address: str, timeout: float, context: ssl.SSLContext):
         super().__init__(target.host, target.port, timeout=timeout, context=context)
         self._target, self._address = target, address
+
+    @property
+    def address(self) -> str:
+        return self._address
 
     def connect(self):
         sock = socket.create_connection((self._address, self.port), self.timeout)

@@ -1,10 +1,18 @@
 """Celery tasks of webhooks: thin wrappers around webhooks.delivery and webhooks.services.
 
 A delivery task is sent when the transaction that wrote the delivery commits, from inside the
-workspace, so the tenant-aware Celery app (SaaS) carries the workspace's schema with it. Tasks ack
-late; a message lost with the broker or a worker killed mid-attempt loses nothing, because the
-periodic sweeper (beat: `webhooks-sweep`) sends a task again for every delivery that is due but
+workspace, so the tenant-aware Celery app (SaaS) carries the workspace's schema with it. The task
+delivers its delivery and every other due one of the same endpoint, in batches (webhooks.delivery).
+Tasks ack late; a message lost with the broker or a worker killed mid-attempt loses nothing, because
+the periodic sweeper (beat: `webhooks-sweep`) sends a task again for every delivery that is due but
 untouched, or whose worker's lease ran out.
+
+Wake-up flags (TESSERA_WEBHOOK_WAKE_FLAGS, on where the cache is shared by every process: Redis): a
+new event's commit sends a task for an endpoint only if the endpoint's flag was not set already (SET
+NX); the task clears the flag before each claim. A delivery whose commit found the flag set is
+therefore claimed by the task that clears it next, so under load one task carries many deliveries
+instead of one task per delivery. A flag outlives a lost task by WAKE_FLAG_SECONDS at most, and the
+sweeper still finds what is due.
 """
 
 from __future__ import annotations
@@ -14,11 +22,12 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
 from tenants.runtime import tenant_context, tenant_list
-from webhooks.delivery import delivery_attempt
+from webhooks.delivery import endpoint_deliveries_attempt
 from webhooks.models import Delivery
 from webhooks.services import webhook_retention_clean
 
@@ -27,20 +36,77 @@ logger = logging.getLogger(__name__)
 SHORT_RETRY_SECONDS = 120  # a retry sooner than this is sent with a countdown; later ones wait for the sweeper
 SWEEP_BATCH = 2000
 BROKER_CONNECT_TIMEOUT = 2.0
+WAKE_FLAG_SECONDS = 10
 
 
 @shared_task(name="webhooks.delivery_attempt", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def delivery_attempt_task(delivery_id: int) -> str:
-    outcome = delivery_attempt(delivery_id)
-    if outcome.retry_in is not None and outcome.retry_in <= SHORT_RETRY_SECONDS:
-        deliveries_enqueue([delivery_id], countdown=outcome.retry_in)
-    return outcome.result
+def delivery_attempt_task(delivery_id: int, endpoint_id: str | None = None) -> str:
+    """Deliver `delivery_id` and the other due deliveries of its endpoint (`endpoint_id` if the sender
+    knew it: then the endpoint's wake-up flag is cleared before each claim)."""
+    flags = endpoint_id is not None and settings.TESSERA_WEBHOOK_WAKE_FLAGS
+    outcomes, more = endpoint_deliveries_attempt(
+        delivery_id=delivery_id, endpoint_id=endpoint_id, before_claim=_wake_flag_clear if flags else None
+    )
+    soon = sorted(
+        (o for o in outcomes if o.retry_in is not None and o.retry_in <= SHORT_RETRY_SECONDS), key=lambda o: o.retry_in
+    )
+    # A task wakes the endpoint when the first of a group is due; it claims the rest of the group too
+    # (up to the claim's one-second slack). `more`: out of time with deliveries left: at once.
+    groups: list = []
+    if more and not (soon and soon[0].retry_in == 0):
+        deliveries_enqueue([outcomes[-1].delivery_id])
+    for o in soon:
+        if not groups or o.retry_in > (groups[-1].retry_in or 0.0) + 1.0:
+            groups.append(o)
+    for o in groups:
+        deliveries_enqueue([o.delivery_id], countdown=o.retry_in or None)
+    if not outcomes:
+        return "skipped"
+    return outcomes[0].result if len(outcomes) == 1 else f"{len(outcomes)} deliveries"
 
 
-def deliveries_enqueue(ids: list[int], *, countdown: float | None = None) -> int:
-    """Send one task per delivery (from inside the workspace). A broker that is down is logged, not
-    raised: the deliveries are in the database and the sweeper sends them later. Returns how many
-    were sent."""
+def _wake_flag_key(endpoint_id: str) -> str:
+    return f"{settings.TESSERA_COUNTERS_NAMESPACE}:webhooks:wake:{endpoint_id}"
+
+
+def _wake_flag_clear(endpoint_id: str) -> None:
+    try:
+        cache.delete(_wake_flag_key(endpoint_id))
+    except Exception:  # the cache is down: senders cannot set flags either, so every commit sends a task
+        logger.debug("webhooks: could not clear the wake-up flag of %s", endpoint_id)
+
+
+def _wake_flags_set(endpoint_ids: list[str]) -> list[str]:
+    """The endpoints whose flag this call set (the others have a task on the way)."""
+    try:
+        return [e for e in endpoint_ids if cache.add(_wake_flag_key(e), 1, timeout=WAKE_FLAG_SECONDS)]
+    except Exception:
+        logger.warning("webhooks: wake-up flags unavailable (cache down); one task per delivery")
+        return endpoint_ids
+
+
+def endpoints_wake(first_of: dict[str, int]) -> int:
+    """After a commit: wake each endpoint (endpoint id → one of its new deliveries) with a task, unless its
+    wake-up flag says a task is on the way already. Returns how many tasks were sent."""
+    if not first_of:
+        return 0
+    if not settings.TESSERA_WEBHOOK_WAKE_FLAGS:
+        return deliveries_enqueue(list(first_of.values()), endpoint_of={d: e for e, d in first_of.items()})
+    flagged = _wake_flags_set(list(first_of))
+    wake = {e: first_of[e] for e in flagged}
+    sent = deliveries_enqueue(list(wake.values()), endpoint_of={d: e for e, d in wake.items()})
+    if sent < len(wake):  # not queued: no task will clear these flags; the next commit must send one
+        for endpoint_id in flagged[sent:]:
+            _wake_flag_clear(endpoint_id)
+    return sent
+
+
+def deliveries_enqueue(
+    ids: list[int], *, countdown: float | None = None, endpoint_of: dict[int, str] | None = None
+) -> int:
+    """Send one task per delivery (from inside the workspace); `endpoint_of` names their endpoints where
+    known. A broker that is down is logged, not raised: the deliveries are in the database and the
+    sweeper sends them later. Returns how many were sent."""
     from config.celery_app import app
 
     sent = 0
@@ -51,8 +117,13 @@ def deliveries_enqueue(ids: list[int], *, countdown: float | None = None) -> int
                 max_retries=1, interval_start=0, interval_step=0.2, timeout=BROKER_CONNECT_TIMEOUT
             )
             for pk in ids:
+                endpoint_id = (endpoint_of or {}).get(pk)
                 delivery_attempt_task.apply_async(
-                    (pk,), countdown=countdown, producer=producer, retry=False, ignore_result=True
+                    (pk, endpoint_id) if endpoint_id else (pk,),
+                    countdown=countdown,
+                    producer=producer,
+                    retry=False,
+                    ignore_result=True,
                 )
                 sent += 1
     except Exception as exc:  # broker down: the sweeper re-sends from the database

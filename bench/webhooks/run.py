@@ -3,7 +3,7 @@
 write's commit to the webhook's arrival at a local receiver. Prints figures; never asserts.
 
     TESSERA_MODE=saas .venv/bin/python bench/webhooks/run.py [--workers 1,2,4] [--rate 200] [--seconds 10]
-        [--writers 4] [--burst 2000] [--via outbox,spine]
+        [--writers 4] [--burst 2000] [--via outbox,spine,bulk]
 
 1. A database of its own (bench/_pg.py: a private PostgreSQL unless TESSERA_BENCH_DATABASE_URL names a
    server) and a private redis-server on a free port as the Celery broker.
@@ -13,11 +13,19 @@ write's commit to the webhook's arrival at a local receiver. Prints figures; nev
    - `outbox`: `webhooks.services.event_emit` alone (what the spine's steps 6–7 do), or
    - `spine`: `records.services.record_create` (the whole write spine: lock, validate, save, audit,
      outbox); the spine serialises a workspace's writes on its change counter, so this one shows
-     what the spine itself can feed.
+     what the spine itself can feed (on 2 cores about 40 single-record writes/s, short of 200);
+   - `bulk`: `records.services.record_bulk_upsert` with TESSERA_BENCH_BULK (20) new records per call,
+     what the bulk upsert endpoint does: each record is one `record.created` event through the whole
+     spine, so this is how 200 record events/s reach the outbox on this machine. The target is
+     events/s; the rate is events (records), not calls.
    Commit time comes from an on-commit callback registered before the webhooks' own.
 4. For each N in --workers: a real `celery worker --pool=prefork --concurrency N` process (with
-   TESSERA_DB_CONN_MAX_AGE=60, as workers should run), then
-   - paced: p50 / p99 / max of commit → arrival, deliveries/s achieved (target: p99 < 1 s at 200/s);
+   TESSERA_DB_CONN_MAX_AGE=60, as workers should run). A task delivers its delivery and the other due
+   ones of the endpoint in batches over a kept-alive connection, and a commit sends a task only when
+   the endpoint's wake-up flag shows none on its way (webhooks/tasks.py); TESSERA_WEBHOOK_WAKE_FLAGS=0
+   sends one per delivery, as the desktop does. Then
+   - paced: p50 / p99 / max of commit → arrival, deliveries/s achieved (target: p99 < 1 s at 200/s),
+     and the worker's CPU per delivery (wCPU: the worker and its pool processes, from /proc);
    - burst: --burst writes flat out, then the time until the last one arrives: the drain rate.
 5. BASELINE, side by side: the same paced writes with the webhook POSTed inline by the writer right
    after commit (signed, keep-alive, no broker, no retries; the latency floor), and the ratios.
@@ -40,6 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = [{"key": "title", "type": "text"}, {"key": "n", "type": "integer"}]
 commit_times: dict[str, float] = {}  # record id → commit time (time.time()), in a writer process
+BULK = int(os.environ.get("TESSERA_BENCH_BULK", "20"))  # records per record_bulk_upsert call (--via bulk)
 
 
 def say(text: str = "") -> None:
@@ -157,13 +166,24 @@ def workspace_seed(url: str):
 
 
 def commit_clock_install() -> None:
-    """An outbox hook registered before the webhooks' own: its on-commit callback runs first."""
+    """An outbox hook registered before the webhooks' own: its on-commit callback runs first, and stamps
+    every record of the transaction (a bulk write commits them all at once)."""
     from django.db import transaction
 
     from records import hooks
 
+    pending: list[str] = []
+
+    def flush() -> None:
+        at = time.time()
+        for record_id in pending:
+            commit_times[record_id] = at
+        pending.clear()
+
     def stamp(notice) -> None:
-        transaction.on_commit(lambda: commit_times.__setitem__(notice.record_id, time.time()))
+        if not pending:
+            transaction.on_commit(flush)
+        pending.append(notice.record_id)
 
     hooks.outbox_writers.insert(0, stamp)
 
@@ -214,6 +234,23 @@ def writer_child(slug: str, rate: float, seconds: float, out: str, inline_url: s
         admin = User.objects.get(email="admin@bench.test")
         collection = Collection.objects.get(slug="jobs")
         start = time.perf_counter()
+        if via == "bulk":  # BULK records per record_bulk_upsert call (one transaction), paced per call
+            from records.services import record_bulk_upsert
+
+            for first in range(0, total, BULK):
+                due = start + first / rate
+                now = time.perf_counter()
+                if due > now:
+                    time.sleep(due - now)
+                items = [{"data": {"title": f"job {i}", "n": i}} for i in range(first, min(first + BULK, total))]
+                for item, result in zip(
+                    items, record_bulk_upsert(actor=admin, collection=collection, items=items), strict=True
+                ):
+                    if post is not None:
+                        post(result.record.id, item["data"])
+                    f.write(f"{result.record.id} {commit_times[result.record.id]:.6f}\n")
+            f.write(f"# wrote {total} in {time.perf_counter() - start:.3f} s\n")
+            return
         for i in range(total):
             due = start + i / rate
             now = time.perf_counter()
@@ -312,14 +349,53 @@ def _webhook_ids(tenant, keys: list[str], *, via: str, inline: bool) -> dict[str
         return event_of_record(keys)
 
 
+def delivery_tasks(worker_log: str) -> tuple[int, int]:
+    """(delivery tasks run, deliveries they attempted), from the worker's INFO log of task results."""
+    import re
+
+    tasks = attempts = 0
+    for result in re.findall(r"webhooks\.delivery_attempt\[[^]]*\] succeeded in [0-9.e-]+s: '([^']*)'", worker_log):
+        tasks += 1
+        attempts += int(result.split()[0]) if result.endswith("deliveries") else int(result != "skipped")
+    return tasks, attempts
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """user + system CPU of the live processes of a process group (a Celery worker and its pool)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp … utime(11) stime(12)
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def paced(
-    tenant, rate: int, seconds: float, writers: int, log: Path, workdir: Path, *, via: str, inline_url="", secret=""
+    tenant,
+    rate: int,
+    seconds: float,
+    writers: int,
+    log: Path,
+    workdir: Path,
+    *,
+    via: str,
+    inline_url="",
+    secret="",
+    worker: subprocess.Popen | None = None,
 ):
+    cpu_before = group_cpu_seconds(worker.pid) if worker else 0.0
     commits, write_rate = writers_run(
         tenant.slug, rate, seconds, writers, workdir, via=via, inline_url=inline_url, secret=secret
     )
     ids = _webhook_ids(tenant, list(commits), via=via, inline=bool(inline_url))
-    return figures(commits, arrivals_wait(log, ids), write_rate)
+    out = figures(commits, arrivals_wait(log, ids), write_rate)
+    if worker:  # the worker processes' CPU per delivery (its pool processes live as long as the worker)
+        time.sleep(0.5)  # the last batch's log and state writes
+        out["worker_cpu_ms"] = (group_cpu_seconds(worker.pid) - cpu_before) * 1000 / max(out["delivered"], 1)
+    return out
 
 
 def burst(tenant, count: int, writers: int, log: Path, workdir: Path, *, via: str) -> dict:
@@ -370,7 +446,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--writers", type=int, default=4, help="writer processes sharing --rate")
     parser.add_argument("--burst", type=int, default=2000, help="events written flat out to measure the drain rate")
-    parser.add_argument("--via", default="outbox,spine", help="outbox: event_emit alone; spine: record_create")
+    parser.add_argument(
+        "--via", default="outbox,spine,bulk", help="outbox: event_emit; spine: record_create; bulk: record_bulk_upsert"
+    )
     args = parser.parse_args()
 
     if os.environ.setdefault("TESSERA_MODE", "saas") != "saas":
@@ -426,11 +504,13 @@ def main() -> None:
                     worker = worker_start(n, workdir)
                     try:
                         time.sleep(1)
-                        p = paced(tenant, args.rate, args.seconds, w, log, workdir, via=via)
+                        p = paced(tenant, args.rate, args.seconds, w, log, workdir, via=via, worker=worker)
                         say(f"paced {args.rate}/s: " + json.dumps({k: round(v, 4) for k, v in p.items()}))
                         b = burst(tenant, args.burst, w, log, workdir, via=via) if args.burst else None
                         if b:
                             say(f"burst {args.burst}: " + json.dumps({k: round(v, 3) for k, v in b.items()}))
+                        tasks, sent = delivery_tasks((workdir / f"worker-{n}.log").read_text(errors="replace"))
+                        say(f"delivery tasks run: {tasks}, attempts made: {sent} ({sent / max(tasks, 1):.1f} a task)")
                         rows.append((f"{n} worker proc., {via}", p, b, base))
                     finally:
                         stop(worker, group=True)
@@ -438,11 +518,15 @@ def main() -> None:
             say(
                 f"\n== Summary (latency = commit → arrival at the receiver; {w} writer processes, target {args.rate}/s)"
             )
-            say(f"{'run':<28}{'writes/s':>9}{'deliv/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'burst/s':>9}")
+            say(
+                f"{'run':<28}{'writes/s':>9}{'deliv/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'burst/s':>9}"
+                f"{'wCPU ms':>9}"
+            )
             for label, p, b, base in rows:
                 line = (
                     f"{label:<28}{p['write_rate']:>9.0f}{p['delivered_per_s']:>9.0f}{p['p50'] * 1000:>9.1f}"
                     f"{p['p99'] * 1000:>9.1f}{p['max'] * 1000:>9.1f}{(b['per_s'] if b else float('nan')):>9.0f}"
+                    f"{p.get('worker_cpu_ms', float('nan')):>9.2f}"
                 )
                 if p is not base:
                     met = p["p99"] < 1 and p["write_rate"] >= args.rate * 0.95

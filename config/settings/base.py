@@ -263,6 +263,8 @@ TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS = float(env("TESSERA_WEBHOOK_SWEEP_GRACE_SEC
 # SSRF guard: hosts (names) and networks (CIDR) delivered to even though they are not public addresses.
 TESSERA_WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in env("TESSERA_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
 TESSERA_WEBHOOK_HTTPS_REQUIRED = env_bool("TESSERA_WEBHOOK_HTTPS_REQUIRED", False)
+# Wake-up flags in the cache (webhooks/tasks.py): only where every process shares it (SaaS: Redis).
+TESSERA_WEBHOOK_WAKE_FLAGS = False
 TESSERA_SECRETS_KEY = env("TESSERA_SECRETS_KEY")  # Fernet key(s) for secrets at rest; unset: derived from SECRET_KEY
 
 LOG_FORMAT = env("TESSERA_LOG_FORMAT", "json")

@@ -77,6 +77,9 @@ TESSERA_METRICS_TOKEN = env("TESSERA_METRICS_TOKEN", "")
 
 # Production SaaS delivers webhooks over HTTPS only (TESSERA_DEBUG or the variable turns it off).
 TESSERA_WEBHOOK_HTTPS_REQUIRED = env_bool("TESSERA_WEBHOOK_HTTPS_REQUIRED", not env_bool("TESSERA_DEBUG", False))
+# Web processes and workers share the Redis cache: a commit sends a delivery task only when none is on
+# its way to that endpoint (webhooks/tasks.py), so one task carries many deliveries under load.
+TESSERA_WEBHOOK_WAKE_FLAGS = env_bool("TESSERA_WEBHOOK_WAKE_FLAGS", True)
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

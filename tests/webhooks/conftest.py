@@ -41,6 +41,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.time() on arrival
+    peer: tuple = ()  # the client's (address, port): one per connection
 
     @property
     def webhook_id(self) -> str:
@@ -79,7 +80,13 @@ class Receiver:
                     time.sleep(reply.delay)
                 with receiver._lock:
                     receiver.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                        Received(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.time(),
+                            tuple(self.client_address),
+                        )
                     )
                     receiver._lock.notify_all()
                 self.send_response(reply.status)
@@ -296,7 +303,11 @@ class Broker:
 
     def worker_env(self) -> dict[str, str]:
         if self.redis is not None:
-            return {"TESSERA_REDIS_URL": self.redis.url, "TESSERA_CELERY_BROKER_URL": self.redis.url}
+            # The broker is private; the cache is the test process's own, as web processes and workers
+            # share one in production (webhooks.tasks: wake-up flags).
+            from django.conf import settings
+
+            return {"TESSERA_REDIS_URL": settings.REDIS_URL, "TESSERA_CELERY_BROKER_URL": self.redis.url}
         return {"TESSERA_DATA_DIR": str(self.workdir)}  # desktop: the queue folder lives in the data folder
 
     def app_conf(self) -> dict:

@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from records.services import collection_create, record_create, record_delete, record_update
 from tests.webhooks.conftest import Reply
 from webhooks.catalogue import CATALOGUE
-from webhooks.delivery import delivery_attempt
+from webhooks.delivery import delivery_attempt, endpoint_deliveries_attempt
 from webhooks.models import Attempt, Delivery, Endpoint, Event
 from webhooks.services import (
     WebhookError,
@@ -473,3 +473,68 @@ def test_a_paused_endpoint_keeps_its_deliveries_until_enabled_again(
     assert callbacks  # queued again at once
     assert delivery_attempt(delivery.pk).result == "succeeded"
     assert len(receiver.received) == 1
+
+
+def test_one_task_delivers_every_due_delivery_of_its_endpoint_over_one_connection(tenant, admin_user, receiver):
+    receiver.replies = [Reply(200), Reply(500), Reply(200)]
+    endpoint, secret = endpoint_create(actor=admin_user, url=receiver.url())
+    other, _ = endpoint_create(actor=admin_user, url=receiver.url("/other"))
+    deliveries = [test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(6)]
+    elsewhere = test_event_send(actor=admin_user, endpoint=other)
+    later = test_event_send(actor=admin_user, endpoint=endpoint)
+    Delivery.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+
+    outcomes, more = endpoint_deliveries_attempt(delivery_id=deliveries[3].pk, batch=4)
+
+    assert not more and outcomes[0].delivery_id == deliveries[3].pk  # its own delivery first
+    assert sorted(o.delivery_id for o in outcomes) == sorted(d.pk for d in deliveries)
+    assert sorted(o.result for o in outcomes) == ["retrying"] + ["succeeded"] * 5
+    assert len(receiver.received) == 6 and {r.path for r in receiver.received} == {"/hook"}
+    assert len({r.peer for r in receiver.received}) == 1  # one kept-alive connection
+    for r in receiver.received:
+        Webhook(secret).verify(r.body, r.headers)
+    states = dict(Delivery.objects.filter(endpoint=endpoint).values_list("pk", "status"))
+    assert sorted(states.values()) == ["pending", "pending", *["succeeded"] * 5]  # the failed one and `later`
+    assert Attempt.objects.filter(delivery__endpoint=endpoint).count() == 6
+    assert Delivery.objects.get(pk=elsewhere.pk).status == Delivery.Status.PENDING  # another endpoint's
+    assert Delivery.objects.get(pk=later.pk).attempts == 0  # not due
+    assert delivery_attempt(deliveries[0].pk).result == "skipped"  # done: a late task for it sends nothing
+
+
+def test_a_claimed_delivery_is_not_sent_by_a_second_worker(tenant, admin_user, receiver):
+    from webhooks.delivery import deliveries_claim
+
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
+    first, second = (test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(2))
+    held = deliveries_claim(now=timezone.now(), delivery_id=first.pk, limit=50)  # another worker's batch
+    assert {d.pk for d in held} == {first.pk, second.pk}
+
+    outcomes, _ = endpoint_deliveries_attempt(delivery_id=first.pk)
+
+    assert outcomes == [] and receiver.received == []
+
+
+@pytest.mark.saas_only
+def test_a_commit_sends_a_task_only_when_none_is_on_its_way_to_the_endpoint(
+    tenant, admin_user, receiver, broker, settings
+):
+    """Wake-up flags (SaaS, a cache every process shares): while a task for the endpoint is queued, more
+    commits send none; the task clears the flag before it claims, so what they wrote is delivered by it."""
+    import redis
+
+    from webhooks.tasks import delivery_attempt_task, endpoints_wake
+
+    settings.TESSERA_WEBHOOK_WAKE_FLAGS = True
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
+    queue = redis.Redis.from_url(broker.redis.url)
+    first, second, third = (test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(3))
+
+    assert endpoints_wake({endpoint.pk: first.pk}) == 1
+    assert endpoints_wake({endpoint.pk: second.pk}) == 0  # the queued task will take it
+    assert endpoints_wake({endpoint.pk: third.pk}) == 0
+    assert queue.llen("celery") == 1
+
+    assert delivery_attempt_task(first.pk, endpoint.pk) == "3 deliveries"  # what the worker runs
+    assert len(receiver.received) == 3
+    assert set(Delivery.objects.filter(endpoint=endpoint).values_list("status", flat=True)) == {"succeeded"}
+    assert endpoints_wake({endpoint.pk: third.pk}) == 1  # nothing on its way any more

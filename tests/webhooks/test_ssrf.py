@@ -122,6 +122,30 @@ def test_dns_rebinding_cannot_swap_the_address_after_the_check(monkeypatch, rece
     assert receiver.received == []
 
 
+def test_a_kept_alive_connection_is_reused_only_for_a_still_vetted_address(monkeypatch, receiver, settings):
+    """Keep-alive does not bypass the guard: when the host's vetted addresses no longer include the one a
+    kept connection is pinned to, the next request opens a new connection to a vetted address."""
+    from webhooks.delivery import http_post
+
+    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1/32"]
+    port = receiver.server.server_address[1]
+    url = f"http://hooks.example.com:{port}/hook"
+    answers = {"now": "127.0.0.1"}
+
+    def resolve(host, port, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers["now"], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    for _ in range(2):
+        assert http_post(url, headers={}, body="{}", timeout=2).status == 200
+    assert len(receiver.received) == 2 and len({r.peer for r in receiver.received}) == 1  # kept alive
+
+    answers["now"] = "10.0.0.1"  # the name now points into a private network: refused, nothing sent
+    response = http_post(url, headers={}, body="{}", timeout=2)
+    assert response.status is None and "private" in response.error
+    assert len(receiver.received) == 2
+
+
 def test_a_delivery_to_a_refused_address_fails_without_a_request(tenant, admin_user, receiver, settings):
     settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())  # allowed when saved…
