@@ -12,7 +12,9 @@ Frames, all JSON text:
   refused or merged: sync/replication.py says why), `[]` when all already were the master;
 - `masterChangeStream$` → `"RESYNC"` at once, then `{documents, checkpoint}` for every change of
   the collection, and `"RESYNC"` again whenever a change went missing; these frames carry the
-  request's id (RxDB uses "stream");
+  request's id (RxDB uses "stream"). The process's fan-out hub (sync/fanout.py) hands each change's
+  frame, built once, to every socket streaming the collection; a socket sends them in order from its
+  outbox, and one that cannot keep up (OUTBOX_MAX frames waiting) drops them for a `"RESYNC"`;
 - `auth` (RxDB sends its `headers` option; the device was authenticated when connecting) → `true`;
 - anything that cannot be answered → `{id, collection, error: {code, message}}`.
 The server sends `{"id": "heartbeat", "collection": null, "result": {"at": …}}` every
@@ -24,12 +26,12 @@ closed at once (4401).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -42,8 +44,8 @@ from django.utils import timezone
 from rbac.permissions import has_permission
 from records.models import Change, Collection
 from sync import replication
-from sync.documents import instant
-from sync.fanout import collection_group, device_group, server_loop_register
+from sync.documents import instant, json_text, result_frame
+from sync.fanout import Stream, collection_group, device_group, hub_for, server_loop_register
 from sync.replication import ProtocolError
 from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_reload, device_seen
 from tenants.runtime import tenant_context, tenant_current_or_none, tenant_for_host
@@ -52,15 +54,12 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 CHECKPOINT_SAVE_EVERY = 10.0  # seconds between checkpoint writes of one connection
+OUTBOX_MAX = 1000  # stream frames waiting to be sent to a socket before they are dropped for a RESYNC
 SUBPROTOCOL = "tessera-sync.v1"
 METHODS = ("masterChangesSince", "masterWrite", "masterChangeStream$", "auth")
 CLOSE_REVOKED = 4401
 CLOSE_IDLE = 4408
 _ID_PREFIX = re.compile(r'^\s*\{\s*"id"\s*:\s*"([^"\\]{0,200})"')
-
-
-def _frame(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _header(scope, name: bytes) -> str:
@@ -106,7 +105,9 @@ class SyncConsumer(AsyncWebsocketConsumer):
         server_loop_register(asyncio.get_running_loop())
         self.tenant = None
         self.device = None
-        self.streams: dict[int, dict] = {}  # collection id -> {"id": request id, "slug", "known": seq}
+        self.streams: dict[int, Stream] = {}  # collection id -> its stream on this socket
+        self.outbox: collections.deque[str] = collections.deque()  # stream frames to send, in order
+        self.outbox_task: asyncio.Task | None = None
         self.collections: dict[str, Collection] = {}
         self.pending_checkpoints: dict[int, tuple[int, str]] = {}
         self.checkpoints_saved_at = time.monotonic()
@@ -137,7 +138,9 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def _deny(self, status: int, code: str, detail: str):
         if "websocket.http.response" in self.scope.get("extensions", {}):
-            body = _frame({"type": "about:blank", "title": "Refused", "status": status, "code": code, "detail": detail})
+            body = json_text(
+                {"type": "about:blank", "title": "Refused", "status": status, "code": code, "detail": detail}
+            )
             await self.base_send(
                 {
                     "type": "websocket.http.response.start",
@@ -150,15 +153,33 @@ class SyncConsumer(AsyncWebsocketConsumer):
             await self.close()
         raise StopConsumer()
 
+    async def __call__(self, scope, receive, send):
+        self.streams = {}
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.streams:  # ended without its disconnect (an error): the hub must forget it all the same
+                asyncio.get_running_loop().create_task(self._streams_end())
+
     async def websocket_disconnect(self, message):
         if self.heartbeat_task is not None:
             self.heartbeat_task.cancel()
         if self.device is not None:
             await self.channel_layer.group_discard(device_group(self.tenant, self.device.pk), self.channel_name)
-            for collection_id in list(self.streams):
-                await self.channel_layer.group_discard(collection_group(self.tenant, collection_id), self.channel_name)
+            await self._streams_end()
             await self._checkpoints_flush()
         raise StopConsumer()
+
+    async def _streams_end(self):
+        if self.outbox_task is not None:
+            self.outbox_task.cancel()
+        self.outbox.clear()
+        hub = hub_for(asyncio.get_running_loop())
+        streams, self.streams = list(self.streams.values()), {}
+        for stream in streams:
+            hub.detach(stream)
+        for stream in streams:
+            await hub.leave(stream.group)
 
     # --- database calls, inside the socket's workspace ------------------------------------------
 
@@ -205,11 +226,11 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def _error(self, request_id, slug, code: str, message: str):
         await self.send(
-            text_data=_frame({"id": request_id, "collection": slug, "error": {"code": code, "message": message}})
+            text_data=json_text({"id": request_id, "collection": slug, "error": {"code": code, "message": message}})
         )
 
     async def _reply(self, request_id, slug, result):
-        await self.send(text_data=_frame({"id": request_id, "collection": slug, "result": result}))
+        await self.send(text_data=json_text({"id": request_id, "collection": slug, "result": result}))
 
     async def _handle(self, request_id, slug, method, params):
         if not isinstance(request_id, str | int) or isinstance(request_id, bool):
@@ -227,11 +248,14 @@ class SyncConsumer(AsyncWebsocketConsumer):
             if len(params) < 2:
                 raise ProtocolError("invalid_params", "masterChangesSince takes [checkpoint, batchSize].")
             after = replication.checkpoint_parse(params[0])
-            result = await self._db(replication.changes_since, collection=collection, after=after, batch_size=params[1])
+            batch_size = replication.batch_size_check(params[1])
+            page = await self._db(
+                replication.changes_since_page, collection=collection, after=after, batch_size=batch_size
+            )
             self._checkpoint_note(collection.pk, after)
-            if len(result["documents"]) < params[1]:  # the client is now up to date (the lag column)
-                self._checkpoint_note(collection.pk, (result["checkpoint"]["seq"], result["checkpoint"]["id"]))
-            await self._reply(request_id, slug, result)
+            if page.count < batch_size:  # the client is now up to date (the lag column)
+                self._checkpoint_note(collection.pk, page.checkpoint)
+            await self.send(text_data=result_frame(request_id, slug, page.text))
             await self._checkpoints_flush(maybe=True)
         elif method == "masterWrite":
             if len(params) < 1:
@@ -265,41 +289,72 @@ class SyncConsumer(AsyncWebsocketConsumer):
     # --- the change stream ----------------------------------------------------------------------
 
     async def _stream_start(self, request_id, slug: str, collection: Collection):
-        await self.channel_layer.group_add(collection_group(self.tenant, collection.pk), self.channel_name)
-        known = await self._db(
-            lambda: (
-                Change.objects.filter(collection_id=collection.pk, livemode=True)
-                .order_by("-seq")
-                .values_list("seq", flat=True)
-                .first()
-                or 0
+        current = self.streams.get(collection.pk)
+        if current is not None:  # asked again on the same socket: the new request id, and a pull
+            current.request_id, current.slug = request_id, slug
+            return await self._reply(request_id, slug, "RESYNC")
+        hub = hub_for(asyncio.get_running_loop())
+        group = collection_group(self.tenant, collection.pk)
+        await hub.join(group)  # receiving before reading where the collection stands: nothing falls between
+        try:
+            known = await self._db(
+                lambda: (
+                    Change.objects.filter(collection_id=collection.pk, livemode=True)
+                    .order_by("-seq")
+                    .values_list("seq", flat=True)
+                    .first()
+                    or 0
+                )
             )
+        except BaseException:
+            await hub.leave(group)
+            raise
+        stream = Stream(
+            socket=self, request_id=request_id, slug=slug, collection_id=collection.pk, group=group, known=known
         )
-        self.streams[collection.pk] = {"id": request_id, "slug": slug, "known": known}
+        self.streams[collection.pk] = stream
+        hub.attach(stream)
         # The client may have missed anything while it was away: it pulls again.
         await self._reply(request_id, slug, "RESYNC")
 
+    def stream_change(self, stream: Stream, message: dict, frame: str) -> None:
+        """A change of a collection this socket streams (called by the hub, on this loop)."""
+        if message["prev_seq"] > stream.known:  # a change went missing on the way
+            self._outbox_put(result_frame(stream.request_id, stream.slug, '"RESYNC"'))
+        stream.known = max(stream.known, message["seq"])
+        self._checkpoint_note(stream.collection_id, (message["seq"], message["record_id"]))
+        self._outbox_put(frame)
+
+    def _outbox_put(self, frame: str) -> None:
+        if len(self.outbox) >= OUTBOX_MAX:
+            # The client does not keep up: what waits is replaced by a RESYNC of every stream (it pulls).
+            self.outbox.clear()
+            self.outbox.extend(result_frame(s.request_id, s.slug, '"RESYNC"') for s in self.streams.values())
+            logger.warning("sync socket of device %s fell %s stream frames behind: RESYNC", self.device.pk, OUTBOX_MAX)
+            return
+        self.outbox.append(frame)
+        if self.outbox_task is None:
+            self.outbox_task = asyncio.get_running_loop().create_task(self._outbox_send())
+
+    async def _outbox_send(self):
+        try:
+            while self.outbox:
+                await self.base_send({"type": "websocket.send", "text": self.outbox.popleft()})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the socket is gone; its disconnect is on its way
+            self.outbox.clear()
+        finally:
+            self.outbox_task = None
+
     async def dispatch(self, message):
         # Without channels' clean-up of old database connections before every message: a hop to the
-        # database thread that every socket would queue for on every change. Database work here
+        # database thread that every socket would queue for on every message. Database work here
         # always goes through database_sync_to_async, which does that clean-up itself.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
-
-    async def sync_change(self, event):
-        stream = self.streams.get(event["collection_id"])
-        if stream is None:
-            return
-        if event["prev_seq"] > stream["known"]:
-            await self._reply(stream["id"], stream["slug"], "RESYNC")  # a change went missing on the way
-        stream["known"] = max(stream["known"], event["seq"])
-        self._checkpoint_note(event["collection_id"], (event["seq"], event["document"]["id"]))
-        doc = event["document"]
-        await self._reply(
-            stream["id"], stream["slug"], {"documents": [doc], "checkpoint": {"seq": event["seq"], "id": doc["id"]}}
-        )
 
     async def sync_revoked(self, event):
         await self.close(code=CLOSE_REVOKED, reason="device revoked")

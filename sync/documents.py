@@ -13,6 +13,7 @@ sent (commit-ordered, so nothing committed later can appear below it) and that d
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +22,19 @@ from records.hooks import ChangeNotice
 SERVER_KEYS = frozenset({"id", "version", "updated_at", "_deleted"})
 
 
+def json_text(value: Any) -> str:
+    """JSON as the sync websocket sends it (compact, UTF-8 as is)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def result_frame(request_id: Any, slug: Any, result_text: str) -> str:
+    """The text of a reply `{"id", "collection", "result"}` whose result is JSON text already."""
+    return f'{{"id":{json_text(request_id)},"collection":{json_text(slug)},"result":{result_text}}}'
+
+
 def instant(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-01-31T09:30:00.000000Z`: UTC, always six decimals."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def document(*, record_id: str, data: dict, version: int, updated_at: datetime | str, deleted: bool) -> dict[str, Any]:

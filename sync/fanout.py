@@ -10,9 +10,14 @@ event loop of this process's websocket server when it has one (so the in-memory 
 touched from its own loop), else on a background loop of their own (Celery workers, management
 commands, plain threads) whose Redis connections are kept, not opened per message.
 
-A change message carries the document as devices see it, plus the sequence number of the previous
-change of the same collection (`prev_seq`): a socket whose last known change is older than that has
-missed a message (channel layers drop messages to a full channel) and tells its client to RESYNC.
+A change message carries its stream frame's `result` as JSON text, built once by the publisher, plus
+the sequence number of the previous change of the same collection (`prev_seq`) and when it was
+published. Each server process receives it once however many of its sockets stream the collection:
+the process's hub (`hub_for`) is the only member of the collection groups in that process, builds the
+frame text once per change (per stream request id, which RxDB always sets to "stream") and hands it
+to every socket streaming the collection, each of which sends it in order from an outbox of its own
+(sync/consumers.py). A socket whose last known change is older than `prev_seq` has missed a message
+(channel layers drop messages to a full channel) and tells its client to RESYNC.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import atexit
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
 from records.hooks import ChangeNotice
 from records.models import Change
-from sync.documents import document_from_notice
+from sync.documents import document_from_notice, json_text, result_frame
 from tenants.runtime import tenant_current_or_none
 
 logger = logging.getLogger(__name__)
@@ -133,18 +140,24 @@ def change_publish(notice: ChangeNotice) -> None:
     if not notice.livemode:
         return  # devices sync live data only
     try:
+        published_at = time.time()
         tenant = tenant_current_or_none()
         layer = get_channel_layer()
         if tenant is None or layer is None:
             return
+        doc = document_from_notice(notice)
+        group = collection_group(tenant, notice.collection_id)
         message = {
             "type": "sync.change",
+            "group": group,
             "collection_id": notice.collection_id,
             "seq": notice.seq,
             "prev_seq": _previous_seq(notice.collection_id, notice.seq),
-            "document": document_from_notice(notice),
+            "record_id": notice.record_id,
+            "result": json_text({"documents": [doc], "checkpoint": {"seq": notice.seq, "id": doc["id"]}}),
+            "published_at": published_at,  # on commit (bench/sync times fan-out from here)
         }
-        _submit(collection_group(tenant, notice.collection_id), message)
+        _submit(group, message)
     except Exception:
         logger.exception("sync fan-out failed for change %s", notice.seq)
 
@@ -159,3 +172,132 @@ def device_disconnect(device_id: int) -> None:
         _submit(device_group(tenant, device_id), {"type": "sync.revoked"})
     except Exception:
         logger.exception("could not tell device %s's sockets to close", device_id)
+
+
+# --- the receiving side: one hub per server process (event loop) ----------------------------------
+
+
+class StreamSocket(Protocol):
+    def stream_change(self, stream: Stream, message: dict, frame: str) -> None: ...
+
+
+@dataclass(eq=False)
+class Stream:
+    """One socket's `masterChangeStream$` of one collection."""
+
+    socket: StreamSocket
+    request_id: Any
+    slug: str
+    collection_id: int
+    group: str
+    known: int  # the last change sequence number this socket has been told about (or pulled past)
+
+
+class _Hub:
+    """This event loop's member of the collection groups: one channel-layer subscription and one
+    decoded message per change, whatever the number of sockets streaming the collection here."""
+
+    REFRESH_EVERY = 3600.0  # the in-memory layer forgets a group member after a day
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, layer):
+        self.loop, self.layer = loop, layer
+        self.streams: dict[str, dict[Stream, None]] = {}  # group -> streams (ordered: arrival order)
+        self.refs: dict[str, int] = {}  # group -> streams joined or joining
+        self.subscribed: set[str] = set()
+        self.channel: str | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.lock = asyncio.Lock()
+
+    async def join(self, group: str) -> None:
+        """Make sure this process receives the group's changes (before the caller reads where the
+        collection stands, so no change falls between the two). Pair with leave()."""
+        self.refs[group] = self.refs.get(group, 0) + 1
+        try:
+            async with self.lock:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel()
+                    self.tasks = [self.loop.create_task(self._receive()), self.loop.create_task(self._refresh())]
+                if group not in self.subscribed:
+                    await self.layer.group_add(group, self.channel)
+                    self.subscribed.add(group)
+        except BaseException:
+            self.refs[group] -= 1
+            raise
+
+    def attach(self, stream: Stream) -> None:
+        self.streams.setdefault(stream.group, {})[stream] = None
+
+    def detach(self, stream: Stream) -> None:
+        members = self.streams.get(stream.group)
+        if members is not None:
+            members.pop(stream, None)
+            if not members:
+                del self.streams[stream.group]
+
+    async def leave(self, group: str) -> None:
+        self.refs[group] = self.refs.get(group, 1) - 1
+        if self.refs[group] > 0:
+            return
+        async with self.lock:
+            if self.refs.get(group, 0) > 0:
+                return  # joined again meanwhile
+            self.refs.pop(group, None)
+            if group not in self.subscribed:
+                return
+            self.subscribed.discard(group)
+            await self.layer.group_discard(group, self.channel)
+            if not self.subscribed:  # nothing streams here any more: stop listening
+                tasks, self.tasks, self.channel = self.tasks, [], None
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _receive(self) -> None:
+        channel = self.channel
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("sync fan-out: receiving from the channel layer failed")
+                await asyncio.sleep(1)
+                continue
+            try:
+                if message.get("type") == "sync.change":
+                    self.deliver(message)
+            except Exception:
+                logger.exception("sync fan-out: delivering change %s failed", message.get("seq"))
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.REFRESH_EVERY)
+            async with self.lock:
+                for group in list(self.subscribed):
+                    await self.layer.group_add(group, self.channel)
+
+    def deliver(self, message: dict) -> None:
+        members = self.streams.get(message["group"])
+        if not members:
+            return
+        frames: dict[tuple, str] = {}
+        for stream in tuple(members):
+            key = (stream.request_id, stream.slug)
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = result_frame(stream.request_id, stream.slug, message["result"])
+            stream.socket.stream_change(stream, message, frame)
+
+
+_hubs: dict[int, _Hub] = {}
+
+
+def hub_for(loop: asyncio.AbstractEventLoop) -> _Hub:
+    """The hub of this event loop (the websocket server's) and the current channel layer."""
+    layer = get_channel_layer()
+    hub = _hubs.get(id(loop))
+    if hub is None or hub.loop is not loop or hub.layer is not layer:
+        for key in [k for k, h in _hubs.items() if h.loop.is_closed()]:
+            del _hubs[key]
+        hub = _hubs[id(loop)] = _Hub(loop, layer)
+    return hub

@@ -24,8 +24,14 @@ does not exist — so the phone drops its change instead of retrying it forever.
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
+
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from rbac.permissions import has_permission
 from records.errors import RecordError
@@ -34,10 +40,11 @@ from records.models import Collection, Record
 from records.services import record_create, record_delete, record_update
 from sync.documents import (
     checkpoint,
-    document,
     document_deleted,
     document_fields,
     document_of,
+    instant,
+    json_text,
     same_document,
     same_state,
     tombstone,
@@ -67,21 +74,50 @@ def checkpoint_parse(value: Any) -> tuple[int, str]:
     return seq, record_id
 
 
-def changes_since(*, collection: Collection, after: tuple[int, str], batch_size: Any) -> dict:
-    """`masterChangesSince`: the next `batch_size` documents after the checkpoint, in commit order."""
+@dataclass(frozen=True)
+class Page:
+    """A `masterChangesSince` answer: `{documents, checkpoint}` as JSON text, and what it holds."""
+
+    text: str
+    count: int
+    checkpoint: tuple[int, str]
+
+
+def batch_size_check(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProtocolError("invalid_params", "batchSize must be a positive integer.")
+    if batch_size > MAX_BATCH:
+        # Never fewer documents than asked for while more exist: RxDB stops pulling at a short batch.
+        raise ProtocolError("invalid_params", f"batchSize is at most {MAX_BATCH}.")
+    return batch_size
+
+
+def changes_since_page(*, collection: Collection, after: tuple[int, str], batch_size: Any) -> Page:
+    """`masterChangesSince`: the next `batch_size` documents after the checkpoint, in commit order.
+
+    The documents' text is spliced from the stored data's own JSON text, never decoded and encoded
+    again (a third of the server's cost of a large pull); parsed, each is exactly `document_of(record)`."""
     rows = list(
         Record.objects.filter(collection_id=collection.pk, livemode=True, seq__gt=after[0])
         .order_by("seq")
-        .values_list("id", "data", "version", "updated_at", "deleted_at", "seq")[: min(batch_size, MAX_BATCH)]
+        .annotate(data_text=Cast("data", output_field=TextField()))
+        .values_list("id", "data_text", "version", "updated_at", "deleted_at", "seq")[: batch_size_check(batch_size)]
     )
-    documents = [
-        document(record_id=rid, data=data, version=version, updated_at=updated_at, deleted=deleted_at is not None)
-        for rid, data, version, updated_at, deleted_at, _ in rows
-    ]
-    last = checkpoint(rows[-1][5], rows[-1][0]) if rows else checkpoint(*after)
-    return {"documents": documents, "checkpoint": last}
+    documents = []
+    for record_id, data_text, version, updated_at, deleted_at, _ in rows:
+        fields = data_text.strip()[1:-1].strip()  # the object's members, `{…}` stripped
+        documents.append(
+            f'{{"id":{encode_basestring(record_id)}{"," if fields else ""}{fields},"version":{int(version)},'
+            f'"updated_at":"{instant(updated_at)}","_deleted":{"false" if deleted_at is None else "true"}}}'
+        )
+    last = (rows[-1][5], rows[-1][0]) if rows else after
+    text = f'{{"documents":[{",".join(documents)}],"checkpoint":{json_text(checkpoint(*last))}}}'
+    return Page(text=text, count=len(rows), checkpoint=last)
+
+
+def changes_since(*, collection: Collection, after: tuple[int, str], batch_size: Any) -> dict:
+    """`changes_since_page` as objects."""
+    return json.loads(changes_since_page(collection=collection, after=after, batch_size=batch_size).text)
 
 
 def _rows_check(rows: Any) -> list[dict]:

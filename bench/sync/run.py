@@ -3,19 +3,27 @@
 reference server as the baseline. Prints figures; never asserts.
 
     TESSERA_MODE=saas .venv/bin/python bench/sync/run.py [--devices 200] [--records 100000] [--writes 40]
+        [--batch 2000,10000]
     TESSERA_MODE=desktop .venv/bin/python bench/sync/run.py [--devices 200]
 
 1. A database of its own (SaaS: bench/_pg.py, Redis db TESSERA_REDIS_URL — default db 14 — for the
    channel layer; desktop: a temporary data folder, in-memory channel layer), a workspace with two
-   collections: `bulk` (--records records, bulk-inserted as the write spine's rows) and `live` (20).
+   collections: `bulk` (--records records, bulk-inserted as the write spine's rows) and `live` (20);
+   then ANALYZE, as autovacuum would have by the time a phone pulls a collection filled earlier.
 2. The server: uvicorn with the production settings, --workers processes (SaaS default 2, so fan-out
    crosses processes through Redis; the desktop has one).
-3. The clients: npm `rxdb` 17.6 (memory storage, the stock replicateWithWebsocketServer) in ONE Node
-   process (tests/sync/rxdb/driver.mjs), each its own paired device.
-   - initial pull: one client pulls `bulk` from scratch (--batch documents a request): records/s;
+3. The clients: npm `rxdb` 17.6 (memory storage, the stock replicateWithWebsocketServer; 12 per Node
+   process, RxDB's limit) and protocol-level websocket clients (all in one more Node process), driven by
+   tests/sync/rxdb/driver.mjs, each its own paired device.
+   - initial pull: for each --batch size (documents a request: the client's own option), one
+     protocol-level client (no storage: the server's side) and then one stock RxDB client (which notes
+     no per-document arrival times, as an app would not) pull `bulk` from scratch: records/s;
    - fan-out: --devices clients replicate `live`; --writes REST PATCHes (sent from the Node process, so
-     the send time and every receipt share one clock), one every --interval s; latency = from sending
-     the PATCH to the document being in each client's collection; p50/p99/max over (write, device).
+     the send time and every receipt share one clock), one every --interval s; latency to the document
+     being in each client's collection, p50/p99/max over (write, device), measured from the commit
+     (SaaS: `published_at`, stamped on the change's channel message by the on-commit publisher and
+     read here from Redis; desktop: the change's `updated_at`, stamped just before the commit), from
+     the PATCH's answer and from sending it; from the commit also per kind of client.
    - memory: server RSS (all uvicorn processes) before and after the devices connect, per connection.
 4. Baseline: RxDB's reference server (startWebsocketServer, Node, memory storage, no auth, no merge, no
    persistence) with the same collections, the same clients, writes made on its database directly.
@@ -34,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -125,8 +134,19 @@ def workspace_seed(records: int, devices: int) -> dict:
             tokens.append(
                 pairing_exchange(tenant=tenant, code=started.code, name=f"bench {n}", client_version="rxdb")[1]
             )
+        # Planner statistics, as autovacuum keeps them for a table filled before today (without them
+        # PostgreSQL sorts every remaining row of the bulk collection for each page it is asked).
+        with connections["default"].cursor() as cursor:
+            cursor.execute("ANALYZE")
     connections.close_all()
-    return {"host": tenant.host(), "api_key": api_key, "tokens": tokens, "live_ids": live_ids}
+    return {
+        "host": tenant.host(),
+        "api_key": api_key,
+        "tokens": tokens,
+        "live_ids": live_ids,
+        "schema": tenant.schema_name,
+        "live_collection_id": live.pk,
+    }
 
 
 # --- servers --------------------------------------------------------------------------------------
@@ -220,6 +240,7 @@ def initial_pull(rx, url: str, records: int, batch: int) -> float:
         stock=True,
         proxy=False,
         timeout=600_000,
+        track=False,  # the bench notes no per-document arrival times here, as an app would not
     )
     assert result["count"] == records, result
     rx.call("close", name="pull")
@@ -265,24 +286,78 @@ def connect_all(urls: list[str], rxdb_devices: int) -> list[tuple]:
     return out
 
 
-def fan_out(groups: list[tuple], ids: list[str], writes: int, interval: float, write) -> tuple[list, list, list]:
-    """`write(n, record_id)` -> (sent at, version, call ms); returns latencies (ms) from sending the write
-    and from its answer (the commit is before it), and the write calls' own times."""
-    latencies, after_answer, calls = [], [], []
+class CommitTimes:
+    """When each change was committed, on the wall clock (epoch ms), by `id@version`.
+
+    SaaS: the time the server's on-commit publisher stamped on the change's channel-layer message
+    (`published_at`), read by a subscriber of the collection group's Redis channel in this process.
+    Desktop (in-memory layer, nothing to listen to): the change's `updated_at` from the REST answer,
+    stamped inside the transaction just before it commits — so those latencies are a little longer."""
+
+    def __init__(self, ws: dict):
+        self.times: dict[str, float] = {}
+        self.pubsub = None
+        if SAAS:
+            import msgpack
+            import redis
+
+            prefix = os.environ.get("TESSERA_CHANNELS_PREFIX", "asgi")
+            channel = f"{prefix}__group__sync.{ws['schema']}.{ws['live_collection_id']}"
+            self.pubsub = redis.Redis.from_url(os.environ["TESSERA_REDIS_URL"]).pubsub(ignore_subscribe_messages=True)
+            self.pubsub.subscribe(channel)
+
+            def listen():
+                try:
+                    for item in self.pubsub.listen():
+                        message = msgpack.unpackb(item["data"])
+                        result = json.loads(message["result"]) if "result" in message else None
+                        (doc,) = result["documents"] if result else [message["document"]]
+                        self.times[f"{doc['id']}@{doc['version']}"] = message["published_at"] * 1000
+                except Exception:  # closed at the end of the run
+                    return
+
+            threading.Thread(target=listen, name="commit-times", daemon=True).start()
+
+    def noted(self, record_id: str, version: int, answer: dict) -> float:
+        key = f"{record_id}@{version}"
+        if self.pubsub is None:
+            from datetime import datetime
+
+            return datetime.fromisoformat(answer["updated_at"]).timestamp() * 1000
+        deadline = time.monotonic() + 10
+        while key not in self.times and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return self.times[key]
+
+    def close(self) -> None:
+        if self.pubsub is not None:
+            self.pubsub.close()
+
+
+def fan_out(groups: list[tuple], ids: list[str], writes: int, interval: float, write) -> dict[str, list]:
+    """`write(n, record_id)` -> (sent at, version, call ms, committed at on the wall clock or None);
+    returns latencies (ms) from sending the write, from its answer, from its commit (each device's
+    arrival time), and the write calls' own times."""
+    out: dict[str, list] = {"sent": [], "answered": [], "committed": [], "calls": [], "rxdb": [], "raw": []}
     for n in range(writes):
         record_id = ids[n % len(ids)]
-        sent, version, call_ms = write(n, record_id)
-        calls.append(call_ms)
+        sent, version, call_ms, committed = write(n, record_id)
+        out["calls"].append(call_ms)
         seqs = [
-            (driver, driver.send("arrival", names=names, id=record_id, version=version, timeout=60_000))
+            (driver, names[0], driver.send("arrival", names=names, id=record_id, version=version, timeout=60_000))
             for driver, names in groups
         ]
-        for driver, seq in seqs:
-            arrived = driver.result(seq, timeout=120)["at"].values()
-            latencies += [at - sent for at in arrived]
-            after_answer += [at - sent - call_ms for at in arrived]
+        for driver, first_name, seq in seqs:
+            reply = driver.result(seq, timeout=120)
+            arrived = reply["at"].values()
+            out["sent"] += [at - sent for at in arrived]
+            out["answered"] += [at - sent - call_ms for at in arrived]
+            if committed is not None:  # the driver's clock is the wall clock + reply["clock"]
+                latencies = [at - (committed + reply["clock"]) for at in arrived]
+                out["committed"] += latencies
+                out["rxdb" if first_name.startswith("rx") else "raw"] += latencies
         time.sleep(interval)
-    return latencies, after_answer, calls
+    return out
 
 
 def close_all(groups: list[tuple]) -> None:
@@ -302,12 +377,13 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--rxdb-devices", type=int, default=24, help="how many of the devices are RxDB clients")
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--batch", default="2000", help="pull batch sizes (the client's option), comma-separated")
     parser.add_argument("--writes", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=2 if SAAS else 1)
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
+    args.batches = [int(b) for b in args.batch.split(",")]
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("TESSERA_SECRET_KEY", secrets.token_urlsafe(40))
@@ -354,17 +430,17 @@ def run(args, workdir: Path, note: str) -> None:
         say(f"server: uvicorn, {args.workers} process(es), port {port}")
         rx = RxDriver()
         try:
-            tessera["raw"] = raw_pull(rx, base + ws["tokens"][-1], args.records, args.batch)
-            tessera["pull"] = initial_pull(rx, base + ws["tokens"][-1], args.records, args.batch)
+            for batch in args.batches:
+                raw = raw_pull(rx, base + ws["tokens"][-1], args.records, batch)
+                say(f"  initial pull over the wire alone (no RxDB storage), batch {batch}: {raw:,.0f} records/s")
+                pull = initial_pull(rx, base + ws["tokens"][-1], args.records, batch)
+                say(
+                    f"  initial pull of {args.records} records by one RxDB client, batch {batch}: {pull:,.0f} records/s"
+                )
+                tessera.setdefault("raw", raw)
+                tessera.setdefault("pull", pull)
         finally:
             rx.close()
-        say(
-            f"  initial pull over the wire alone (no RxDB storage), batch {args.batch}: {tessera['raw']:,.0f} records/s"
-        )
-        say(
-            f"  initial pull of {args.records} records by one RxDB client, batch {args.batch}: "
-            f"{tessera['pull']:,.0f} records/s"
-        )
         time.sleep(1)
         before = rss_mb(server_pids(server))
         started = time.monotonic()
@@ -378,6 +454,7 @@ def run(args, workdir: Path, note: str) -> None:
             f"{(after - before) * 1024 / args.devices:.0f} KB per connection"
         )
         writer = groups[0][0]
+        commits = CommitTimes(ws)
 
         def tessera_write(n: int, record_id: str):
             reply = writer.call(
@@ -390,14 +467,23 @@ def run(args, workdir: Path, note: str) -> None:
                 body={"data": {"title": f"write {n}"}},
             )
             assert reply["status"] == 200 and reply["body"]["version"] > 1, reply
-            return reply["started"], reply["body"]["version"], reply["finished"] - reply["started"]
+            version = reply["body"]["version"]
+            committed = commits.noted(record_id, version, reply["body"])
+            return reply["started"], version, reply["finished"] - reply["started"], committed
 
-        tessera["fan"], tessera["after"], tessera["calls"] = fan_out(
-            groups, ws["live_ids"], args.writes, args.interval, tessera_write
-        )
-        say(line("fan-out, REST PATCH sent -> device", tessera["fan"]))
-        say(line("fan-out, PATCH answered -> device", tessera["after"]))
-        say(line("the REST PATCH itself", tessera["calls"]))
+        try:
+            fan = fan_out(groups, ws["live_ids"], args.writes, args.interval, tessera_write)
+        finally:
+            commits.close()
+        tessera["fan"] = fan["sent"]
+        committed_label = "commit (published)" if SAAS else "change stamped (pre-commit)"
+        say(line(f"fan-out, {committed_label} -> device", fan["committed"]))
+        for kind, label in (("rxdb", "RxDB clients"), ("raw", "protocol-level clients")):
+            if fan[kind]:
+                say(line(f"  of which {label}", fan[kind]))
+        say(line("fan-out, PATCH answered -> device", fan["answered"]))
+        say(line("fan-out, REST PATCH sent -> device", fan["sent"]))
+        say(line("the REST PATCH itself", fan["calls"]))
     except BaseException:
         log = workdir / "server.log"
         say(f"--- server log (tail) ---\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}")
@@ -416,13 +502,13 @@ def run(args, workdir: Path, note: str) -> None:
     rx = RxDriver()
     baseline: dict = {}
     try:
-        baseline["raw"] = raw_pull(rx, f"ws://127.0.0.1:{ref.port}/", args.records, args.batch)
-        say(f"  initial pull over the wire alone, batch {args.batch}: {baseline['raw']:,.0f} records/s")
-        baseline["pull"] = initial_pull(rx, f"ws://127.0.0.1:{ref.port}/", args.records, args.batch)
-        say(
-            f"  initial pull of {args.records} records by one RxDB client, batch {args.batch}: "
-            f"{baseline['pull']:,.0f} records/s"
-        )
+        for batch in args.batches:
+            raw = raw_pull(rx, f"ws://127.0.0.1:{ref.port}/", args.records, batch)
+            say(f"  initial pull over the wire alone, batch {batch}: {raw:,.0f} records/s")
+            pull = initial_pull(rx, f"ws://127.0.0.1:{ref.port}/", args.records, batch)
+            say(f"  initial pull of {args.records} records by one RxDB client, batch {batch}: {pull:,.0f} records/s")
+            baseline.setdefault("raw", raw)
+            baseline.setdefault("pull", pull)
     finally:
         rx.close()
         ref.close()
@@ -434,16 +520,17 @@ def run(args, workdir: Path, note: str) -> None:
 
         def reference_write(n: int, record_id: str):
             reply = ref.patch(record_id, {"title": f"write {n}"})
-            return reply["started"], reply["version"], reply["finished"] - reply["started"]
+            return reply["started"], reply["version"], reply["finished"] - reply["started"], None
 
-        baseline["fan"], baseline["after"], _ = fan_out(groups, ids, args.writes, args.interval, reference_write)
-        say(line("fan-out, write started -> device", baseline["fan"]))
-        say(line("fan-out, write done -> device", baseline["after"]))
+        fan = fan_out(groups, ids, args.writes, args.interval, reference_write)
+        baseline["fan"] = fan["sent"]
+        say(line("fan-out, write done -> device", fan["answered"]))
+        say(line("fan-out, write started -> device", fan["sent"]))
     finally:
         close_all(groups)
         ref.close()
     say("\n== Tessera / reference")
-    say(f"  initial pull throughput, wire alone: {tessera['raw'] / baseline['raw']:.2f}x")
+    say(f"  initial pull throughput, wire alone (batch {args.batches[0]}): {tessera['raw'] / baseline['raw']:.2f}x")
     say(f"  initial pull throughput, RxDB client: {tessera['pull'] / baseline['pull']:.2f}x")
     for label, pct in (("p50", 50), ("p99", 99)):
         ratio = percentile(tessera["fan"], pct) / percentile(baseline["fan"], pct)

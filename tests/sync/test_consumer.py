@@ -110,6 +110,9 @@ def test_bad_requests_get_error_frames(tenant, pair, jobs, make_user):
         assert frame["error"]["code"] == "invalid_params"
         frame = await sock.call("jobs", "masterChangesSince", [None, "ten"])
         assert frame["error"]["code"] == "invalid_params"
+        # more than the server serves at once: an error, never a short batch (RxDB would stop pulling)
+        frame = await sock.call("jobs", "masterChangesSince", [None, 10_001])
+        assert frame["error"]["code"] == "invalid_params" and "10000" in frame["error"]["message"]
         frame = await sock.call("jobs", "masterWrite", [[{"newDocumentState": {"id": "../x"}}]])
         assert frame["error"]["code"] == "invalid_params"
 
@@ -183,6 +186,65 @@ def test_changes_since_pages_in_commit_order_with_object_checkpoints(tenant, pai
 
     cp = DeviceCheckpoint.objects.get(device=device, collection=jobs)
     assert (cp.seq, cp.record_id) == (last["seq"], last["id"])
+
+
+def test_pulled_streamed_and_written_back_documents_are_the_same(
+    tenant, pair, admin_user, django_capture_on_commit_callbacks
+):
+    """RxDB deep-compares documents: a record pulled, streamed or answered to a write is one document,
+    whatever its fields hold."""
+    from records.models import Record
+    from records.services import collection_create, record_create, record_delete
+    from sync.documents import document_of
+
+    fields = [
+        {"key": "title", "type": "text"},
+        {"key": "price", "type": "number"},
+        {"key": "qty", "type": "integer"},
+        {"key": "done", "type": "boolean"},
+        {"key": "due", "type": "date"},
+        {"key": "extra", "type": "json"},
+    ]
+    kit = collection_create(actor=admin_user, name="Kit", slug="kit", fields=fields)
+    values = [
+        {"title": 'Zoë "quoted" \\ back\nslash ✓ 𝄞', "price": 0.1, "qty": -(2**53) + 1, "done": False},
+        {"title": "", "price": 1e300, "qty": 0, "done": True, "due": "2026-02-28"},
+        {"extra": {"z": [1, 2.5, None, {"a": "é"}], "a": None, "nested": {"b": True}}, "price": -0.0},
+        {},
+    ]
+    _, token = pair()
+
+    def create_all():
+        with django_capture_on_commit_callbacks(execute=True):
+            made = [
+                record_create(actor=admin_user, collection=kit, data=v, record_id=f"k{i}") for i, v in enumerate(values)
+            ]
+            record_delete(actor=admin_user, record=made[1])
+
+    async def scenario():
+        sock = Socket(tenant, token)
+        await sock.connect()
+        await sock.send({"id": "stream", "collection": "kit", "method": "masterChangeStream$", "params": []})
+        assert (await sock.recv())["result"] == "RESYNC"
+        await db(create_all)()
+        streamed = {}
+        for _ in range(len(values) + 1):
+            (doc,) = (await sock.recv())["result"]["documents"]
+            streamed[doc["id"]] = doc
+        pulled = (await sock.call("kit", "masterChangesSince", [None, 100]))["result"]["documents"]
+        await sock.close()
+        return streamed, pulled
+
+    streamed, pulled = run(scenario)
+    stored = {r.id: document_of(r) for r in Record.objects.filter(collection=kit)}
+    assert {d["id"]: d for d in pulled} == stored == streamed
+    assert stored["k1"]["_deleted"] is True and stored["k3"] == {
+        "id": "k3",
+        "version": 1,
+        "updated_at": stored["k3"]["updated_at"],
+        "_deleted": False,
+    }
+    assert stored["k0"]["title"] == values[0]["title"] and stored["k2"]["extra"]["z"][3] == {"a": "é"}
 
 
 def test_resume_from_checkpoint_after_disconnect(tenant, pair, jobs, admin_user):
