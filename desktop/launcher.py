@@ -356,8 +356,9 @@ def run_window(desktop: Desktop) -> int:
     os.environ.setdefault("TOGA_BACKEND", "toga_gtk")
     os.environ.setdefault("NO_AT_BRIDGE", "1")
     from desktop.notify import Notifier
-    from desktop.window import TesseraApp, signal_exit_install
+    from desktop.window import TesseraApp, signal_exit_install, window_process_gl_off
 
+    window_process_gl_off()
     app = TesseraApp(desktop, icon=icon_path())
     desktop.window = app
     desktop.notifier = Notifier()

@@ -9,8 +9,11 @@ this with Toga's dummy backend.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import glob
 import html
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -62,6 +65,55 @@ class MainThreadLoopPolicy(asyncio.DefaultEventLoopPolicy):
         return self.main_policy.new_event_loop() if self._main() else super().new_event_loop()
 
 
+def gpu_render_node_present() -> bool:
+    """A GPU the web engine can render with (a DRM render node). Without one, Mesa draws on the CPU."""
+    return bool(glob.glob("/dev/dri/renderD*")) and os.environ.get("LIBGL_ALWAYS_SOFTWARE", "") in ("", "0", "false")
+
+
+def window_process_gl_off() -> bool:
+    """Without a GPU, keep GL out of the window's own process. Call before the toolkit starts.
+
+    With hardware acceleration off (webview_tune) WebKit's web process paints on the CPU and hands the
+    window shared-memory buffers, so the window's process draws no GL; yet GTK (GLX) and WebKit (EGL)
+    would load Mesa's software driver and its LLVM into it (about 60 MB RSS, 25 MB PSS at idle,
+    bench/desktop --gui). GTK is told to use no GL. EGL's vendor lookup (libglvnd, which reads its vendor
+    list once per process) is pointed at nothing and initialised here, then the variable is put back, so
+    the web process, which needs EGL, still finds Mesa. X11 only: Wayland windows take no chances."""
+    if gpu_render_node_present() or os.environ.get("WAYLAND_DISPLAY") or not os.environ.get("DISPLAY"):
+        return False
+    os.environ.setdefault("GDK_GL", "disable")
+    try:
+        egl = ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return False
+    key, saved = "__EGL_VENDOR_LIBRARY_FILENAMES", os.environ.get("__EGL_VENDOR_LIBRARY_FILENAMES")
+    os.environ[key] = os.devnull
+    try:
+        egl.eglQueryString.restype = ctypes.c_char_p
+        egl.eglQueryString.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        egl.eglQueryString(None, 0x3055)  # EGL_EXTENSIONS of EGL_NO_DISPLAY: glvnd loads its vendors now
+    finally:
+        if saved is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = saved
+    return True
+
+
+def webview_tune(native) -> None:
+    """WebKit set for a small local console's memory. Without a GPU, WebKit's accelerated mode runs
+    its GL on Mesa's CPU rasterizer (llvmpipe) and the web process keeps that rasterizer's buffers and
+    compiled shaders (about 65 MB at idle, bench/desktop --gui) for nothing WebKit's CPU painter does
+    not draw as well. With a GPU, WebKit keeps its default."""
+    get_settings = getattr(native, "get_settings", None)
+    if get_settings is None:  # not a WebKit2.WebView (Toga's dummy backend in tests)
+        return
+    if not gpu_render_node_present():
+        from gi.repository import WebKit2
+
+        get_settings().set_hardware_acceleration_policy(WebKit2.HardwareAccelerationPolicy.NEVER)
+
+
 def loop_policy_per_thread() -> None:
     policy = asyncio.get_event_loop_policy()
     if not isinstance(policy, asyncio.DefaultEventLoopPolicy):
@@ -100,6 +152,7 @@ class TesseraApp(toga.App):
     def startup(self) -> None:
         self.main_window = toga.MainWindow(id="main", title="Tessera", size=(1200, 800))
         self.webview = toga.WebView(style=Pack(flex=1), on_webview_load=self._loaded)
+        webview_tune(getattr(self.webview._impl, "native", None))  # before the first page starts WebKit
         self.show_page("Tessera", "Starting…")
         self.main_window.content = self.webview
         self.open_command = toga.Command(self._open_action, text="Open Tessera", id="tessera-open")

@@ -170,6 +170,10 @@ def test_installed_app_shows_the_console_in_a_window_under_xvfb(installed_deb, t
     shot = tmp_path / "window.png"
     colours, spread = _screenshot_stats(xvfb, shot)
     assert colours > 50 and spread > 0.05, (colours, spread)  # a rendered page, not a blank screen
+    if not list(Path("/dev").glob("dri/renderD*")):
+        # No GPU: WebKit paints on the CPU and the window's own process keeps Mesa's software GL (and
+        # its LLVM, ~50 MB) out; only the web process draws with it (bench/desktop --gui).
+        assert "swrast_dri" not in Path(f"/proc/{app.proc.pid}/maps").read_text()
 
     # A second launch finds this one and brings its window forward instead of starting another.
     second = subprocess.run(
