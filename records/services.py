@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,8 +60,16 @@ def _require(actor: Any, permission: str) -> None:
 # --- sequence ---------------------------------------------------------------------------------------
 
 
+# Set while a transaction that writes many records (record_bulk_upsert) holds the change-counter lock,
+# so each record it writes neither asks for the lock again nor opens a savepoint of its own: the bulk's
+# per-item savepoint is the one that undoes a failed item.
+_seq_lock_held: ContextVar[bool] = ContextVar("tessera_seq_lock_held", default=False)
+
+
 def _seq_lock() -> None:
     """Take the tenant's change-counter lock (held until commit)."""
+    if _seq_lock_held.get():
+        return
     if not ChangeCounter.objects.select_for_update().filter(pk=1).exists():
         try:
             with transaction.atomic():
@@ -68,12 +79,30 @@ def _seq_lock() -> None:
         ChangeCounter.objects.select_for_update().filter(pk=1).exists()
 
 
+@contextmanager
+def _seq_locked_for_many() -> Iterator[None]:
+    """Inside a transaction: take the lock once for the many records written in it."""
+    _seq_lock()
+    token = _seq_lock_held.set(True)
+    try:
+        yield
+    finally:
+        _seq_lock_held.reset(token)
+
+
+def _record_atomic():
+    """A record write's transaction: its own savepoint, except inside a bulk write (see _seq_lock_held)."""
+    return transaction.atomic(savepoint=not _seq_lock_held.get())
+
+
 def _seq_next(n: int = 1) -> int:
-    """Reserve n sequence numbers (lock already held); returns the first."""
-    counter = ChangeCounter.objects.select_for_update().get(pk=1)
-    counter.value += n
-    counter.save(update_fields=["value"])
-    return counter.value - n + 1
+    """Reserve n sequence numbers (lock already held); returns the first. One statement (RETURNING:
+    PostgreSQL, and SQLite since 3.35)."""
+    table = connection.ops.quote_name(ChangeCounter._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET value = value + %s WHERE id = 1 RETURNING value", [n])  # noqa: S608
+        (value,) = cursor.fetchone()
+    return value - n + 1
 
 
 # --- collections --------------------------------------------------------------------------------------
@@ -338,22 +367,24 @@ def _references_validate(collection: Collection, data: dict) -> None:
             )
 
 
-def _unique_sync(collection: Collection, record: Record) -> None:
+def _unique_sync(collection: Collection, record: Record, *, created: bool = False) -> None:
     unique_fields = [f for f in collection.fields if f["unique"]]
     if not unique_fields:
         return
-    RecordUniqueValue.objects.filter(record=record).delete()
+    if not created:  # a record just inserted has no values yet
+        RecordUniqueValue.objects.filter(record=record).delete()
     if record.deleted_at is not None:
         return
     for f in unique_fields:
         value = record.data.get(f["key"])
         if value is None:
             continue
+        # No savepoint of its own: the violation is raised at once, and the record write's transaction
+        # (its savepoint, or the bulk item's) undoes the whole write.
         try:
-            with transaction.atomic():
-                RecordUniqueValue.objects.create(
-                    collection=collection, field_id=f["id"], value_hash=_value_hash(value), record=record
-                )
+            RecordUniqueValue.objects.create(
+                collection=collection, field_id=f["id"], value_hash=_value_hash(value), record=record
+            )
         except IntegrityError as exc:
             raise UniqueViolation(
                 f"Another record already has this `{f['key']}`.", param=f"data.{f['key']}", code="unique_violation"
@@ -391,11 +422,12 @@ def _record_commit(
     record.seq = _seq_next()
     record.updated_at = now
     record.updated_by = actor_stamp(actor)
-    if op == Change.Op.CREATED:
+    inserted = op == Change.Op.CREATED and record.version == 1
+    if inserted:
         record.save(force_insert=True)
     else:
         record.save()
-    _unique_sync(collection, record)
+    _unique_sync(collection, record, created=inserted)
     changed = sorted(k for k in set(before or {}) | set(record.data) if (before or {}).get(k) != record.data.get(k))
     change = Change.objects.create(
         seq=record.seq,
@@ -441,7 +473,7 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
         raise RecordError("`id` must be 1–64 letters, digits, - or _.", param="id")
     if not isinstance(data, dict):
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
-    with transaction.atomic():
+    with _record_atomic():
         _seq_lock()
         _limits(actor, collection, 1)
         data = _defaults(collection, data)
@@ -493,7 +525,7 @@ def record_update(
     _require(actor, "records.edit")
     if not isinstance(data, dict):
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
-    with transaction.atomic():
+    with _record_atomic():
         _seq_lock()
         current = Record.objects.select_related("collection").filter(pk=record.pk).first()
         if current is None or (current.deleted_at is not None and not undelete):
@@ -552,7 +584,7 @@ def record_update(
 def record_delete(*, actor: Any, record: Record, expected_version: int | None = None) -> Record:
     """Soft delete: the record becomes a tombstone (kept for sync and the change feed)."""
     _require(actor, "records.edit")
-    with transaction.atomic():
+    with _record_atomic():
         _seq_lock()
         current = Record.objects.select_related("collection").filter(pk=record.pk).first()
         if current is None or current.deleted_at is not None:
@@ -590,8 +622,7 @@ def record_bulk_upsert(*, actor: Any, collection: Collection, items: list[dict])
     if not isinstance(items, list) or not 1 <= len(items) <= 1000:
         raise RecordError("Send between 1 and 1,000 items.", param="items")
     results: list[BulkItemResult] = []
-    with transaction.atomic():
-        _seq_lock()
+    with transaction.atomic(), _seq_locked_for_many():
         for index, item in enumerate(items):
             try:
                 with transaction.atomic():

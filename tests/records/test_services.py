@@ -63,6 +63,47 @@ def test_delete_is_a_tombstone_in_the_feed(customers, admin_user):
     assert list(Change.objects.filter(record_id=r.id).values_list("op", flat=True)) == ["created", "deleted"]
 
 
+def test_a_deleted_record_brought_back_keeps_its_id_and_unique_values(customers, admin_user):
+    """What a phone does that recreated, offline, a record deleted meanwhile (sync.replication)."""
+    r = record_create(actor=admin_user, collection=customers, data={"name": "A", "email": "a@x.test"})
+    record_delete(actor=admin_user, record=r)
+    # Its unique value is free while it is deleted...
+    other = record_create(actor=admin_user, collection=customers, data={"name": "B", "email": "b@x.test"})
+
+    back = record_update(
+        actor=admin_user, record=r, data={"name": "A again", "email": "a@x.test"}, partial=False, undelete=True
+    ).record
+
+    back.refresh_from_db()
+    assert (back.id, back.version, back.deleted_at, back.data["name"]) == (r.id, 3, None, "A again")
+    assert list(Change.objects.filter(record_id=r.id).values_list("op", flat=True)) == ["created", "deleted", "created"]
+    # ...and taken again once it is back.
+    with pytest.raises(UniqueViolation):
+        record_update(actor=admin_user, record=other, data={"email": "A@x.test"})
+
+
+def test_bulk_write_failures_undo_only_their_item(customers, admin_user):
+    """A bulk write takes the change lock once and no savepoint per record: a failing item (here a
+    unique clash inside the database) must still leave nothing behind and the other items written."""
+    record_create(actor=admin_user, collection=customers, data={"name": "Taken", "email": "t@x.test"})
+    before = Change.objects.count()
+    results = record_bulk_upsert(
+        actor=admin_user,
+        collection=customers,
+        items=[
+            {"data": {"name": "One", "email": "one@x.test"}},
+            {"data": {"name": "Clash", "email": "T@x.test"}},
+            {"data": {"name": "Two", "email": "two@x.test"}},
+        ],
+    )
+    assert [r.status for r in results] == ["created", "error", "created"]
+    assert results[1].error.code == "unique_violation"
+    assert Change.objects.count() == before + 2
+    assert sorted(customers.records.values_list("data__name", flat=True)) == ["One", "Taken", "Two"]
+    seqs = [r.record.seq for r in results if r.record]
+    assert seqs[1] == seqs[0] + 1  # the failed item's sequence number was rolled back with it
+
+
 def test_rename_and_remove_fields_keep_data(customers, admin_user):
     r = record_create(actor=admin_user, collection=customers, data={"name": "A", "score": 5, "notes": "n"})
     fields = [dict(f) for f in customers.fields]
