@@ -13,7 +13,7 @@ write's commit to the webhook's arrival at a local receiver. Prints figures; nev
    - `outbox`: `webhooks.services.event_emit` alone (what the spine's steps 6–7 do), or
    - `spine`: `records.services.record_create` (the whole write spine: lock, validate, save, audit,
      outbox); the spine serialises a workspace's writes on its change counter, so this one shows
-     what the spine itself can feed (on 2 cores about 40 single-record writes/s, short of 200);
+     what the spine itself can feed (on 2 cores about 70–80 single-record writes/s, short of 200);
    - `bulk`: `records.services.record_bulk_upsert` with TESSERA_BENCH_BULK (20) new records per call,
      what the bulk upsert endpoint does: each record is one `record.created` event through the whole
      spine, so this is how 200 record events/s reach the outbox on this machine. The target is
