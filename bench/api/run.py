@@ -319,8 +319,10 @@ def main() -> None:
                 f"by other load on the machine; throughput {rps_ratio:.2f}x; closed-loop p50 {p50_ratio:.2f}x, "
                 f"which is queueing)"
             )
-            ok = "meets" if ours[2] < 50 else "MISSES"
-            say(f"target read p99 < 50 ms at {args.concurrency} clients, closed loop: {ok} ({ours[2]:.1f} ms)")
+            say(
+                f"read p99 at {args.concurrency} clients, closed loop (saturated: p99 is queueing, clients / "
+                f"throughput): {ours[2]:.1f} ms (baseline {base[2]:.1f} ms)"
+            )
             for rate, op in zip(paced_rates, paced, strict=True):
                 base, ours = summary[op]
                 ok = "meets" if ours[2] < 50 else "MISSES"
