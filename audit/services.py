@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditEvent
@@ -116,6 +115,16 @@ def _target_parts(target: Any) -> tuple[str, str, str]:
     return kind, str(getattr(target, "pk", "")), str(target)[:255]
 
 
+def _head_advance() -> tuple[int, str] | None:
+    """Move the chain head's seq on by one and read it with the hash before it, in one statement
+    (RETURNING: PostgreSQL, and SQLite since 3.35); None while there is no head yet."""
+    table = connection.ops.quote_name(AuditChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")  # noqa: S608
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row is not None else None
+
+
 def audit_event_record(
     *,
     action: str,
@@ -132,17 +141,21 @@ def audit_event_record(
     actor = Actor.of(actor)
     ctx = request_context_get()
     target_type, target_id, target_label = _target_parts(target)
-    with transaction.atomic():
+    # No savepoint of its own inside the caller's transaction: if the event cannot be written, the
+    # change it records must not commit either (and a caller outside any transaction gets one).
+    with transaction.atomic(savepoint=False):
         # The UPDATE takes the row lock first, so concurrent writers form a queue, not a fork.
-        if not AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
+        head = _head_advance()
+        if head is None:
             try:
                 with transaction.atomic():
                     AuditChainHead.objects.create(pk=1, seq=1, hash=GENESIS_HASH)
+                head = (1, GENESIS_HASH)
             except IntegrityError:
-                AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1)
-        head = AuditChainHead.objects.get(pk=1)
+                head = _head_advance()
+        seq, prev_hash = head
         event = AuditEvent(
-            seq=head.seq,
+            seq=seq,
             occurred_at=timezone.now(),
             actor_type=actor.type,
             actor_id=actor.id,
@@ -155,7 +168,7 @@ def audit_event_record(
             user_agent=ctx.user_agent[:512],
             request_id=ctx.request_id,
             changes=_json_normal(changes or {}),
-            prev_hash=head.hash,
+            prev_hash=prev_hash,
         )
         event.hash = event_hash(event)
         event.save(force_insert=True)
