@@ -1,7 +1,8 @@
 """Extension points of the write spine, filled by later apps in their AppConfig.ready().
 
 - limit checks run first, inside the transaction (billing: plan limits); raise LimitExceeded.
-- outbox writers run inside the transaction, after the change is saved (webhooks: the outbox row).
+- outbox writers run inside the transaction, after the change is saved (webhooks: the outbox row);
+  `ChangeNotice.batch` lets them look something up once per bulk write.
 - commit publishers run on commit (sync: publish to the tenant's channel group).
 """
 
@@ -34,6 +35,9 @@ class ChangeNotice:
     changed_fields: list[str] = field(default_factory=list)
     actor: str = ""
     occurred_at: str = ""
+    # Shared by every change of one bulk write (None otherwise): hooks may keep there what they would
+    # otherwise look up again for each record of the same transaction.
+    batch: dict | None = field(default=None, compare=False, repr=False)
 
 
 limit_checks: list[Callable[[LimitCheck], None]] = []

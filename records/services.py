@@ -64,6 +64,8 @@ def _require(actor: Any, permission: str) -> None:
 # so each record it writes neither asks for the lock again nor opens a savepoint of its own: the bulk's
 # per-item savepoint is the one that undoes a failed item.
 _seq_lock_held: ContextVar[bool] = ContextVar("tessera_seq_lock_held", default=False)
+# The bulk write's ChangeNotice.batch (records.hooks).
+_notice_batch: ContextVar[dict | None] = ContextVar("tessera_notice_batch", default=None)
 
 
 def _seq_lock() -> None:
@@ -83,10 +85,11 @@ def _seq_lock() -> None:
 def _seq_locked_for_many() -> Iterator[None]:
     """Inside a transaction: take the lock once for the many records written in it."""
     _seq_lock()
-    token = _seq_lock_held.set(True)
+    token, batch = _seq_lock_held.set(True), _notice_batch.set({})
     try:
         yield
     finally:
+        _notice_batch.reset(batch)
         _seq_lock_held.reset(token)
 
 
@@ -412,6 +415,7 @@ def _notice(change: Change, collection: Collection) -> hooks.ChangeNotice:
         changed_fields=list(change.changed_fields),
         actor=change.actor,
         occurred_at=change.occurred_at.isoformat(),
+        batch=_notice_batch.get(),
     )
 
 

@@ -13,15 +13,26 @@ import logging
 from collections.abc import Callable
 
 from records.hooks import ChangeNotice
-from webhooks.services import event_emit
+from webhooks.services import endpoints_enabled, event_emit
 
 logger = logging.getLogger(__name__)
+
+
+def _endpoints_of_batch(notice: ChangeNotice):
+    """A bulk write's endpoints, read once for all its records (None: event_emit reads them)."""
+    if notice.batch is None:
+        return None
+    key = ("webhooks.endpoints", notice.livemode)
+    if key not in notice.batch:
+        notice.batch[key] = endpoints_enabled(livemode=notice.livemode)
+    return notice.batch[key]
 
 
 def record_outbox_write(notice: ChangeNotice) -> None:
     event_emit(
         type=f"record.{notice.op}",
         livemode=notice.livemode,
+        endpoints=_endpoints_of_batch(notice),
         data={
             "object": "record",
             "id": notice.record_id,

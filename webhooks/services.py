@@ -378,6 +378,13 @@ def _timestamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def endpoints_enabled(*, livemode: bool) -> list[Endpoint]:
+    """The enabled endpoints of a mode, as much of them as event_emit needs to choose its audience."""
+    return list(
+        Endpoint.objects.filter(livemode=livemode, enabled=True).only("pk", "event_types", "enabled", "livemode")
+    )
+
+
 def event_emit(*, type: str, data: dict, livemode: bool, endpoints: list[Endpoint] | None = None) -> Event | None:
     """Write one event and a pending delivery per enabled endpoint of the same mode that subscribes
     to `type`, in the caller's transaction; the deliveries go to Celery on commit.
@@ -387,11 +394,7 @@ def event_emit(*, type: str, data: dict, livemode: bool, endpoints: list[Endpoin
     """
     if type not in CATALOGUE:
         raise ValueError(f"{type!r} is not in webhooks.catalogue.CATALOGUE")
-    candidates = (
-        endpoints
-        if endpoints is not None
-        else Endpoint.objects.filter(livemode=livemode, enabled=True).only("pk", "event_types", "enabled", "livemode")
-    )
+    candidates = endpoints if endpoints is not None else endpoints_enabled(livemode=livemode)
     wanted = [e for e in candidates if e.enabled and e.livemode == livemode and e.wants(type)]
     if not wanted:
         return None

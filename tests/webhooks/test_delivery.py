@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from audit.models import AuditEvent
-from records.services import collection_create, record_create, record_delete, record_update
+from records.services import collection_create, record_bulk_upsert, record_create, record_delete, record_update
 from tests.webhooks.conftest import Reply
 from webhooks.catalogue import CATALOGUE
 from webhooks.delivery import delivery_attempt, endpoint_deliveries_attempt
@@ -82,6 +83,29 @@ def test_updates_and_deletes_are_events_too(tenant, admin_user, collection, rece
     events = list(Event.objects.filter(type__startswith="record.").order_by("created_at"))
     assert [e.type for e in events] == ["record.created", "record.updated", "record.deleted"]
     assert events[1].payload["data"]["changed_fields"] == ["qty"]
+
+
+def test_a_bulk_write_gives_each_record_its_event_and_reads_the_endpoints_once(
+    tenant, admin_user, collection, receiver
+):
+    everything, _ = endpoint_create(actor=admin_user, url=receiver.url("/all"))
+    only_updates, _ = endpoint_create(actor=admin_user, url=receiver.url("/upd"), event_types=["record.updated"])
+    existing = record_create(actor=admin_user, collection=collection, data={"title": "old", "qty": 1})
+    items = [{"data": {"title": f"new {i}", "qty": i}} for i in range(5)]
+    items += [{"id": existing.id, "data": {"qty": 2}}, {"data": {"title": "bad", "qty": "x"}}]
+
+    with CaptureQueriesContext(connection) as queries:
+        results = record_bulk_upsert(actor=admin_user, collection=collection, items=items)
+
+    assert [r.status for r in results] == ["created"] * 5 + ["updated", "error"]
+    created = {r.record.id for r in results[:5]}
+    got_all = Delivery.objects.filter(endpoint=everything, event__type="record.created").values_list(
+        "event__payload__data__id", flat=True
+    )
+    assert set(got_all) == created | {existing.id}  # the record created before the bulk, and the five
+    updates = Delivery.objects.filter(endpoint=only_updates).values_list("event__payload__data__id", flat=True)
+    assert list(updates) == [existing.id]
+    assert len([q for q in queries if "webhooks_endpoint" in q["sql"]]) == 1
 
 
 def test_a_rolled_back_write_leaves_no_event(tenant, admin_user, collection, receiver):
