@@ -136,12 +136,10 @@ class RedisUsageCounters:
 
     def add(self, *, tenant_id, key_id: int, day: date, error: bool, calls: int = 1) -> None:
         client, name, field = self._client(), self._hash(tenant_id), f"{day.isoformat()}:{key_id}"
-        if not error or not calls:
-            client.hincrby(name, f"{field}:{'e' if error else 'c'}", 1 if error else calls)
-            return
-        pipe = client.pipeline(transaction=False)
-        pipe.hincrby(name, f"{field}:c", calls)
-        pipe.hincrby(name, f"{field}:e", 1)
+        pipe = client.pipeline(transaction=False)  # one round trip, whatever it counts
+        for kind, amount in (("c", calls), ("e", int(error))):
+            if amount:
+                pipe.hincrby(name, f"{field}:{kind}", amount)
         pipe.execute()
 
     def call_counter(self, *, tenant_id, key_id: int, day: date) -> tuple[str, str]:

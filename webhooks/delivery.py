@@ -40,9 +40,9 @@ from django.utils import timezone
 
 from webhooks import ssrf
 from webhooks.catalogue import ENVELOPE_VERSION
-from webhooks.crypto import SecretUndecryptable, secret_decrypt
+from webhooks.crypto import SecretUndecryptable
 from webhooks.models import Attempt, Delivery, Endpoint
-from webhooks.services import endpoint_disable_for_failures, event_body
+from webhooks.services import endpoint_disable_for_failures, endpoint_secrets_expiring, event_body
 from webhooks.signing import headers_signed
 
 logger = logging.getLogger(__name__)
@@ -179,18 +179,13 @@ _secrets: dict[str, tuple[object, float, list[tuple[str, datetime | None]]]] = {
 
 
 def _secrets_signing(endpoint: Endpoint, *, now: datetime) -> list[str]:
-    """The secrets to sign with now, newest first (webhooks.services.endpoint_secrets_valid), decrypted
+    """The secrets to sign with now, newest first (webhooks.services.endpoint_secrets_expiring), decrypted
     once and kept in the process for SECRETS_CACHE_SECONDS while the endpoint row is unchanged (a
     rotation touches its `updated_at`); each one's expiry is checked on every use."""
     cached = _secrets.get(endpoint.pk)
     clock = time.monotonic()
     if cached is None or cached[0] != endpoint.updated_at or cached[1] < clock:
-        rows = sorted(endpoint.secrets.all(), key=lambda s: s.created_at, reverse=True)
-        kept = [
-            (secret_decrypt(s.secret_encrypted), s.expires_at)
-            for s in rows
-            if s.expires_at is None or s.expires_at > now
-        ]
+        kept = endpoint_secrets_expiring(endpoint, now=now)
         if len(_secrets) > 1000:
             _secrets.clear()
         _secrets[endpoint.pk] = cached = (endpoint.updated_at, clock + SECRETS_CACHE_SECONDS, kept)

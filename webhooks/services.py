@@ -270,12 +270,17 @@ def endpoint_delete(*, actor: Any, endpoint: Endpoint) -> None:
         endpoint.delete()
 
 
-def endpoint_secrets_valid(endpoint: Endpoint, *, now: datetime | None = None) -> list[str]:
-    """The secrets to sign with now, newest first (two during a rotation's overlap)."""
+def endpoint_secrets_expiring(endpoint: Endpoint, *, now: datetime | None = None) -> list[tuple[str, datetime | None]]:
+    """(secret, expires at) of the secrets to sign with now, newest first (two during a rotation's overlap)."""
     now = now or timezone.now()
     rows = [s for s in endpoint.secrets.all() if s.expires_at is None or s.expires_at > now]
     rows.sort(key=lambda s: s.created_at, reverse=True)
-    return [secret_decrypt(s.secret_encrypted) for s in rows]
+    return [(secret_decrypt(s.secret_encrypted), s.expires_at) for s in rows]
+
+
+def endpoint_secrets_valid(endpoint: Endpoint, *, now: datetime | None = None) -> list[str]:
+    """The secrets to sign with now, newest first (two during a rotation's overlap)."""
+    return [secret for secret, _ in endpoint_secrets_expiring(endpoint, now=now)]
 
 
 def endpoint_secret_reveal(*, actor: Any, endpoint: Endpoint) -> str:
