@@ -37,6 +37,7 @@ from desktop.instance import (
     portfile_remove,
     portfile_write,
 )
+from desktop.memory import arenas_limit, settle_later
 from desktop.runtime import LanStatus, runtime_set
 from desktop.version import app_version
 
@@ -145,6 +146,7 @@ class Desktop:
             self._jobs_thread = threading.Thread(target=self._jobs_start, name="jobs-start", daemon=True)
             self._jobs_thread.start()
         logger.info("Tessera %s serving %s (data: %s)", app_version(), self.portfile.url, self.data_dir)
+        settle_later()
         return self.portfile.url
 
     def _jobs_start(self) -> None:
@@ -396,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         os.environ["TESSERA_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     environment_defaults()
+    arenas_limit()
     data_dir = paths.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the business's data: this user's only
     lock = InstanceLock(paths.instance_lock(data_dir))

@@ -6,7 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import segno
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -26,6 +25,8 @@ def _page(request: HttpRequest, *, status: int = 200, error: str = "") -> HttpRe
     lan = lan_status()
     qr = None
     if lan.sync_url:
+        import segno  # loaded when the LAN hub is on and its page shown, not with the app
+
         qr = segno.make(lan.sync_url, error="m").svg_data_uri(scale=5, border=2)
     data_dir = Path(settings.DATA_DIR)
     context = {

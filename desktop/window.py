@@ -101,16 +101,19 @@ def window_process_gl_off() -> bool:
 
 
 def webview_tune(native) -> None:
-    """WebKit set for a small local console's memory. Without a GPU, WebKit's accelerated mode runs
-    its GL on Mesa's CPU rasterizer (llvmpipe) and the web process keeps that rasterizer's buffers and
-    compiled shaders (about 65 MB at idle, bench/desktop --gui) for nothing WebKit's CPU painter does
-    not draw as well. With a GPU, WebKit keeps its default."""
+    """WebKit set for a small local console's memory. Pages are not cached. Without a GPU, WebKit's
+    accelerated mode runs its GL on Mesa's CPU rasterizer (llvmpipe) and the web process keeps that
+    rasterizer's buffers and compiled shaders (about 65 MB at idle, bench/desktop --gui) for nothing
+    WebKit's CPU painter does not draw as well. With a GPU, WebKit keeps its default."""
     get_settings = getattr(native, "get_settings", None)
     if get_settings is None:  # not a WebKit2.WebView (Toga's dummy backend in tests)
         return
-    if not gpu_render_node_present():
-        from gi.repository import WebKit2
+    from gi.repository import WebKit2
 
+    # The console comes from this computer's own server: no page cache or memory cache of pages
+    # already left (the "document viewer" model), so the web process holds one page, not a history.
+    native.get_context().set_cache_model(WebKit2.CacheModel.DOCUMENT_VIEWER)
+    if not gpu_render_node_present():
         get_settings().set_hardware_acceleration_policy(WebKit2.HardwareAccelerationPolicy.NEVER)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import segno
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -100,6 +99,8 @@ def devices(request: HttpRequest) -> HttpResponse:
 def _pairing_page(request: HttpRequest, started) -> HttpResponse:
     """The one page that ever shows the code and PIN; nothing may cache it."""
     pair_url = request.build_absolute_uri("/sync/v1/pair") + "?code=" + started.code
+    import segno  # the QR code maker loads with the first pairing, not with the app
+
     qr = segno.make(pair_url, error="m").svg_inline(scale=5, dark="#111", light="#fff", title="Pairing QR code")
     pin = started.pin
     context = {

@@ -5,6 +5,12 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+
+if not settings.TESSERA_MULTI_TENANT:  # the desktop: no PostgreSQL backend behind django_tenants
+    from tenants import pgfree
+
+    pgfree.install()
+
 from django_tenants.models import DomainMixin, TenantMixin
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import functools
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+# cryptography (its OpenSSL build, ~7 MB resident) loads with the first secret encrypted or decrypted,
+# not with the app: a desktop or a worker that sends no webhooks never pays for it.
 
 _HKDF_INFO = b"tessera:secrets-at-rest:v1"
 
@@ -24,6 +28,9 @@ class SecretUndecryptable(ValueError):
 
 def _fernet_key(material: str) -> bytes:
     """A Fernet key as given, or one derived from any passphrase with HKDF-SHA256."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     raw = material.strip().encode()
     try:
         if len(base64.urlsafe_b64decode(raw)) == 32 and len(raw) == 44:
@@ -36,6 +43,8 @@ def _fernet_key(material: str) -> bytes:
 
 @functools.cache
 def _fernet_for(configured: str) -> MultiFernet:
+    from cryptography.fernet import Fernet, MultiFernet
+
     keys = [k for k in configured.split(",") if k.strip()]
     return MultiFernet([Fernet(_fernet_key(k)) for k in keys])
 
@@ -50,6 +59,8 @@ def secret_encrypt(plaintext: str) -> str:
 
 
 def secret_decrypt(token: str) -> str:
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:

@@ -87,6 +87,20 @@ def test_the_package_is_small_complete_and_depends_on_the_system_python(installe
     assert version.startswith("Tessera ")
 
 
+def test_the_installed_app_runs_on_its_own_packages_without_a_postgresql_driver(installed_deb, tmp_path):
+    """The bundle ships no psycopg (the desktop is SQLite only) and the system's dist-packages stay out
+    of the app's path: Django still sets up, with the Tenant model's schema-name rule in place."""
+    probe = (
+        "import sys, importlib.util;"
+        "from tenants.models import Tenant;"
+        "print(importlib.util.find_spec('psycopg') is None, any(p.endswith('-packages') for p in sys.path),"
+        " [v.__name__ for v in Tenant._meta.get_field('schema_name').validators if hasattr(v, '__name__')])"
+    )
+    env = {**os.environ, "TESSERA_DATA_DIR": str(tmp_path / "data")}
+    out = _run([TESSERA, "manage", "shell", "-c", probe], timeout=120, env=env).stdout.strip().splitlines()[-1]
+    assert out == "True False ['_check_schema_name']"
+
+
 def _no_wal(data: Path) -> bool:
     wal = data / "tessera.sqlite3-wal"
     return not wal.exists() or wal.stat().st_size == 0
@@ -114,6 +128,9 @@ def test_installed_app_smoke(installed_deb, tmp_path):
     record = console.api("POST", "collections/customers/records", {"data": {"name": "Ada Lovelace"}})
     assert record.status_code == 201, record.text
     record_id = record.json()["id"]
+    # a webhook endpoint: its signing secret is encrypted at rest (cryptography, loaded on first use)
+    hook = console.api("POST", "webhook_endpoints", {"url": "http://127.0.0.1:9/hook"})
+    assert hook.status_code == 201 and hook.json()["secret"].startswith("whsec_"), hook.text
     console.close()
 
     assert app.stop(signal.SIGTERM) == 0, app.log()
