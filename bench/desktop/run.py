@@ -4,7 +4,8 @@ installed and package size. Prints them against the targets; asserts nothing.
     python bench/desktop/run.py                      # the installed /usr/bin/tessera (else this checkout)
     python bench/desktop/run.py --idle-seconds 10    # shorter idle window
     python bench/desktop/run.py --checkout           # `python -m desktop` from this checkout
-    python bench/desktop/run.py --gui                # also: window under Xvfb, time to console shown
+    python bench/desktop/run.py --gui                # also: window under Xvfb, time to console shown,
+                                                     # and the window's toolkit alone (the floor under it)
 
 Targets: < 2 s to /health, < 3 s to first page, < 150 MB idle RSS, < 1 % idle CPU, .deb < 40 MB.
 """
@@ -127,6 +128,53 @@ def idle(pid: int, seconds: float) -> tuple[float, float, float, float, float]:
     return rss_mb(pid), peak, cpu, sum(pss_mb(p) for p in pids), sum(rss_mb(p) for p in pids)
 
 
+BUNDLE = "/usr/lib/tessera"
+# The floor under the window: the installed bundle's Toga and WebKit set up as the app sets them up,
+# showing one static page. Whatever Tessera adds to its process comes on top of this.
+TOOLKIT_ONLY = f"""
+import os, sys
+sys.path[:] = ["{BUNDLE}/app", "{BUNDLE}/app_packages"] + [p for p in sys.path if not p.endswith("-packages")]
+os.environ["TOGA_BACKEND"] = "toga_gtk"
+os.environ["NO_AT_BRIDGE"] = "1"
+try:
+    from desktop.memory import arenas_limit, settle_later
+except ImportError:  # a bundle from before desktop.memory
+    arenas_limit = settle_later = lambda *args: None
+from desktop.window import window_process_gl_off, webview_tune
+arenas_limit()
+window_process_gl_off()
+import toga
+from toga.style import Pack
+
+class Floor(toga.App):
+    def startup(self):
+        self.main_window = toga.MainWindow(title="floor", size=(1200, 800))
+        view = toga.WebView(style=Pack(flex=1))
+        webview_tune(view._impl.native)
+        view.set_content("http://127.0.0.1/", "<h1>Tessera</h1><p>The toolkit alone.</p>")
+        self.main_window.content = view
+        self.main_window.show()
+        settle_later()
+
+Floor(formal_name="Floor", app_id="org.tessera.floor").main_loop()
+"""
+
+
+def toolkit_floor(display: str, seconds: float) -> tuple[float, float]:
+    """(RSS, PSS) in MB of a process holding only the window's toolkit, idle for `seconds`."""
+    floor = subprocess.Popen(
+        ["/usr/bin/python3.11", "-I", "-c", TOOLKIT_ONLY],
+        env={**os.environ, "DISPLAY": display},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(10)
+    rss, _peak, _cpu, _, _ = idle(floor.pid, seconds)
+    pss = pss_mb(floor.pid)
+    stop(floor)
+    return rss, pss
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle-seconds", type=float, default=60.0)
@@ -188,10 +236,17 @@ def main() -> int:
         time.sleep(5)
         rss, peak, cpu, pss_all, rss_all = idle(gui.pid, args.idle_seconds)
         print(
-            f"idle {args.idle_seconds:.0f} s with the window: app process RSS {rss:.0f} MB (peak {peak:.0f}); "
-            f"with WebKit's processes PSS {pss_all:.0f} MB (RSS summed {rss_all:.0f} MB); CPU {cpu:.2f} %"
+            f"idle {args.idle_seconds:.0f} s with the window: app process RSS {rss:.0f} MB (peak {peak:.0f}; "
+            f"target < 150 MB), PSS {pss_mb(gui.pid):.0f} MB; with WebKit's processes PSS {pss_all:.0f} MB "
+            f"(RSS summed {rss_all:.0f} MB); CPU {cpu:.2f} %"
         )
         stop(gui)
+        if Path(BUNDLE).is_dir():
+            rss, pss = toolkit_floor(display, args.idle_seconds)
+            print(
+                f"the window's toolkit alone (a Toga WebView showing one static page, no Tessera): "
+                f"RSS {rss:.0f} MB, PSS {pss:.0f} MB"
+            )
         xvfb.terminate()
 
     listed = subprocess.run(["dpkg", "-L", "tessera"], capture_output=True, text=True)

@@ -1,10 +1,15 @@
 """The desktop settles its memory once started: free memory malloc holds goes back to the system."""
 
 import gc
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 from desktop import memory
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _rss_mb() -> float:
@@ -43,3 +48,28 @@ def test_settle_later_runs_once_in_the_background():
     timer.join(5)
     gc.unfreeze()
     assert not timer.is_alive() and timer.daemon and timer.name == "memory-settle"
+
+
+LOADED_ON_FIRST_USE = ["cryptography", "segno"]
+PROBE = """
+import os, sys, django
+django.setup()
+from config.asgi import application
+from django.urls import resolve
+resolve("/api/v1/schema"), resolve("/settings/desktop/")  # the URL confs, as the first request loads them
+print(" ".join(name for name in sys.argv[1:] if name in sys.modules))
+"""
+
+
+def test_the_desktop_loads_heavy_libraries_only_when_they_are_used(tmp_path):
+    """A fresh desktop process, its settings, models, URLs and ASGI app loaded: the libraries behind
+    webhook secrets and QR codes are not (they load with their first use), nor is the
+    PostgreSQL backend of django_tenants. A stray top-level import would put them back in every app."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "DJANGO_"))}
+    env.update(TESSERA_MODE="desktop", DJANGO_SETTINGS_MODULE="config.settings", TESSERA_DATA_DIR=str(tmp_path))
+    names = [*LOADED_ON_FIRST_USE, "django_tenants.postgresql_backend.introspection"]
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *names], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
