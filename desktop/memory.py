@@ -10,23 +10,21 @@ the free memory malloc still holds given back to the system. Other C libraries: 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
-import logging
 import threading
-
-logger = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc's malloc.h
 SETTLE_AFTER = 5.0  # seconds after the console answers: the window and the worker are up by then
 
 
+@functools.cache
 def _glibc():
-    name = ctypes.util.find_library("c")
+    """The C library the process runs on, if it is glibc (the one with malloc_trim and mallopt)."""
     try:
-        libc = ctypes.CDLL(name)
-        libc.malloc_trim, libc.mallopt  # noqa: B018 - glibc only
-    except (OSError, TypeError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim, libc.mallopt  # noqa: B018
+    except (OSError, AttributeError):
         return None
     return libc
 
