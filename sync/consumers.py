@@ -18,7 +18,8 @@ Frames, all JSON text:
 - `auth` (RxDB sends its `headers` option; the device was authenticated when connecting) → `true`;
 - anything that cannot be answered → `{id, collection, error: {code, message}}`.
 The server sends `{"id": "heartbeat", "collection": null, "result": {"at": …}}` every
-TESSERA_SYNC_HEARTBEAT_SECONDS (and re-checks the device); a connection that subscribed to no stream
+TESSERA_SYNC_HEARTBEAT_SECONDS, on the same ticks for all of a process's sockets, and re-checks the
+device (sync.heartbeats: one query per workspace per tick for them all); a connection that subscribed to no stream
 and sent nothing for TESSERA_SYNC_IDLE_SECONDS is closed (4408). A revoked device's sockets are
 closed at once (4401).
 """
@@ -46,8 +47,9 @@ from records.models import Change, Collection
 from sync import replication
 from sync.documents import instant, json_text, result_frame
 from sync.fanout import Stream, collection_group, device_group, hub_for, server_loop_register
+from sync.heartbeats import rechecks_for, until_next_tick
 from sync.replication import ProtocolError
-from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_reload, device_seen
+from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_seen
 from tenants.runtime import tenant_context, tenant_current_or_none, tenant_for_host
 
 logger = logging.getLogger(__name__)
@@ -379,25 +381,19 @@ class SyncConsumer(AsyncWebsocketConsumer):
         idle = float(getattr(settings, "TESSERA_SYNC_IDLE_SECONDS", 300))
         try:
             while True:
-                await asyncio.sleep(min(every, idle))
+                await asyncio.sleep(until_next_tick(min(every, idle)))
                 if not self.streams and time.monotonic() - self.last_heard >= idle:
                     await self.close(code=CLOSE_IDLE, reason="idle")
                     return
-                still = await self._db(self._device_still_valid)
-                if not still:
+                rechecks = rechecks_for(asyncio.get_running_loop())
+                device = await rechecks.recheck(self.tenant, self.device.pk, _client_ip(self.scope))
+                if device is None:
                     await self.close(code=CLOSE_REVOKED, reason="device revoked")
                     return
+                self.device = device
                 await self._reply("heartbeat", None, {"at": instant(timezone.now())})
                 await self._checkpoints_flush(maybe=True)
         except asyncio.CancelledError:
             pass
         except Exception:
             logger.exception("sync heartbeat failed")
-
-    def _device_still_valid(self) -> bool:
-        device = device_reload(self.device)
-        if device is None:
-            return False
-        self.device = device
-        device_seen(device=device, ip=_client_ip(self.scope))
-        return True

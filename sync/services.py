@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, GenericIPAddressField, Value, When
 from django.utils import timezone
 
 from audit.services import audit_event_record
@@ -248,15 +249,6 @@ def device_for_token(raw: str) -> Device | None:
     return device
 
 
-def device_reload(device: Device) -> Device | None:
-    """The device as it is now (role re-derived from its user's), or None once it may no longer sync."""
-    fresh = Device.objects.select_related("user").filter(pk=device.pk).first()
-    if fresh is None or not fresh.is_active:
-        return None
-    fresh.role = device_effective_role(fresh)
-    return fresh
-
-
 def device_can_revoke(actor, device: Device) -> bool:
     if has_permission(actor, "devices.manage"):
         return True
@@ -294,6 +286,36 @@ def device_seen(*, device: Device, ip: str | None = None, client_version: str | 
         Device.objects.filter(pk=device.pk).update(**updates)
         for key, value in updates.items():
             setattr(device, key, value)
+
+
+def devices_recheck(seen_from: dict[int, str | None]) -> dict[int, Device | None]:
+    """The connected devices of one workspace re-checked and marked seen (the heartbeat of every socket
+    of a server process, sync.heartbeats): {device id: the device as it is now, its role re-derived
+    from its user's, or None once it may no longer sync}. Two statements whatever the number: one read,
+    and one write for the devices due to be marked seen (each at the address its socket gives)."""
+    fresh = {d.pk: d for d in Device.objects.select_related("user").filter(pk__in=list(seen_from))}
+    now = timezone.now()
+    due = {}
+    for device in fresh.values():
+        if device.is_active and (device.last_seen_at is None or now - device.last_seen_at >= SEEN_EVERY):
+            due[device.pk] = seen_from[device.pk]
+    if due:
+        ip_now = Case(
+            *[When(pk=pk, then=Value(ip, output_field=GenericIPAddressField())) for pk, ip in due.items()],
+            default=F("last_seen_ip"),
+        )
+        Device.objects.filter(pk__in=list(due)).update(last_seen_at=now, last_seen_ip=ip_now)
+    result: dict[int, Device | None] = {}
+    for pk in seen_from:
+        device = fresh.get(pk)
+        if device is None or not device.is_active:
+            result[pk] = None
+            continue
+        if pk in due:
+            device.last_seen_at, device.last_seen_ip = now, due[pk]
+        device.role = device_effective_role(device)
+        result[pk] = device
+    return result
 
 
 def device_checkpoints_save(*, device: Device, checkpoints: dict[int, tuple[int, str]]) -> None:

@@ -24,7 +24,9 @@ reference server as the baseline. Prints figures; never asserts.
      (SaaS: `published_at`, stamped on the change's channel message by the on-commit publisher and
      read here from Redis; desktop: the change's `updated_at`, stamped just before the commit), from
      the PATCH's answer and from sending it; from the commit also per kind of client.
-   - memory: server RSS (all uvicorn processes) before and after the devices connect, per connection.
+   - memory: server RSS (all uvicorn processes) before and after the devices connect, per connection;
+   - idle: the devices connected, doing nothing, for --idle-seconds: server CPU and (SaaS) database
+     transactions a second, what their heartbeats cost (TESSERA_SYNC_HEARTBEAT_SECONDS, 25 s).
 4. Baseline: RxDB's reference server (startWebsocketServer, Node, memory storage, no auth, no merge, no
    persistence) with the same collections, the same clients, writes made on its database directly.
 """
@@ -32,6 +34,7 @@ reference server as the baseline. Prints figures; never asserts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -83,6 +86,44 @@ def rss_mb(pids: list[int]) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
+
+
+def db_transactions() -> int | None:
+    """Transactions committed in the bench database so far (SaaS), or None (SQLite keeps no count)."""
+    if not SAAS:
+        return None
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def connected_idle(server, seconds: float, devices: int) -> None:
+    """The devices connected and doing nothing: what their heartbeats cost the server and the database,
+    in two halves (the first still holds the checkpoints saved after the devices' first pulls)."""
+    pids = server_pids(server)
+    marks = [(cpu_seconds(pids), db_transactions(), time.monotonic())]
+    for _half in range(2):
+        time.sleep(seconds / 2)
+        marks.append((cpu_seconds(pids), db_transactions(), time.monotonic()))
+    halves = []
+    for (cpu0, tx0, t0), (cpu1, tx1, t1) in itertools.pairwise(marks):
+        database = "" if tx0 is None else f", database {(tx1 - tx0 - 1) / (t1 - t0):.1f} transactions/s"
+        halves.append(f"server CPU {100 * (cpu1 - cpu0) / (t1 - t0):.1f} % of one core{database}")
+    say(f"  {devices} devices connected, idle {seconds:.0f} s: first half {halves[0]}; second half {halves[1]}")
 
 
 # --- the workspace ------------------------------------------------------------------------------------
@@ -382,6 +423,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=2 if SAAS else 1)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=60.0, help="devices connected and idle: heartbeat cost (0: skip)"
+    )
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batch.split(",")]
 
@@ -453,6 +497,8 @@ def run(args, workdir: Path, note: str) -> None:
             f"  server RSS {before:.0f} MB -> {after:.0f} MB: "
             f"{(after - before) * 1024 / args.devices:.0f} KB per connection"
         )
+        if args.idle_seconds:
+            connected_idle(server, args.idle_seconds, args.devices)
         writer = groups[0][0]
         commits = CommitTimes(ws)
 

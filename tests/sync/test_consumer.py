@@ -541,6 +541,56 @@ def test_idle_connection_is_closed_and_heartbeats_are_sent(tenant, pair, jobs, s
     assert run(scenario) == 4408
 
 
+def test_heartbeats_recheck_all_sockets_devices_together_and_close_a_revoked_one(tenant, pair, jobs, settings):
+    """Six phones connected: each heartbeat re-checks every device (revoked since? its user
+    deactivated?) and marks them seen, all in one database trip per tick, not one per socket. A device
+    revoked behind the channel layer's back (its disconnect message lost) is closed at the next tick."""
+    import asyncio
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sync.heartbeats import rechecks_for
+    from sync.models import Device
+
+    settings.TESSERA_SYNC_HEARTBEAT_SECONDS = 0.3
+    settings.TESSERA_SYNC_IDLE_SECONDS = 60
+    paired = [pair(name=f"Phone {n}") for n in range(6)]
+    long_ago = timezone.now() - timedelta(hours=1)
+    Device.objects.filter(pk__in=[d.pk for d, _ in paired]).update(last_seen_at=long_ago)
+
+    async def heartbeats(sock, count):
+        got = 0
+        while got < count:
+            out = await sock.comm.receive_output(timeout=3)
+            if out["type"] == "websocket.close":
+                return out["code"]
+            got += json.loads(out["text"])["id"] == "heartbeat"
+        return got
+
+    async def scenario():
+        socks = [Socket(tenant, token) for _, token in paired]
+        for sock in socks:
+            await sock.connect()
+        await db(lambda: Device.objects.filter(pk=paired[0][0].pk).update(last_seen_at=long_ago))()
+        trips = rechecks_for(asyncio.get_running_loop())
+        got = await asyncio.gather(*(heartbeats(sock, 2) for sock in socks))
+        assert got == [2] * 6
+        first_trips = trips.queries
+        assert 1 <= first_trips <= 4, first_trips  # 12 re-checks, on 2 or 3 ticks; per socket it was 12 trips
+
+        await db(lambda: Device.objects.filter(pk=paired[0][0].pk).update(revoked_at=timezone.now()))()
+        closed = await heartbeats(socks[0], 5)
+        assert closed == 4401
+        assert await heartbeats(socks[1], 1) == 1
+        for sock in socks[1:]:
+            await sock.close()
+
+    run(scenario)
+    seen = dict(Device.objects.values_list("pk", "last_seen_at"))
+    assert all(seen[d.pk] > long_ago for d, _ in paired)
+
+
 def test_sandbox_collections_do_not_sync(tenant, pair, admin_user):
     """Devices work on live data: a test-mode (sandbox) collection is unknown to them."""
     from records.services import collection_create
