@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, GenericIPAddressField, Value, When
 from django.utils import timezone
 
@@ -319,16 +319,25 @@ def devices_recheck(seen_from: dict[int, str | None]) -> dict[int, Device | None
 
 
 def device_checkpoints_save(*, device: Device, checkpoints: dict[int, tuple[int, str]]) -> None:
-    """Store the latest checkpoint per collection id (only forwards: an old pull never rewinds it)."""
-    for collection_id, (seq, record_id) in checkpoints.items():
-        updated = DeviceCheckpoint.objects.filter(device=device, collection_id=collection_id, seq__lt=seq).update(
-            seq=seq, record_id=record_id[:64], updated_at=timezone.now()
-        )
-        if not updated and not DeviceCheckpoint.objects.filter(device=device, collection_id=collection_id).exists():
-            try:
-                with transaction.atomic():
-                    DeviceCheckpoint.objects.create(
-                        device=device, collection_id=collection_id, seq=seq, record_id=record_id[:64]
-                    )
-            except IntegrityError:
-                pass
+    """Store the latest checkpoint per collection id (only forwards: an old pull never rewinds it).
+
+    One statement for them all, the same in both runtimes (PostgreSQL and SQLite both upsert): a
+    device's first pull after a reconnect used to cost three per collection, a fleet of phones coming
+    back after a restart three thousand."""
+    if not checkpoints:
+        return
+    ops = connection.ops
+    table = ops.quote_name(DeviceCheckpoint._meta.db_table)
+    now = ops.adapt_datetimefield_value(timezone.now())
+    rows = [(device.pk, collection, seq, record_id[:64], now) for collection, (seq, record_id) in checkpoints.items()]
+    sql = (
+        f"INSERT INTO {table} (device_id, collection_id, seq, record_id, updated_at) "  # noqa: S608
+        f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))} "
+        "ON CONFLICT (device_id, collection_id) DO UPDATE SET seq = excluded.seq, record_id = excluded.record_id, "
+        f"updated_at = excluded.updated_at WHERE {table}.seq < excluded.seq"
+    )
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [value for row in rows for value in row])
+    except IntegrityError:  # a collection deleted since the pull: its checkpoint no longer matters
+        pass

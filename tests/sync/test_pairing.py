@@ -134,6 +134,35 @@ def test_device_list_shows_last_seen_client_and_lag(tenant, admin_client, admin_
     assert "2 changes behind" in html
 
 
+def test_checkpoints_only_move_forwards_and_keep_their_time(tenant, admin_user, pair, jobs):
+    """A device's stored position per collection: a later pull moves it, an older one (a socket that
+    reported late) never rewinds it; several collections are stored at once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from records.services import collection_create
+    from sync.models import DeviceCheckpoint
+    from sync.services import device_checkpoints_save
+
+    device, _ = pair()
+    other, _ = pair(name="Other phone")
+    notes = collection_create(actor=admin_user, name="Notes", slug="notes", fields=[])
+
+    def stored():
+        rows = DeviceCheckpoint.objects.filter(device=device).values_list("collection_id", "seq", "record_id")
+        return sorted(rows)
+
+    device_checkpoints_save(device=device, checkpoints={jobs.pk: (5, "e"), notes.pk: (2, "b")})
+    assert stored() == sorted([(jobs.pk, 5, "e"), (notes.pk, 2, "b")])
+    device_checkpoints_save(device=device, checkpoints={jobs.pk: (3, "c"), notes.pk: (9, "i")})
+    assert stored() == sorted([(jobs.pk, 5, "e"), (notes.pk, 9, "i")])
+    device_checkpoints_save(device=other, checkpoints={jobs.pk: (1, "a")})
+    assert stored() == sorted([(jobs.pk, 5, "e"), (notes.pk, 9, "i")])
+    saved = DeviceCheckpoint.objects.get(device=device, collection=notes).updated_at
+    assert abs(timezone.now() - saved) < timedelta(seconds=30)
+
+
 def test_revoke_from_the_console(tenant, admin_user, make_user, client_for, pair):
     from audit.models import AuditEvent
     from sync.services import device_for_token
