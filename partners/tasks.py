@@ -9,7 +9,7 @@ from celery import shared_task
 from partners.api.idempotency import idempotency_records_purge
 from partners.services import api_key_expire_due
 from partners.usage import usage_flush
-from tenants.runtime import tenant_context, tenant_list
+from tenants.runtime import task_in_each_tenant
 
 
 @shared_task(name="partners.usage_flush")
@@ -27,25 +27,16 @@ def idempotency_records_purge_task() -> int:
     return idempotency_records_purge()
 
 
-def _for_each_workspace(task) -> int:
-    count = 0
-    for tenant in tenant_list():
-        with tenant_context(tenant):
-            task.delay()
-        count += 1
-    return count
-
-
 @shared_task(name="partners.usage_flush_all_workspaces")
 def usage_flush_all_workspaces() -> int:
-    return _for_each_workspace(usage_flush_task)
+    return task_in_each_tenant(usage_flush_task)
 
 
 @shared_task(name="partners.api_keys_expire_all_workspaces")
 def api_keys_expire_all_workspaces() -> int:
-    return _for_each_workspace(api_keys_expire_task)
+    return task_in_each_tenant(api_keys_expire_task)
 
 
 @shared_task(name="partners.idempotency_records_purge_all_workspaces")
 def idempotency_records_purge_all_workspaces() -> int:
-    return _for_each_workspace(idempotency_records_purge_task)
+    return task_in_each_tenant(idempotency_records_purge_task)

@@ -53,6 +53,17 @@ def tenant_list():
     return tenancy_backend().tenants()
 
 
+def task_in_each_tenant(task) -> int:
+    """Queue a Celery task once from inside each business tenant (a periodic job's fan-out: the
+    tenant-aware Celery app of the SaaS runs each in its tenant's schema). Returns how many."""
+    count = 0
+    for tenant in tenant_list():
+        with tenant_context(tenant):
+            task.delay()
+        count += 1
+    return count
+
+
 def is_multi_tenant() -> bool:
     """For tenants/ and config/ only: whether hosts pick the tenant (SaaS) or there is just one."""
     return tenancy_backend().multi_tenant

@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants.runtime import tenant_context, tenant_list
+from tenants.runtime import task_in_each_tenant, tenant_context, tenant_list
 from webhooks.delivery import endpoint_deliveries_attempt
 from webhooks.models import Delivery
 from webhooks.services import webhook_retention_clean
@@ -156,20 +156,20 @@ def retention_clean_task() -> int:
     return result.events_erased + result.attempts_erased
 
 
-def _for_each_workspace(task) -> int:
-    count = 0
-    for tenant in tenant_list():
-        with tenant_context(tenant):
-            task.delay()
-        count += 1
-    return count
-
-
 @shared_task(name="webhooks.deliveries_sweep_all_workspaces", ignore_result=True)
 def deliveries_sweep_all_workspaces() -> int:
-    return _for_each_workspace(deliveries_sweep_task)
+    """The sweeper's round: every workspace looked at here, one query each, and a task sent only for
+    the deliveries found due (not a sweep task per workspace every 30 s, which for a thousand
+    workspaces was 33 tasks a second that nearly always found nothing). Returns how many were sent."""
+    sent = 0
+    for tenant in tenant_list():
+        with tenant_context(tenant):
+            due = deliveries_due()
+            if due:
+                sent += deliveries_enqueue(due)
+    return sent
 
 
 @shared_task(name="webhooks.retention_clean_all_workspaces", ignore_result=True)
 def retention_clean_all_workspaces() -> int:
-    return _for_each_workspace(retention_clean_task)
+    return task_in_each_tenant(retention_clean_task)

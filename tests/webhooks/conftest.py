@@ -326,11 +326,17 @@ class Broker:
 
 
 def _celery_pools_reset(app) -> None:
+    """Connections to the old broker closed and forgotten: the app's pool, its producer pool, and
+    kombu's registry of producer pools, which hands a pool back by broker URL (a producer pool made
+    before the switch would come back, on a closed connection pool, once the URL is the same again)."""
+    import kombu.pools
+
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
     with contextlib.suppress(AttributeError, KeyError):
         app.__dict__["amqp"]._producer_pool = None
+    kombu.pools.reset()
 
 
 @contextlib.contextmanager

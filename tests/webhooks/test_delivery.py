@@ -480,6 +480,20 @@ def test_the_sweeper_finds_due_and_abandoned_deliveries_only(tenant, admin_user,
     assert set(deliveries_due()) == {due.pk, abandoned.pk}  # fresh: its own task is on the way
 
 
+def test_the_sweepers_round_sends_tasks_only_for_due_deliveries(tenant, admin_user, receiver, settings):
+    """Every workspace is looked at in the round itself; a task goes out per delivery found due, none
+    for a workspace with nothing due."""
+    from webhooks.tasks import deliveries_sweep_all_workspaces
+
+    settings.TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS = 30
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
+    stuck = [test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(2)]
+    assert deliveries_sweep_all_workspaces() == 0  # fresh: their own tasks are on the way
+
+    Delivery.objects.filter(pk__in=[d.pk for d in stuck]).update(next_attempt_at=timezone.now() - timedelta(minutes=2))
+    assert deliveries_sweep_all_workspaces() == 2
+
+
 def test_a_paused_endpoint_keeps_its_deliveries_until_enabled_again(
     tenant, admin_user, receiver, django_capture_on_commit_callbacks
 ):
