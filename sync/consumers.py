@@ -42,6 +42,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from config.middleware import client_address
 from rbac.permissions import has_permission
 from records.models import Change, Collection
 from sync import replication
@@ -72,12 +73,8 @@ def _header(scope, name: bytes) -> str:
 
 
 def _client_ip(scope) -> str | None:
-    if getattr(settings, "TESSERA_TRUST_X_FORWARDED_FOR", False):
-        forwarded = _header(scope, b"x-forwarded-for").split(",")[0].strip()
-        if forwarded:
-            return forwarded
     client = scope.get("client")
-    return client[0] if client else None
+    return client_address(client[0] if client else None, _header(scope, b"x-forwarded-for"))
 
 
 def _token_from(scope) -> tuple[str | None, str | None]:

@@ -130,7 +130,14 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self' http: https:"
 )
 
+# The proxies in front of the servers (load balancers) that append to X-Forwarded-For: the client's
+# address is the one the outermost of them saw. 0 (no proxy): the connection's own address. Every
+# user of a client address (audit, rate limits, login lockouts, pairing limits, devices' last seen)
+# goes through config.middleware.client_ip.
+TESSERA_TRUSTED_PROXIES = int(env("TESSERA_TRUSTED_PROXIES", "0"))
+
 # Login throttling: 5 failures for one e-mail from one address lock that pair out for 15 minutes.
+AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip"  # the same address, behind proxies too
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -218,6 +218,24 @@ def test_forwarded_for_header_does_not_escape_the_lockout(tenant, client_for, ad
     assert response.status_code == 429
 
 
+def test_behind_a_load_balancer_lockouts_follow_the_client_not_the_balancer(tenant, client_for, admin_user, settings):
+    """One trusted proxy (TESSERA_TRUSTED_PROXIES=1): every request comes from the balancer's address,
+    the client's is the last X-Forwarded-For hop. An attacker's failures lock only the attacker out,
+    whatever address it writes into the header itself; the owner logging in from the office still can."""
+    settings.TESSERA_TRUSTED_PROXIES = 1
+    balancer = {"REMOTE_ADDR": "10.0.0.2"}
+    attacker = client_for(tenant, **balancer, HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert fail_logins(attacker, admin_user.email, 5)[-1] == 429
+    assert events("user.locked_out")[0].changes == {"ip": "203.0.113.9"}
+
+    # the attacker claims to be the office: the balancer still appends the address it really came from
+    spoofing = client_for(tenant, **balancer, HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9")
+    assert log_in(spoofing, admin_user.email, ADMIN_PASSWORD).status_code == 429
+
+    office = client_for(tenant, **balancer, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert log_in(office, admin_user.email, ADMIN_PASSWORD).status_code == 302
+
+
 def test_a_successful_login_resets_the_failure_count(tenant, client_for, admin_user):
     client = client_for(tenant)
     fail_logins(client, admin_user.email, 4)
