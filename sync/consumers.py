@@ -19,9 +19,9 @@ Frames, all JSON text:
 - anything that cannot be answered → `{id, collection, error: {code, message}}`.
 The server sends `{"id": "heartbeat", "collection": null, "result": {"at": …}}` every
 TESSERA_SYNC_HEARTBEAT_SECONDS, on the same ticks for all of a process's sockets, and re-checks the
-device (sync.heartbeats: one query per workspace per tick for them all); a connection that subscribed to no stream
-and sent nothing for TESSERA_SYNC_IDLE_SECONDS is closed (4408). A revoked device's sockets are
-closed at once (4401).
+device (sync.heartbeats: one query per workspace per tick for them all); a connection that
+subscribed to no stream and sent nothing for TESSERA_SYNC_IDLE_SECONDS is closed (4408). A revoked
+device's sockets are closed at once (4401).
 """
 
 from __future__ import annotations

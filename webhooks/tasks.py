@@ -147,6 +147,8 @@ def deliveries_due(*, now=None, limit: int = SWEEP_BATCH) -> list[int]:
 
 @shared_task(name="webhooks.deliveries_sweep", ignore_result=True)
 def deliveries_sweep_task() -> int:
+    """One workspace's sweep. The beat's round (deliveries_sweep_all_workspaces) no longer sends it;
+    kept so that ones queued by an earlier version still run after an upgrade."""
     return deliveries_enqueue(deliveries_due())
 
 
