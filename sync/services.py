@@ -274,11 +274,15 @@ def device_revoke(*, actor, device: Device) -> Device:
     return device
 
 
+def _seen_due(device: Device, now) -> bool:
+    return device.last_seen_at is None or now - device.last_seen_at >= SEEN_EVERY
+
+
 def device_seen(*, device: Device, ip: str | None = None, client_version: str | None = None) -> None:
     """Record that the device is connected now (at most once a minute per device)."""
     now = timezone.now()
     updates = {}
-    if device.last_seen_at is None or now - device.last_seen_at >= SEEN_EVERY:
+    if _seen_due(device, now):
         updates.update(last_seen_at=now, last_seen_ip=ip)
     if client_version and client_version[:100] != device.client_version:
         updates["client_version"] = client_version[:100]
@@ -297,7 +301,7 @@ def devices_recheck(seen_from: dict[int, str | None]) -> dict[int, Device | None
     now = timezone.now()
     due = {}
     for device in fresh.values():
-        if device.is_active and (device.last_seen_at is None or now - device.last_seen_at >= SEEN_EVERY):
+        if device.is_active and _seen_due(device, now):
             due[device.pk] = seen_from[device.pk]
     if due:
         ip_now = Case(

@@ -89,15 +89,9 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / ticks
+    from bench._pg import process_cpu_seconds
+
+    return sum(process_cpu_seconds(pid) for pid in pids)
 
 
 def db_transactions() -> int | None:

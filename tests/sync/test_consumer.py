@@ -591,6 +591,42 @@ def test_heartbeats_recheck_all_sockets_devices_together_and_close_a_revoked_one
     assert all(seen[d.pk] > long_ago for d, _ in paired)
 
 
+@pytest.mark.saas_only
+def test_heartbeats_of_two_workspaces_on_one_tick_stay_apart(tenant, tenant_b, pair, jobs, settings):
+    """Both workspaces' phones beat on the same tick of one process, their devices with the same id in
+    their own schemas: revoking alpha's (behind the channel layer's back) closes alpha's socket only."""
+    from django.utils import timezone
+
+    from accounts.models import User
+    from sync.models import Device, PairingCode
+    from sync.services import pairing_exchange, pairing_start
+    from tenants.runtime import tenant_context
+
+    settings.TESSERA_SYNC_HEARTBEAT_SECONDS = 0.3
+    settings.TESSERA_SYNC_IDLE_SECONDS = 60
+    ours, our_token = pair()
+    with tenant_context(tenant_b):
+        admin_b = User.objects.get(email="admin@beta.test")
+        started = pairing_start(actor=admin_b, user=admin_b, role="manager")
+        theirs, their_token = pairing_exchange(tenant=tenant_b, code=started.code, name="Beta phone")
+        if theirs.pk != ours.pk:  # the same id in both schemas: the re-checks must not mix them up
+            Device.objects.filter(pk=theirs.pk).update(id=ours.pk)
+            PairingCode.objects.filter(device_id=theirs.pk).update(device_id=ours.pk)
+
+    async def scenario():
+        our_sock, their_sock = Socket(tenant, our_token), Socket(tenant_b, their_token)
+        assert (await our_sock.connect())[0] and (await their_sock.connect())[0]
+        await db(lambda: Device.objects.filter(pk=ours.pk).update(revoked_at=timezone.now()))()
+        closed = await our_sock.comm.receive_output(timeout=3)
+        beats = [json.loads(await their_sock.comm.receive_from(timeout=3))["id"] for _ in range(2)]
+        await their_sock.close()
+        return closed, beats
+
+    closed, beats = run(scenario)
+    assert closed == {"type": "websocket.close", "code": 4401, "reason": "device revoked"}
+    assert beats == ["heartbeat", "heartbeat"]
+
+
 def test_sandbox_collections_do_not_sync(tenant, pair, admin_user):
     """Devices work on live data: a test-mode (sandbox) collection is unknown to them."""
     from records.services import collection_create
