@@ -10,6 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.utils import timezone
 
+from core.actors import Actor, ActorType
 from rbac.roles import Role
 
 
@@ -68,6 +69,9 @@ class User(AbstractBaseUser):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    def as_actor(self) -> Actor:
+        return Actor(ActorType.USER, str(self.pk), self.email, role=self.role, principal=self)
 
 
 class Invitation(models.Model):

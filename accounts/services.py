@@ -14,25 +14,25 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.events import invitation_object, member_object
 from accounts.models import Invitation, LoginHandoff, User
-from audit.services import Actor, audit_event_record, changes_diff
+from audit.services import audit_event_record, changes_diff
+from core.actors import Actor
+from core.errors import ServiceError
+from core.events import DomainEvent, event_emit, target_of
 from rbac.permissions import permission_check
 from rbac.roles import Role
 
 
-class AccountError(Exception):
-    """A request about people that cannot be carried out; `field` names the form field at fault."""
-
-    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid"):
-        super().__init__(message)
-        self.message, self.field, self.code = message, field, code
+class AccountError(ServiceError):
+    """A request about people that cannot be carried out; `param` names the form field at fault."""
 
 
 class LastAdminError(AccountError):
+    status, code = 409, "last_admin"
+
     def __init__(self):
-        super().__init__(
-            "A workspace needs at least one Admin: make someone else Admin first.", field="role", code="last_admin"
-        )
+        super().__init__("A workspace needs at least one Admin: make someone else Admin first.", param="role")
 
 
 def token_hash(token: str) -> str:
@@ -42,20 +42,20 @@ def token_hash(token: str) -> str:
 def user_create(*, email: str, password: str | None, full_name: str = "", role: str = Role.VIEWER) -> User:
     email = User.objects.normalize_email((email or "").strip()).lower()
     if not email:
-        raise AccountError("Enter an e-mail address.", field="email")
+        raise AccountError("Enter an e-mail address.", param="email")
     try:
         from django.core.validators import validate_email
 
         validate_email(email)
     except ValidationError as exc:
-        raise AccountError("Enter a valid e-mail address.", field="email") from exc
+        raise AccountError("Enter a valid e-mail address.", param="email") from exc
     if User.objects.filter(email__iexact=email).exists():
-        raise AccountError("Someone with this e-mail is already a member.", field="email", code="duplicate")
+        raise AccountError("Someone with this e-mail is already a member.", param="email", code="duplicate")
     if password:
         try:
             validate_password(password, User(email=email, full_name=full_name))
         except ValidationError as exc:
-            raise AccountError(" ".join(exc.messages), field="password", code="weak_password") from exc
+            raise AccountError(" ".join(exc.messages), param="password", code="weak_password") from exc
     return User.objects.create_user(email=email, password=password, full_name=full_name.strip()[:150], role=role)
 
 
@@ -66,7 +66,7 @@ def _admins_left(excluding: User) -> int:
 def member_role_change(*, actor: User, member: User, role: str) -> User:
     permission_check(actor, "members.manage")
     if role not in Role.values:
-        raise AccountError("Choose a valid role.", field="role")
+        raise AccountError("Choose a valid role.", param="role")
     if member.role == role:
         return member
     with transaction.atomic():
@@ -78,11 +78,14 @@ def member_role_change(*, actor: User, member: User, role: str) -> User:
         before = member.role
         member.role = role
         member.save(update_fields=["role"])
-        audit_event_record(
-            action="member.role_changed",
-            actor=actor,
-            target=member,
-            changes=changes_diff({"role": before}, {"role": role}),
+        event_emit(
+            DomainEvent(
+                type="member.role_changed",
+                actor=Actor.of(actor),
+                data={"object": member_object(member), "previous_attributes": {"role": before}},
+                target=target_of(member),
+                changes=changes_diff({"role": before}, {"role": role}),
+            )
         )
     return member
 
@@ -100,11 +103,14 @@ def member_remove(*, actor: User, member: User) -> User:
         member.deactivated_at = timezone.now()
         member.save(update_fields=["is_active", "deactivated_at"])
         _sessions_end(member)
-        audit_event_record(
-            action="member.removed",
-            actor=actor,
-            target=member,
-            changes={"before": {"is_active": True, "role": member.role}, "after": {"is_active": False}},
+        event_emit(
+            DomainEvent(
+                type="member.removed",
+                actor=Actor.of(actor),
+                data={"object": member_object(member)},
+                target=target_of(member),
+                changes={"before": {"is_active": True, "role": member.role}, "after": {"is_active": False}},
+            )
         )
     return member
 
@@ -134,11 +140,11 @@ def invitation_create(*, actor: User, email: str, role: str, base_url: str | Non
 
         validate_email(email)
     except ValidationError as exc:
-        raise AccountError("Enter a valid e-mail address.", field="email") from exc
+        raise AccountError("Enter a valid e-mail address.", param="email") from exc
     if role not in Role.values:
-        raise AccountError("Choose a valid role.", field="role")
+        raise AccountError("Choose a valid role.", param="role")
     if User.objects.filter(email__iexact=email, is_active=True).exists():
-        raise AccountError("This person is already a member.", field="email", code="duplicate")
+        raise AccountError("This person is already a member.", param="email", code="duplicate")
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         # A new invitation replaces any pending one for the same address.
@@ -152,18 +158,21 @@ def invitation_create(*, actor: User, email: str, role: str, base_url: str | Non
             invited_by=actor,
             expires_at=timezone.now() + settings.INVITATION_TTL,
         )
-        audit_event_record(
-            action="member.invited",
-            actor=actor,
-            target=("invitation", invitation.pk, email),
-            changes={"after": {"email": email, "role": role}},
+        event_emit(
+            DomainEvent(
+                type="member.invited",
+                actor=Actor.of(actor),
+                data={"object": invitation_object(invitation)},
+                target=("invitation", str(invitation.pk), email),
+                changes={"after": {"email": email, "role": role}},
+            )
         )
     issued = IssuedInvitation(invitation, token)
     if base_url:
         link = base_url.rstrip("/") + issued.path()
-        from tenants.runtime import tenant_current
+        from tenants.runtime import workspace_current
 
-        context = {"link": link, "inviter": actor, "invitation": invitation, "workspace_name": tenant_current().name}
+        context = {"link": link, "inviter": actor, "invitation": invitation, "workspace_name": workspace_current().name}
         transaction.on_commit(
             lambda: send_mail(
                 subject=f"{actor.display_name} invited you to Tessera",
@@ -206,7 +215,7 @@ def invitation_accept(*, token: str, full_name: str, password: str) -> User:
             try:
                 validate_password(password, existing)
             except ValidationError as exc:
-                raise AccountError(" ".join(exc.messages), field="password", code="weak_password") from exc
+                raise AccountError(" ".join(exc.messages), param="password", code="weak_password") from exc
             existing.is_active, existing.deactivated_at, existing.role = True, None, invitation.role
             existing.full_name = full_name.strip()[:150] or existing.full_name
             existing.set_password(password)
@@ -217,11 +226,14 @@ def invitation_accept(*, token: str, full_name: str, password: str) -> User:
         invitation.accepted_at = timezone.now()
         invitation.accepted_user = user
         invitation.save(update_fields=["accepted_at", "accepted_user"])
-        audit_event_record(
-            action="member.joined",
-            actor=Actor.for_user(user),
-            target=user,
-            changes={"after": {"role": user.role, "invited_by": getattr(invitation.invited_by, "email", "")}},
+        event_emit(
+            DomainEvent(
+                type="member.joined",
+                actor=Actor.of(user),
+                data={"object": member_object(user)},
+                target=target_of(user),
+                changes={"after": {"role": user.role, "invited_by": getattr(invitation.invited_by, "email", "")}},
+            )
         )
     return user
 
@@ -243,15 +255,3 @@ def login_handoff_redeem(*, token: str) -> User | None:
         handoff.used_at = timezone.now()
         handoff.save(update_fields=["used_at"])
         return handoff.user if handoff.user.is_active else None
-
-
-def workspace_admin_setup(*, email: str, password: str, full_name: str) -> User:
-    """First run (desktop): create the first Admin while the workspace has no members."""
-    with transaction.atomic():
-        if User.objects.filter(is_active=True).exists():
-            raise AccountError("This workspace is already set up. Log in instead.", code="already_set_up")
-        user = user_create(email=email, password=password, full_name=full_name, role=Role.ADMIN)
-        audit_event_record(
-            action="user.signed_up", actor=Actor.for_user(user), target=user, changes={"after": {"role": Role.ADMIN}}
-        )
-    return user

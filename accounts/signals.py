@@ -4,12 +4,13 @@ from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from audit.services import Actor, audit_event_record
-from tenants.runtime import tenant_current_or_none
+from audit.services import audit_event_record
+from core.actors import Actor
+from tenants.runtime import workspace_current_or_none
 
 
 def _in_tenant() -> bool:
-    return tenant_current_or_none() is not None
+    return workspace_current_or_none() is not None
 
 
 @receiver(user_logged_in)
@@ -17,7 +18,7 @@ def on_logged_in(sender, request, user, **kwargs):
     if _in_tenant():
         audit_event_record(
             action="user.logged_in",
-            actor=Actor.for_user(user),
+            actor=user.as_actor(),
             target=user,
             changes={"method": getattr(user, "backend", "").rsplit(".", 1)[-1]},
         )
@@ -26,7 +27,7 @@ def on_logged_in(sender, request, user, **kwargs):
 @receiver(user_logged_out)
 def on_logged_out(sender, request, user, **kwargs):
     if user is not None and _in_tenant():
-        audit_event_record(action="user.logged_out", actor=Actor.for_user(user), target=user)
+        audit_event_record(action="user.logged_out", actor=user.as_actor(), target=user)
 
 
 @receiver(user_login_failed)

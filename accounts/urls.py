@@ -23,6 +23,7 @@ urlpatterns = [
     path("accounts/invite/<str:token>/", views.invitation_accept_view, name="invitation_accept"),
     path("accounts/handoff/<str:token>/", views.handoff, name="handoff"),
     path("setup/", views.setup, name="setup"),
+    path("settings/", views.workspace_settings, name="workspace_settings"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove_view, name="member_remove"),

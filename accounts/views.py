@@ -1,15 +1,26 @@
-"""Console pages about people: log-in, set-up, invitations, members and roles."""
+"""Pages about people and their workspace: sign-up (public site), log-in, first-run set-up, invitations,
+members and roles, and the workspace's settings."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import InviteForm, LoginForm, PasswordSetForm, RoleForm, SetupForm
+from accounts.forms import (
+    InviteForm,
+    LoginForm,
+    PasswordSetForm,
+    RoleForm,
+    SetupForm,
+    SignupForm,
+    WorkspaceSettingsForm,
+)
 from accounts.models import Invitation, User
+from accounts.onboarding import workspace_admin_setup, workspace_settings_update, workspace_signup
 from accounts.selectors import invitation_list_pending, member_list, workspace_needs_setup
 from accounts.services import (
     AccountError,
@@ -17,21 +28,20 @@ from accounts.services import (
     invitation_create,
     invitation_find,
     invitation_revoke,
+    login_handoff_create,
     login_handoff_redeem,
     member_remove,
     member_role_change,
-    workspace_admin_setup,
 )
+from audit.services import audit_event_record
+from core.actors import Actor
+from core.errors import ServiceError
+from core.forms import form_error_add
 from rbac.permissions import has_permission, permission_required
 from rbac.roles import Role
-from tenants.runtime import tenant_current
-from tenants.services import tenant_settings_update
+from tenants.runtime import workspace_context, workspace_current
 
 PASSWORD_BACKEND = "accounts.backends.EmailPasswordBackend"
-
-
-def _form_error(form, exc: AccountError) -> None:
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
 class FormErrorStatusMixin:
@@ -56,8 +66,6 @@ class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form):
-        from audit.services import Actor, audit_event_record
-
         email = form.cleaned_data["email"]
         audit_event_record(
             action="user.password_reset_requested", actor=Actor.anonymous(email), target=("user", "", email)
@@ -71,12 +79,10 @@ class PasswordResetConfirmView(FormErrorStatusMixin, auth_views.PasswordResetCon
     post_reset_login = False
 
     def form_valid(self, form):
-        from audit.services import Actor, audit_event_record
-
         response = super().form_valid(form)
         audit_event_record(
             action="user.password_changed",
-            actor=Actor.for_user(form.user),
+            actor=form.user,
             target=form.user,
             changes={"method": "reset link"},
         )
@@ -88,7 +94,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     """First run: create the workspace's first Admin (only while it has no members)."""
     if not workspace_needs_setup():
         raise Http404("This workspace is already set up.")
-    tenant = tenant_current()
+    tenant = workspace_current()
     form = SetupForm(request.POST if request.method == "POST" else None, initial={"workspace_name": tenant.name})
     if request.method == "POST" and form.is_valid():
         try:
@@ -98,9 +104,9 @@ def setup(request: HttpRequest) -> HttpResponse:
                 full_name=form.cleaned_data["full_name"],
             )
         except AccountError as exc:
-            _form_error(form, exc)
+            form_error_add(form, exc)
         else:
-            tenant_settings_update(
+            workspace_settings_update(
                 actor=user, tenant=tenant, name=form.cleaned_data["workspace_name"], timezone=tenant.timezone
             )
             auth_login(request, user, backend=PASSWORD_BACKEND)
@@ -124,10 +130,10 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                 token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password"]
             )
         except AccountError as exc:
-            _form_error(form, exc)
+            form_error_add(form, exc)
         else:
             auth_login(request, user, backend=PASSWORD_BACKEND)
-            messages.success(request, f"Welcome to {tenant_current().name}.")
+            messages.success(request, f"Welcome to {workspace_current().name}.")
             return redirect("console:home")
     return render(
         request,
@@ -166,7 +172,7 @@ def members(request: HttpRequest) -> HttpResponse:
                     base_url=request.build_absolute_uri("/"),
                 )
             except AccountError as exc:
-                _form_error(invite_form, exc)
+                form_error_add(invite_form, exc)
                 status = 400
             else:
                 invite_form = InviteForm()
@@ -222,3 +228,58 @@ def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     except AccountError as exc:
         messages.error(request, exc.message)
     return redirect("accounts:members")
+
+
+def _port(request: HttpRequest) -> str:
+    host = request.get_host()
+    return ":" + host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """The public site's sign-up: a new workspace, then its Admin lands logged in on its own host."""
+    form = SignupForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = workspace_signup(
+                name=data["name"],
+                slug=data["slug"],
+                admin_email=data["email"],
+                admin_password=data["password"],
+                admin_name=data["full_name"],
+            )
+        except ServiceError as exc:
+            form_error_add(form, exc)
+        else:
+            with workspace_context(result.tenant):
+                token = login_handoff_create(user=result.admin)
+            scheme = "https" if request.is_secure() else "http"
+            url = f"{scheme}://{result.tenant.slug}.{settings.TESSERA_BASE_DOMAIN}{_port(request)}/accounts/handoff/{token}/"
+            return HttpResponseRedirect(url)
+    return render(
+        request,
+        "accounts/signup.html",
+        {"form": form, "base_domain": settings.TESSERA_BASE_DOMAIN},
+        status=400 if form.errors else 200,
+    )
+
+
+@permission_required("settings.manage")
+def workspace_settings(request: HttpRequest) -> HttpResponse:
+    tenant = workspace_current()
+    form = WorkspaceSettingsForm(
+        request.POST if request.method == "POST" else None, initial={"name": tenant.name, "timezone": tenant.timezone}
+    )
+    if request.method == "POST" and form.is_valid():
+        workspace_settings_update(
+            actor=request.user, tenant=tenant, name=form.cleaned_data["name"], timezone=form.cleaned_data["timezone"]
+        )
+        messages.success(request, "Settings saved.")
+        return redirect("accounts:workspace_settings")
+    return render(
+        request,
+        "accounts/workspace_settings.html",
+        {"form": form, "tenant": tenant},
+        status=400 if form.errors else 200,
+    )

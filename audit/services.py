@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,50 +13,11 @@ from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditEvent
 from audit.registry import action_check
-from config.request_context import request_context_get
+from core.actors import Actor, Principal
+from core.events import DomainEvent
+from core.request_context import request_context_get
 
 GENESIS_HASH = "0" * 64
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who did it: a user, an API key, a paired device, the system, or an anonymous visitor."""
-
-    type: str
-    id: str = ""
-    label: str = ""
-
-    @classmethod
-    def for_user(cls, user) -> Actor:
-        return cls(AuditEvent.ActorType.USER, str(user.pk), user.email)
-
-    @classmethod
-    def system(cls, label: str = "system") -> Actor:
-        return cls(AuditEvent.ActorType.SYSTEM, "", label)
-
-    @classmethod
-    def anonymous(cls, label: str = "") -> Actor:
-        return cls(AuditEvent.ActorType.ANONYMOUS, "", label[:255])
-
-    @classmethod
-    def for_api_key(cls, key) -> Actor:
-        return cls(AuditEvent.ActorType.API_KEY, str(key.pk), getattr(key, "name", ""))
-
-    @classmethod
-    def for_device(cls, device) -> Actor:
-        return cls(AuditEvent.ActorType.DEVICE, str(device.pk), getattr(device, "name", ""))
-
-    @classmethod
-    def of(cls, value) -> Actor:
-        if isinstance(value, Actor):
-            return value
-        if value is None:
-            return cls.system()
-        if hasattr(value, "audit_actor"):  # API keys, devices
-            return value.audit_actor()
-        if getattr(value, "is_authenticated", False) and hasattr(value, "email"):
-            return cls.for_user(value)
-        return cls.anonymous()
 
 
 def changes_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -128,7 +88,7 @@ def _head_advance() -> tuple[int, str] | None:
 def audit_event_record(
     *,
     action: str,
-    actor: Actor | Any = None,
+    actor: Actor | Principal | None = None,
     target: Any = None,
     changes: dict[str, Any] | None = None,
 ) -> AuditEvent:
@@ -174,3 +134,11 @@ def audit_event_record(
         event.save(force_insert=True)
         AuditChainHead.objects.filter(pk=1).update(hash=event.hash)
     return event
+
+
+def event_audit(event: DomainEvent) -> None:
+    """Subscriber (in the transaction): append a domain event that asks to be audited to the chain."""
+    entry = event.audit_entry()
+    if entry is None:
+        return
+    audit_event_record(action=event.type, actor=event.actor, target=entry.target, changes=entry.changes)

@@ -82,13 +82,13 @@ def workspace_make(saas: bool):
     from accounts.models import User
     from accounts.services import user_create
     from rbac.roles import Role
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     if saas:
-        from tenants.services import tenant_provision
+        from accounts.onboarding import workspace_signup
 
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-        tenant = tenant_provision(
+        tenant = workspace_signup(
             name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=PASSWORD
         ).tenant
     else:
@@ -96,7 +96,7 @@ def workspace_make(saas: bool):
 
         call_command("migrate", interactive=False, verbosity=0)
         tenant = tenant_single_ensure(name="Bench")
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         admin = User.objects.filter(email="admin@bench.test").first() or user_create(
             email="admin@bench.test", password=PASSWORD, role=Role.ADMIN
         )
@@ -162,11 +162,12 @@ def _seed_fast(collection, admin, indexes: range, rng: random.Random) -> None:
     from django.db import transaction
     from django.utils import timezone
 
+    from core.actors import Actor
     from records.fields import data_errors
     from records.models import Change, Record, RecordUniqueValue, record_id_new
-    from records.services import _seq_lock, _seq_next, _value_hash, actor_stamp
+    from records.services import _seq_lock, _seq_next, _value_hash
 
-    stamp = actor_stamp(admin)
+    stamp = Actor.of(admin).stamp()
     unique = [f for f in collection.fields if f["unique"]]
     for start in range(indexes.start, indexes.stop, 5000):
         batch = [row(i, rng) for i in range(start, min(start + 5000, indexes.stop))]
@@ -275,11 +276,11 @@ def measure(tenant, admin, collection, runs: int, saas: bool) -> None:
     from records.models import Record
     from records.selectors import record_list
     from records.tables import cursor_encode, table_query_parse
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     host = tenant.host() if saas else "127.0.0.1"
     client = Client(HTTP_HOST=host)
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         client.force_login(admin, backend="accounts.backends.EmailPasswordBackend")
         live = record_list(collection=collection)
         total = live.count()
@@ -336,7 +337,7 @@ def measure(tenant, admin, collection, runs: int, saas: bool) -> None:
             f"{fmt.upper()} export of all {total:,} records (streamed): {seconds:.2f} s, "
             f"{total / seconds:,.0f} rows/s, {size / 1e6:.1f} MB"
         )
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
@@ -409,11 +410,11 @@ def main() -> None:
         from django.db import connection
 
         from records.services import collection_create
-        from tenants.runtime import tenant_context
+        from tenants.runtime import workspace_context
 
         machine(note)
         tenant, admin = workspace_make(saas)
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             collection = collection_create(actor=admin, name="People", slug="people", fields=FIELDS)
             say(f"\n== Seeding {args.records:,} records ({mode})")
             seed(collection, admin, args.records, args.records if args.seed_via_spine else args.spine_records)

@@ -3,10 +3,10 @@
 from django.http import HttpRequest
 
 from rbac.permissions import permissions_for
-from tenants.runtime import tenant_current_or_none
+from tenants.runtime import workspace_current_or_none
 
 
 def console(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     perms = permissions_for(user) if user is not None and user.is_authenticated else frozenset()
-    return {"workspace": tenant_current_or_none(), "perms": perms}
+    return {"workspace": workspace_current_or_none(), "perms": perms}

@@ -15,7 +15,7 @@ from functools import wraps
 
 from django.views import defaults
 
-from tenants.runtime import tenant_context
+from tenants.runtime import workspace_context
 
 
 def _in_request_tenant(view):
@@ -24,7 +24,7 @@ def _in_request_tenant(view):
         tenant = getattr(request, "tenant", None)
         if tenant is None:
             return view(request, *args, **kwargs)
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             return view(request, *args, **kwargs)  # rendered here, not lazily after the block
 
     return handler

@@ -2,7 +2,7 @@
 
 import logging
 
-from config.request_context import request_context_get
+from core.request_context import request_context_get
 
 
 def _tenant_label() -> str:

@@ -3,11 +3,11 @@
 from django.conf import settings
 from django.urls import path
 
+from accounts import views as account_views
 from config import views
-from tenants import views as tenant_views
 
 urlpatterns = [
-    path("", tenant_views.signup, name="signup"),
+    path("", account_views.signup, name="signup"),
     path("health", views.health, name="health"),
 ]
 

@@ -18,12 +18,11 @@ urlpatterns = [
     path("", include(console)),
     path("", include("accounts.urls")),
     path("", include("audit.urls")),
-    path("", include("tenants.urls")),
     path("", include("records.urls")),
     path("", include("partners.urls")),
     path("", include("webhooks.urls")),
     path("", include("sync.urls")),
-    path("api/v1/", include("partners.api.urls")),  # the REST API and its docs
+    path("api/v1/", include("config.urls_api")),  # the REST API and its docs
 ]
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):

@@ -1,26 +1,13 @@
-"""Where the desktop edition keeps its things. Imports no Django: the launcher needs it first."""
+"""Where the desktop edition keeps its things, inside the data folder (core.data_folder). Imports no
+Django: the launcher needs it first."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import platformdirs
+from core.data_folder import data_dir, files_dir, log_dir, queue_dir
 
-APP_NAME = "Tessera"
-
-
-def data_dir() -> Path:
-    """Database, files, queue, backups, port file. TESSERA_DATA_DIR overrides the platform folder."""
-    override = os.environ.get("TESSERA_DATA_DIR")
-    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, APP_NAME))
-
-
-def log_dir() -> Path:
-    """The platform's log folder, or `logs` inside an overridden data folder (keeps it self-contained)."""
-    if os.environ.get("TESSERA_DATA_DIR"):
-        return data_dir() / "logs"
-    return Path(platformdirs.user_log_dir(APP_NAME, APP_NAME))
+__all__ = ["data_dir", "files_dir", "log_dir", "queue_dir"]
 
 
 def port_file(base: Path | None = None) -> Path:
@@ -37,11 +24,3 @@ def preferences_file(base: Path | None = None) -> Path:
 
 def backups_dir(base: Path | None = None) -> Path:
     return (base or data_dir()) / "backups"
-
-
-def files_dir(base: Path | None = None) -> Path:
-    return (base or data_dir()) / "files"
-
-
-def queue_dir(base: Path | None = None) -> Path:
-    return (base or data_dir()) / "queue"

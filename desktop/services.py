@@ -11,13 +11,14 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
-from audit.services import Actor, audit_event_record
+from audit.services import audit_event_record
+from core.actors import Actor
 from desktop import backup, preferences
 from desktop.backup import BackupError, BackupInfo
 from desktop.runtime import LanStatus, runtime_current
 from desktop.upgrade import known_migrations, pending_migrations, upgrade_marker_clear
 from rbac.permissions import permission_check
-from tenants.runtime import tenant_current
+from tenants.runtime import workspace_current
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def backup_create(*, actor: Any = None, reason: str = "manual", dest: Path | Non
         audit_event_record(
             action="workspace.backed_up",
             actor=actor,
-            target=tenant_current(),
+            target=workspace_current(),
             changes={"file": info.name, "reason": reason, "bytes": info.size},
         )
     logger.info("backup written", extra={"file": str(info.path), "reason": reason})
@@ -71,7 +72,7 @@ def backup_restore(*, actor: Any = None, path: Path) -> BackupInfo:
     audit_event_record(
         action="workspace.restored",
         actor=actor if actor is not None else Actor.system("restore"),
-        target=tenant_current(),
+        target=workspace_current(),
         changes={"file": path.name, "made_at": info.created_at.isoformat(), "previous_state": safety.name},
     )
     logger.info("backup restored", extra={"file": str(path), "previous_state": str(safety.path)})
@@ -97,7 +98,7 @@ def lan_hub_set(*, actor: Any, enabled: bool) -> LanStatus:
         audit_event_record(
             action="workspace.lan_hub_changed",
             actor=actor,
-            target=tenant_current(),
+            target=workspace_current(),
             changes={"after": {"enabled": enabled, "address": status.address, "port": status.port}},
         )
     return status

@@ -96,9 +96,9 @@ def _bump(tenant_id) -> None:
 @receiver(post_save, sender=ApiKey, dispatch_uid="partners.keycache.saved")
 @receiver(post_delete, sender=ApiKey, dispatch_uid="partners.keycache.deleted")
 def _api_key_changed(sender, instance: ApiKey, **kwargs) -> None:
-    from tenants.runtime import tenant_current_or_none
+    from tenants.runtime import workspace_current_or_none
 
-    tenant = tenant_current_or_none()
+    tenant = workspace_current_or_none()
     if tenant is None:
         return
     # This process forgets at once; every process (this one included) sees the bump after the commit.

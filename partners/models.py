@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.actors import Actor, ActorType
+
 SCOPES = {
     "records:read": "Read records",
     "records:write": "Create, update and delete records",
@@ -66,10 +68,15 @@ class ApiKey(models.Model):
             return "rotating"
         return "active"
 
-    def audit_actor(self):
-        from audit.services import Actor
-
-        return Actor.for_api_key(self)
+    def as_actor(self) -> Actor:
+        return Actor(
+            ActorType.API_KEY,
+            str(self.pk),
+            self.name,
+            scopes=frozenset(self.scopes),
+            livemode=self.livemode,
+            principal=self,
+        )
 
 
 class ApiUsage(models.Model):
@@ -86,38 +93,3 @@ class ApiUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key_id} {self.day}: {self.calls}"
-
-
-class IdempotencyRecord(models.Model):
-    """A POST's Idempotency-Key and the response it got, kept 24 hours."""
-
-    key = models.ForeignKey(ApiKey, null=True, on_delete=models.CASCADE, related_name="+")
-    user = models.ForeignKey("accounts.User", null=True, on_delete=models.CASCADE, related_name="+")
-    idempotency_key = models.CharField(max_length=255)
-    request_hash = models.CharField(max_length=64)
-    method = models.CharField(max_length=8)
-    path = models.CharField(max_length=500)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # null while in flight
-    response_body = models.BinaryField(null=True, blank=True)
-    response_headers = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        # One row per (caller, key). Two partial constraints, not one over (key, user, idempotency_key):
-        # NULLs are distinct in a unique index, so that one would never stop a second concurrent claim.
-        constraints = [
-            models.UniqueConstraint(
-                fields=["key", "idempotency_key"],
-                condition=models.Q(key__isnull=False),
-                name="partners_idem_key_unique",
-            ),
-            models.UniqueConstraint(
-                fields=["user", "idempotency_key"],
-                condition=models.Q(user__isnull=False),
-                name="partners_idem_user_unique",
-            ),
-        ]
-        indexes = [models.Index(fields=["created_at"], name="partners_idem_created")]
-
-    def __str__(self) -> str:
-        return self.idempotency_key

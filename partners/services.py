@@ -11,7 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import Actor, audit_event_record
+from audit.services import audit_event_record
+from core.actors import Actor, Principal
+from core.errors import ServiceError
+from core.events import DomainEvent, event_emit, target_of
 from partners.auth import key_hash
 from partners.models import SCOPES, ApiKey
 from rbac.permissions import permission_check
@@ -22,12 +25,30 @@ MAX_ROTATION_OVERLAP = timedelta(days=30)
 EXPIRY_LOOKBACK = timedelta(days=7)
 
 
-class ApiKeyError(Exception):
-    """A request about API keys that cannot be carried out; `field` names the form field at fault."""
+class ApiKeyError(ServiceError):
+    """A request about API keys that cannot be carried out; `param` names the form field at fault."""
 
-    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid"):
-        super().__init__(message)
-        self.message, self.field, self.code = message, field, code
+
+def api_key_object(key: ApiKey) -> dict:
+    """An API key as events carry it (never its secret)."""
+    data = {"object": "api_key", "id": str(key.pk), "name": key.name, "prefix": key.prefix, "mode": key.mode}
+    if key.rotated_to_id is not None:
+        data["rotated_to"] = str(key.rotated_to_id)
+        data["expires_at"] = key.expires_at.isoformat() if key.expires_at else None
+    return data
+
+
+def _key_event_emit(type: str, actor: Actor | Principal, key: ApiKey, *, changes: dict) -> None:
+    event_emit(
+        DomainEvent(
+            type=type,
+            actor=Actor.of(actor),
+            livemode=key.livemode,
+            data={"object": api_key_object(key)},
+            target=target_of(key),
+            changes=changes,
+        )
+    )
 
 
 def api_key_display_prefix(raw: str) -> str:
@@ -43,9 +64,9 @@ def _scopes_clean(scopes: Iterable[str]) -> list[str]:
     chosen = list(dict.fromkeys(scopes or []))
     unknown = [s for s in chosen if s not in SCOPES]
     if unknown:
-        raise ApiKeyError(f"Unknown scope: {', '.join(unknown)}.", field="scopes")
+        raise ApiKeyError(f"Unknown scope: {', '.join(unknown)}.", param="scopes")
     if not chosen:
-        raise ApiKeyError("Choose at least one scope.", field="scopes")
+        raise ApiKeyError("Choose at least one scope.", param="scopes")
     return [s for s in SCOPES if s in chosen]  # the canonical order, whatever order they came in
 
 
@@ -80,17 +101,17 @@ def api_key_create(
     permission_check(actor, "api_keys.manage")
     name = (name or "").strip()
     if not name:
-        raise ApiKeyError("Give the key a name, e.g. the integration that will use it.", field="name")
+        raise ApiKeyError("Give the key a name, e.g. the integration that will use it.", param="name")
     if len(name) > ApiKey._meta.get_field("name").max_length:
-        raise ApiKeyError("Use at most 100 characters.", field="name")
+        raise ApiKeyError("Use at most 100 characters.", param="name")
     if mode not in ApiKey.Mode.values:
-        raise ApiKeyError("Choose test or live.", field="mode")
+        raise ApiKeyError("Choose test or live.", param="mode")
     scopes = _scopes_clean(scopes)
     if expires_at is not None and expires_at <= timezone.now():
-        raise ApiKeyError("The expiry must be in the future.", field="expires_at")
+        raise ApiKeyError("The expiry must be in the future.", param="expires_at")
     with transaction.atomic():
         key, raw = _key_insert(name=name, mode=mode, scopes=scopes, expires_at=expires_at, created_by=actor)
-        audit_event_record(action="api_key.created", actor=actor, target=key, changes={"after": _key_facts(key)})
+        _key_event_emit("api_key.created", actor, key, changes={"after": _key_facts(key)})
     return key, raw
 
 
@@ -103,7 +124,7 @@ def api_key_revoke(*, actor, key: ApiKey) -> ApiKey:
             return key
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit_event_record(action="api_key.revoked", actor=actor, target=key, changes={"after": {"status": "revoked"}})
+        _key_event_emit("api_key.revoked", actor, key, changes={"after": {"status": "revoked"}})
     return key
 
 
@@ -112,7 +133,7 @@ def api_key_rotate(*, actor, key: ApiKey, overlap: timedelta) -> tuple[ApiKey, s
     `overlap` so deployments can switch over, then stops; `rotated_to` links old to new."""
     permission_check(actor, "api_keys.manage")
     if overlap < timedelta(0) or overlap > MAX_ROTATION_OVERLAP:
-        raise ApiKeyError("Choose an overlap between none and 30 days.", field="overlap")
+        raise ApiKeyError("Choose an overlap between none and 30 days.", param="overlap")
     now = timezone.now()
     with transaction.atomic():
         old = ApiKey.objects.select_for_update().get(pk=key.pk)
@@ -129,10 +150,10 @@ def api_key_rotate(*, actor, key: ApiKey, overlap: timedelta) -> tuple[ApiKey, s
         old.expires_at = cutoff if old_expiry is None else min(old_expiry, cutoff)
         old.rotated_to = new
         old.save(update_fields=["expires_at", "rotated_to"])
-        audit_event_record(
-            action="api_key.rotated",
-            actor=actor,
-            target=old,
+        _key_event_emit(
+            "api_key.rotated",
+            actor,
+            old,
             changes={
                 "before": {"expires_at": old_expiry.isoformat() if old_expiry else None},
                 "after": {

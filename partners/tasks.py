@@ -6,10 +6,10 @@ workspace, so the tenant-aware Celery app (SaaS) runs it in that workspace's sch
 
 from celery import shared_task
 
-from partners.api.idempotency import idempotency_records_purge
+from api.idempotency import idempotency_records_purge
 from partners.services import api_key_expire_due
 from partners.usage import usage_flush
-from tenants.runtime import task_in_each_tenant
+from tenants.runtime import task_in_each_workspace
 
 
 @shared_task(name="partners.usage_flush")
@@ -29,14 +29,14 @@ def idempotency_records_purge_task() -> int:
 
 @shared_task(name="partners.usage_flush_all_workspaces")
 def usage_flush_all_workspaces() -> int:
-    return task_in_each_tenant(usage_flush_task)
+    return task_in_each_workspace(usage_flush_task)
 
 
 @shared_task(name="partners.api_keys_expire_all_workspaces")
 def api_keys_expire_all_workspaces() -> int:
-    return task_in_each_tenant(api_keys_expire_task)
+    return task_in_each_workspace(api_keys_expire_task)
 
 
 @shared_task(name="partners.idempotency_records_purge_all_workspaces")
 def idempotency_records_purge_all_workspaces() -> int:
-    return task_in_each_tenant(idempotency_records_purge_task)
+    return task_in_each_workspace(idempotency_records_purge_task)

@@ -130,7 +130,7 @@ class RedisUsageCounters:
 
     @staticmethod
     def _client():
-        from partners.redis_connection import redis_client
+        from core.redis_client import redis_client
 
         return redis_client()
 
@@ -225,9 +225,9 @@ def _usage_write(counts: Counts) -> Counts:
 
 def usage_flush(*, tenant=None) -> int:
     """Move the current workspace's pending counts into ApiUsage; the number of (key, day) rows."""
-    from tenants.runtime import tenant_current
+    from tenants.runtime import workspace_current
 
-    tenant = tenant or tenant_current()
+    tenant = tenant or workspace_current()
     counters = usage_counters()
     with counters.flush_lock(tenant.pk) as held:
         if not held:

@@ -8,15 +8,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from billing.entitlements import api_rate_limits, api_rate_limits_by_plan, plan_label
 from partners.charts import usage_chart
 from partners.forms import ApiKeyCreateForm, ApiKeyRotateForm
 from partners.models import SCOPES, ApiKey
-from partners.ratelimit import PLAN_LIMITS, plan_limits
 from partners.selectors import USAGE_DAYS, api_key_list, api_usage_by_day, api_usage_by_key
 from partners.services import ApiKeyError, api_key_create, api_key_revoke, api_key_rotate
 from partners.usage import usage_flush
 from rbac.permissions import permission_required
-from tenants.runtime import tenant_current
+from tenants.runtime import workspace_current
 
 
 def _form_error(form, exc: ApiKeyError) -> None:
@@ -67,8 +67,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         "form": form,
         "chart": usage_chart(api_usage_by_day()),
         "days": USAGE_DAYS,
-        "limits": plan_limits(tenant_current().plan),
-        "plan": tenant_current().get_plan_display(),
+        "limits": api_rate_limits(workspace_current()),
+        "plan": plan_label(workspace_current()),
     }
     return render(request, "partners/api_keys.html", context, status=400 if form.errors else 200)
 
@@ -117,6 +117,6 @@ def first_call(request: HttpRequest) -> HttpResponse:
         "base_url": base_url,
         "endpoint": base_url + "collections",
         "placeholder_key": "tsk_test_your_key_here",
-        "plans": [(label, PLAN_LIMITS[value]) for value, label in tenant_current().Plan.choices],
+        "plans": api_rate_limits_by_plan(),
     }
     return render(request, "partners/first_call.html", context)

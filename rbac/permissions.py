@@ -11,6 +11,7 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 
+from core.actors import Actor, ActorType
 from rbac.roles import Role
 
 A, M, N, V = Role.ADMIN, Role.MANAGER, Role.ANALYST, Role.VIEWER
@@ -53,7 +54,10 @@ def role_permissions(role: str) -> frozenset[str]:
 
 
 def permissions_for(actor) -> frozenset[str]:
-    """Permissions of a user, or of anything with a `role` (API key owners, devices)."""
+    """Permissions of a member, a device (their role), an API key (its scopes), or an Actor of any of
+    them; the system (background jobs acting for the workspace) may do everything."""
+    if isinstance(actor, Actor) and actor.type == ActorType.SYSTEM:
+        return PERMISSIONS
     if actor is None or not getattr(actor, "is_active", True):
         return frozenset()
     if getattr(actor, "is_authenticated", True) is False:

@@ -1,21 +1,14 @@
-"""Typed errors of the write spine. API, console and sync each map them once to their own form."""
+"""Typed errors of the write spine: ServiceErrors that API, console and sync each map once."""
 
 from __future__ import annotations
 
+from core import errors as core_errors
+from core.errors import ServiceError
 
-class RecordError(Exception):
+
+class RecordError(ServiceError):
     """A write the spine refuses although the request was well formed (HTTP 422 unless a subclass
     says otherwise): a field definition that makes no sense, a missing name, a reference to nothing."""
-
-    status = 422
-    code = "invalid_request"
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, **extra):
-        super().__init__(message)
-        self.message, self.param = message, param
-        if code:
-            self.code = code
-        self.extra = extra
 
 
 class InvalidQuery(RecordError):
@@ -24,17 +17,17 @@ class InvalidQuery(RecordError):
     status, code = 400, "invalid_query"
 
 
-class Conflict(RecordError):
+class Conflict(RecordError, core_errors.Conflict):
     """The write collides with existing data (a slug or id taken, a collection still in use)."""
 
     status, code = 409, "conflict"
 
 
-class WriteForbidden(RecordError):
+class WriteForbidden(RecordError, core_errors.Forbidden):
     status, code = 403, "forbidden"
 
 
-class NotFound(RecordError):
+class NotFound(RecordError, core_errors.NotFound):
     status, code = 404, "not_found"
 
 
@@ -71,7 +64,3 @@ class MergeConflict(RecordError):
             current_version=current_version,
         )
         self.conflicts = conflicts
-
-
-class LimitExceeded(RecordError):
-    status, code = 402, "plan_limit_exceeded"

@@ -128,12 +128,22 @@ class RecordUniqueValue(models.Model):
         return f"{self.field_id}={self.value_hash[:8]}"
 
 
+def change_stream_new() -> str:
+    """A workspace's change stream name: 13 random base32 characters (65 bits)."""
+    return str(ULID()).lower()[-13:]
+
+
 class ChangeCounter(models.Model):
-    """The tenant's change sequence. Writers take its row lock first and hold it to commit, so
-    sequence numbers become visible in order: a reader that saw N never later finds a change < N."""
+    """The workspace's change sequence. Writers take its row lock first and hold it to commit, so
+    sequence numbers become visible in order: a reader that saw N never later finds a change < N.
+
+    `stream` names this workspace's sequence among all workspaces': an event id is `evt_<stream>_<seq>`,
+    unique across workspaces (a receiver serving many takes the id as its idempotency key). The row is
+    made by the first write, never in the template new workspaces are cloned from."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     value = models.BigIntegerField(default=0)
+    stream = models.CharField(max_length=16, default=change_stream_new)
 
     def __str__(self) -> str:
         return f"change counter at {self.value}"

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
 from records.errors import InvalidQuery, NotFound
-from records.models import Change, Collection, Record
+from records.models import Change, ChangeCounter, Collection, Record
 
 FILTER_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull"}
 ORDERED_TYPES = {"number", "integer", "date", "datetime", "text", "email", "url", "choice"}
@@ -147,6 +147,14 @@ def change_events(*, livemode: bool, op: str | None = None, collection: Collecti
     if collection is not None:
         qs = qs.filter(collection=collection)
     return qs.order_by("seq")
+
+
+def change_stream() -> str:
+    """The workspace's change stream name (event ids: records.events), made with the counter if none yet."""
+    counter = ChangeCounter.objects.filter(pk=1).only("stream").first()
+    if counter is None:
+        counter, _ = ChangeCounter.objects.get_or_create(pk=1)
+    return counter.stream
 
 
 def record_created_at(record_ids: list[str], *, livemode: bool) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The write spine: every change to collections and records, from any writer, comes through here.
 
-One transaction per write: permission (role or key scope) → plan-limit hooks → validation →
+One transaction per write: permission (role or key scope) → plan limits (billing.entitlements) → validation →
 three-way merge when the writer is stale → save with a new version and the next change sequence →
-audit event → outbox hooks; on commit, the publish hooks. Nothing else writes records.
+the record's domain event (its subscribers: the audit chain and the webhook outbox in the transaction,
+phone sync on commit; see core.events). Nothing else writes records.
 
 Change sequence numbers are commit-ordered: a writer locks the tenant's ChangeCounter row before it
 takes a number and keeps the lock until it commits, so numbers become visible in order.
@@ -23,9 +24,10 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit.services import Actor, audit_event_record
+from billing import entitlements
+from core.actors import Actor, Principal
+from core.events import DomainEvent, event_emit
 from rbac.permissions import has_permission
-from records import hooks
 from records.errors import (
     Conflict,
     MergeConflict,
@@ -36,6 +38,7 @@ from records.errors import (
     VersionMismatch,
     WriteForbidden,
 )
+from records.events import RecordChanged, collection_object
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
@@ -47,12 +50,7 @@ _RECORD_ID = re.compile(RECORD_ID_RE)
 # --- actors -----------------------------------------------------------------------------------------
 
 
-def actor_stamp(actor: Any) -> str:
-    a = Actor.of(actor)
-    return f"{a.type}:{a.id}:{a.label}"[:300]
-
-
-def _require(actor: Any, permission: str) -> None:
+def _require(actor: Actor | Principal, permission: str) -> None:
     if not has_permission(actor, permission):
         raise WriteForbidden(f"Not allowed: this needs the {permission} permission.")
 
@@ -64,8 +62,10 @@ def _require(actor: Any, permission: str) -> None:
 # so each record it writes neither asks for the lock again nor opens a savepoint of its own: the bulk's
 # per-item savepoint is the one that undoes a failed item.
 _seq_lock_held: ContextVar[bool] = ContextVar("tessera_seq_lock_held", default=False)
-# The bulk write's ChangeNotice.batch (records.hooks).
+# The bulk write's scratch shared by its events (DomainEvent.batch).
 _notice_batch: ContextVar[dict | None] = ContextVar("tessera_notice_batch", default=None)
+# The workspace's change stream name, as the last sequence number taken read it (events' ids).
+_stream: ContextVar[str] = ContextVar("tessera_change_stream", default="")
 
 
 def _seq_lock() -> None:
@@ -100,11 +100,12 @@ def _record_atomic():
 
 def _seq_next(n: int = 1) -> int:
     """Reserve n sequence numbers (lock already held); returns the first. One statement (RETURNING:
-    PostgreSQL, and SQLite since 3.35)."""
+    PostgreSQL, and SQLite since 3.35), which also reads the workspace's change stream name."""
     table = connection.ops.quote_name(ChangeCounter._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET value = value + %s WHERE id = 1 RETURNING value", [n])  # noqa: S608
-        (value,) = cursor.fetchone()
+        cursor.execute(f"UPDATE {table} SET value = value + %s WHERE id = 1 RETURNING value, stream", [n])  # noqa: S608
+        value, stream = cursor.fetchone()
+    _stream.set(stream)
     return value - n + 1
 
 
@@ -121,7 +122,7 @@ def _slug_clean(slug: str) -> str:
 
 
 def collection_create(
-    *, actor: Any, name: str, slug: str, fields: list[dict], description: str = "", livemode: bool = True
+    *, actor: Actor | Principal, name: str, slug: str, fields: list[dict], description: str = "", livemode: bool = True
 ) -> Collection:
     _require(actor, "collections.manage")
     name = (name or "").strip()
@@ -140,13 +141,26 @@ def collection_create(
         collection = Collection.objects.create(
             livemode=livemode, slug=slug, name=name, description=description or "", fields=cleaned
         )
-        audit_event_record(
-            action="collection.created",
-            actor=actor,
-            target=collection,
+        _collection_event_emit(
+            "collection.created",
+            actor,
+            collection,
             changes={"after": {"slug": slug, "fields": [f["key"] for f in cleaned], "livemode": livemode}},
         )
     return collection
+
+
+def _collection_event_emit(type: str, actor: Actor | Principal, collection: Collection, *, changes: dict) -> None:
+    event_emit(
+        DomainEvent(
+            type=type,
+            actor=Actor.of(actor),
+            livemode=collection.livemode,
+            data={"object": collection_object(collection)},
+            target=("collection", str(collection.pk), collection.name),
+            changes=changes,
+        )
+    )
 
 
 def _storable_check(**texts: str | None) -> None:
@@ -166,7 +180,7 @@ def _references_check(fields: list[dict], *, livemode: bool) -> None:
 
 def collection_update(
     *,
-    actor: Any,
+    actor: Actor | Principal,
     collection: Collection,
     name: str | None = None,
     description: str | None = None,
@@ -198,10 +212,10 @@ def collection_update(
             collection.schema_version += 1
         collection.save()
         after = {"name": collection.name, "description": collection.description, "fields": collection.fields}
-        audit_event_record(
-            action="collection.updated",
-            actor=actor,
-            target=collection,
+        _collection_event_emit(
+            "collection.updated",
+            actor,
+            collection,
             changes={
                 "before": {k: v for k, v in before.items() if v != after[k]},
                 "after": {k: v for k, v in after.items() if v != before[k]},
@@ -285,7 +299,7 @@ def _data_key_drop(collection: Collection, key: str) -> None:
             )
 
 
-def collection_delete(*, actor: Any, collection: Collection) -> Collection:
+def collection_delete(*, actor: Actor | Principal, collection: Collection) -> Collection:
     _require(actor, "collections.manage")
     with transaction.atomic():
         if Record.objects.filter(collection=collection, deleted_at=None).exists():
@@ -294,7 +308,7 @@ def collection_delete(*, actor: Any, collection: Collection) -> Collection:
             )
         collection.deleted_at = timezone.now()
         collection.save(update_fields=["deleted_at", "updated_at"])
-        audit_event_record(action="collection.deleted", actor=actor, target=collection)
+        _collection_event_emit("collection.deleted", actor, collection, changes={})
     return collection
 
 
@@ -402,30 +416,14 @@ def _defaults(collection: Collection, data: dict) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _notice(change: Change, collection: Collection) -> hooks.ChangeNotice:
-    return hooks.ChangeNotice(
-        seq=change.seq,
-        livemode=change.livemode,
-        op=change.op,
-        collection_id=collection.pk,
-        collection_slug=collection.slug,
-        record_id=change.record_id,
-        version=change.version,
-        data=change.data,
-        changed_fields=list(change.changed_fields),
-        actor=change.actor,
-        occurred_at=change.occurred_at.isoformat(),
-        batch=_notice_batch.get(),
-    )
-
-
 def _record_commit(
-    *, actor: Any, collection: Collection, record: Record, op: str, before: dict | None, now: datetime
+    *, actor: Actor | Principal, collection: Collection, record: Record, op: str, before: dict | None, now: datetime
 ) -> None:
     """Steps 4–7 of the spine for one record whose new state is already on `record`."""
     record.seq = _seq_next()
     record.updated_at = now
-    record.updated_by = actor_stamp(actor)
+    actor = Actor.of(actor)
+    record.updated_by = actor.stamp()
     inserted = op == Change.Op.CREATED and record.version == 1
     if inserted:
         record.save(force_insert=True)
@@ -445,31 +443,30 @@ def _record_commit(
         actor=record.updated_by,
         occurred_at=now,
     )
-    audit_event_record(
-        action=f"record.{op}",
-        actor=actor,
-        target=("record", record.id, f"{collection.slug}/{record.id}"),
-        changes={
-            "collection": collection.slug,
-            "version": record.version,
-            "livemode": record.livemode,
-            "before": {k: (before or {}).get(k) for k in changed} if op != Change.Op.CREATED else {},
-            "after": {k: record.data.get(k) for k in changed} if op != Change.Op.DELETED else {},
-        },
+    event_emit(
+        RecordChanged(
+            actor=actor,
+            livemode=record.livemode,
+            occurred_at=now,
+            batch=_notice_batch.get(),
+            seq=change.seq,
+            stream=_stream.get(),
+            op=op,
+            collection_id=collection.pk,
+            collection_slug=collection.slug,
+            record_id=record.id,
+            version=record.version,
+            data=record.data,
+            changed_fields=changed,
+            before={k: (before or {}).get(k) for k in changed},
+            created_at=record.created_at,
+        )
     )
-    notice = _notice(change, collection)
-    for write_outbox in hooks.outbox_writers:
-        write_outbox(notice)
-    for publish in hooks.commit_publishers:
-        transaction.on_commit(lambda publish=publish: publish(notice))
 
 
-def _limits(actor: Any, collection: Collection, creating: int) -> None:
-    for check in hooks.limit_checks:
-        check(hooks.LimitCheck(actor=actor, collection=collection, creating=creating))
-
-
-def record_create(*, actor: Any, collection: Collection, data: dict, record_id: str | None = None) -> Record:
+def record_create(
+    *, actor: Actor | Principal, collection: Collection, data: dict, record_id: str | None = None
+) -> Record:
     _require(actor, "records.edit")
     if collection.deleted_at is not None:
         raise NotFound("No such collection.", param="collection")
@@ -479,7 +476,7 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
     with _record_atomic():
         _seq_lock()
-        _limits(actor, collection, 1)
+        entitlements.records_check(creating=1)
         data = _defaults(collection, data)
         _validate(collection, data)
         _references_validate(collection, data)
@@ -493,7 +490,7 @@ def record_create(*, actor: Any, collection: Collection, data: dict, record_id: 
             data=data,
             version=1,
             created_at=now,
-            created_by=actor_stamp(actor),
+            created_by=Actor.of(actor).stamp(),
         )
         _record_commit(actor=actor, collection=collection, record=record, op=Change.Op.CREATED, before=None, now=now)
     return record
@@ -508,7 +505,7 @@ def _base_data(record: Record, base_version: int) -> dict | None:
 
 def record_update(
     *,
-    actor: Any,
+    actor: Actor | Principal,
     record: Record,
     data: dict,
     partial: bool = True,
@@ -540,7 +537,6 @@ def record_update(
                 f"The record is at version {current.version}, not {expected_version}.",
                 current_version=current.version,
             )
-        _limits(actor, collection, 0)
         if base_data is None and base_version is not None and base_version != current.version:
             base_data = _base_data(current, base_version)
             if base_data is None:
@@ -585,7 +581,7 @@ def record_update(
     return RecordWrite(current, merged=merged, conflicts=conflicts)
 
 
-def record_delete(*, actor: Any, record: Record, expected_version: int | None = None) -> Record:
+def record_delete(*, actor: Actor | Principal, record: Record, expected_version: int | None = None) -> Record:
     """Soft delete: the record becomes a tombstone (kept for sync and the change feed)."""
     _require(actor, "records.edit")
     with _record_atomic():
@@ -616,7 +612,7 @@ class BulkItemResult:
     error: RecordError | None = None
 
 
-def record_bulk_upsert(*, actor: Any, collection: Collection, items: list[dict]) -> list[BulkItemResult]:
+def record_bulk_upsert(*, actor: Actor | Principal, collection: Collection, items: list[dict]) -> list[BulkItemResult]:
     """Create or update up to 1,000 records, each independently: one bad item does not stop the rest.
 
     Each item is {"id"?: str, "data": {...}, "version"?: int}. With an id that exists, the item's data

@@ -87,7 +87,7 @@ from records.tables import (
     record_titles,
     table_query_parse,
 )
-from tenants.runtime import tenant_current
+from tenants.runtime import workspace_current
 
 LIVE = True  # the console always works on live data; sandbox rows belong to test-mode API keys
 REFERENCE_SELECT_MAX = 200
@@ -112,7 +112,7 @@ def _record(collection: Collection, record_id: str) -> Record:
 
 def _tz() -> ZoneInfo:
     try:
-        return ZoneInfo(tenant_current().timezone or "UTC")
+        return ZoneInfo(workspace_current().timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 

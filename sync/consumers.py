@@ -1,7 +1,7 @@
 """The phone sync websocket (`/sync/v1/`): RxDB's websocket replication protocol, served per device.
 
 Connecting: the device token comes in the query string (`?token=tsd_…`) or as a websocket
-subprotocol; the workspace comes from the Host, exactly as for HTTP (tenants.runtime.tenant_for_host).
+subprotocol; the workspace comes from the Host, exactly as for HTTP (tenants.runtime.workspace_for_host).
 A connection without a valid token is refused before it is accepted (HTTP 401 with a problem+json
 body where the server supports the ASGI denial response, else a plain 403).
 
@@ -42,7 +42,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from config.middleware import client_address
+from core.request_context import client_address
 from rbac.permissions import has_permission
 from records.models import Change, Collection
 from sync import replication
@@ -51,7 +51,7 @@ from sync.fanout import Stream, collection_group, device_group, hub_for, server_
 from sync.heartbeats import rechecks_for, until_next_tick
 from sync.replication import ProtocolError
 from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_seen
-from tenants.runtime import tenant_context, tenant_current_or_none, tenant_for_host
+from tenants.runtime import workspace_context, workspace_current_or_none, workspace_for_host
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +87,14 @@ def _token_from(scope) -> tuple[str | None, str | None]:
     return token or from_protocol, chosen
 
 
-def workspace_for_host(host: str):
+def active_workspace_for_host(host: str):
     """The active workspace served at `host` (as for HTTP), or None: unknown hosts, the public site
     and suspended workspaces have none."""
-    tenant = tenant_for_host(host)
+    tenant = workspace_for_host(host)
     if tenant is None or not tenant.is_active:
         return None
-    with tenant_context(tenant):
-        if tenant_current_or_none() is None:  # the public site is no workspace
+    with workspace_context(tenant):
+        if workspace_current_or_none() is None:  # the public site is no workspace
             return None
     return tenant
 
@@ -126,10 +126,10 @@ class SyncConsumer(AsyncWebsocketConsumer):
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
 
     def _authenticate(self, token: str | None):
-        tenant = workspace_for_host(_header(self.scope, b"host"))
+        tenant = active_workspace_for_host(_header(self.scope, b"host"))
         if tenant is None or not token:
             return tenant, None
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             device = device_for_token(token)
             if device is not None:
                 device_seen(device=device, ip=_client_ip(self.scope))
@@ -184,7 +184,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def _db(self, fn: Callable, *args, **kwargs):
         def run():
-            with tenant_context(self.tenant):
+            with workspace_context(self.tenant):
                 return fn(*args, **kwargs)
 
         return await database_sync_to_async(run)()

@@ -17,7 +17,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from records.hooks import ChangeNotice
+from records.events import RecordChanged
 
 SERVER_KEYS = frozenset({"id", "version", "updated_at", "_deleted"})
 
@@ -53,7 +53,7 @@ def document_of(record) -> dict[str, Any]:
     )
 
 
-def document_from_notice(notice: ChangeNotice) -> dict[str, Any]:
+def document_from_notice(notice: RecordChanged) -> dict[str, Any]:
     return document(
         record_id=notice.record_id,
         data=notice.data,

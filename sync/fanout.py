@@ -32,10 +32,11 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from records.hooks import ChangeNotice
+from core.events import DomainEvent
+from records.events import RecordChanged
 from records.models import Change
 from sync.documents import document_from_notice, json_text, result_frame
-from tenants.runtime import tenant_current_or_none
+from tenants.runtime import workspace_current_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -144,14 +145,14 @@ def _submit(group: str, message: dict) -> None:
         _background_publisher().submit(group, message)
 
 
-def change_publish(notice: ChangeNotice) -> None:
-    """The spine's commit publisher: send a live change to its collection's group. Never raises: the
-    change is committed already, and a device that misses it catches up on its next pull."""
-    if not notice.livemode:
-        return  # devices sync live data only
+def change_publish(notice: DomainEvent) -> None:
+    """Subscriber (on commit) of record changes: send a live change to its collection's group. Never
+    raises: the change is committed already, and a device that misses it catches up on its next pull."""
+    if not isinstance(notice, RecordChanged) or not notice.livemode:
+        return  # devices sync live record data only
     try:
         published_at = time.time()
-        tenant = tenant_current_or_none()
+        tenant = workspace_current_or_none()
         layer = get_channel_layer()
         if tenant is None or layer is None:
             return
@@ -175,7 +176,7 @@ def change_publish(notice: ChangeNotice) -> None:
 def device_disconnect(device_id: int) -> None:
     """Close every open socket of the device (in any server process)."""
     try:
-        tenant = tenant_current_or_none()
+        tenant = workspace_current_or_none()
         layer = get_channel_layer()
         if tenant is None or layer is None:
             return

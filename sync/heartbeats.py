@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 
 from sync.models import Device
 from sync.services import devices_recheck
-from tenants.runtime import tenant_context
+from tenants.runtime import workspace_context
 
 GATHER_SECONDS = 0.05  # how long re-checks asked for are gathered before the database is asked
 
@@ -71,7 +71,7 @@ class DeviceRechecks:
 
 
 def _recheck_in(tenant, seen_from: dict[int, str | None]) -> dict[int, Device | None]:
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         return devices_recheck(seen_from)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.actors import Actor, ActorType
 from rbac.roles import Role
 
 
@@ -74,10 +75,8 @@ class Device(models.Model):
             return "user inactive"
         return "active"
 
-    def audit_actor(self):
-        from audit.services import Actor
-
-        return Actor.for_device(self)
+    def as_actor(self) -> Actor:
+        return Actor(ActorType.DEVICE, str(self.pk), self.name, role=self.role, principal=self)
 
 
 class DeviceCheckpoint(models.Model):

@@ -17,6 +17,10 @@ from django.db.models import Case, F, GenericIPAddressField, Value, When
 from django.utils import timezone
 
 from audit.services import audit_event_record
+from core.actors import Actor
+from core.errors import ServiceError, Throttled
+from core.events import DomainEvent, event_emit, target_of
+from core.token_buckets import Limit, bucket_name, buckets_take
 from rbac.permissions import has_permission, permission_check, role_permissions
 from rbac.roles import Role
 from sync.models import Device, DeviceCheckpoint, PairingCode
@@ -31,12 +35,33 @@ PIN_DIGITS = 8
 SEEN_EVERY = timedelta(seconds=60)
 
 
-class SyncError(Exception):
+class SyncError(ServiceError):
     """A pairing or device request that cannot be carried out (mapped to problem+json or a form error)."""
 
-    def __init__(self, message: str, *, code: str = "invalid_request", status: int = 400, field: str | None = None):
-        super().__init__(message)
-        self.message, self.code, self.status, self.field = message, code, status, field
+    status = 400
+
+
+def device_object(device: Device) -> dict:
+    """A device as events carry it (never its token)."""
+    return {
+        "object": "device",
+        "id": str(device.pk),
+        "name": device.name,
+        "role": device.role,
+        "user": device.user.email,
+    }
+
+
+def _device_event_emit(type: str, actor, device: Device, *, changes: dict) -> None:
+    event_emit(
+        DomainEvent(
+            type=type,
+            actor=Actor.of(actor),
+            data={"object": device_object(device)},
+            target=target_of(device),
+            changes=changes,
+        )
+    )
 
 
 def token_hash(raw: str) -> str:
@@ -81,14 +106,14 @@ def pairing_start(*, actor, user=None, role: str | None = None) -> PairingStarte
         if not role_within(role, actor.role, user.role):
             role = Role.VIEWER
     if role not in Role.values:
-        raise SyncError("Choose a role for the device.", field="role")
+        raise SyncError("Choose a role for the device.", param="role")
     if not user.is_active:
-        raise SyncError("This member is not active.", field="user")
+        raise SyncError("This member is not active.", param="user")
     if not role_within(role, actor.role):
-        raise SyncError("A device cannot get more rights than you have.", field="role", status=403, code="forbidden")
+        raise SyncError("A device cannot get more rights than you have.", param="role", status=403, code="forbidden")
     if not role_within(role, user.role):
         raise SyncError(
-            f"{user.email} is a {user.get_role_display()}: the device cannot have more rights.", field="role"
+            f"{user.email} is a {user.get_role_display()}: the device cannot have more rights.", param="role"
         )
     for _ in range(5):  # the PIN space is small: retry the rare clash with another live pairing
         code = CODE_PREFIX + secrets.token_urlsafe(24)
@@ -120,28 +145,22 @@ def pairing_start(*, actor, user=None, role: str | None = None) -> PairingStarte
 # workspace sees at most WORKSPACE_LIMIT.burst wrong PINs at once and then one per 10 s: over a
 # pairing's 10 minutes that is under 100 guesses of 10^8.
 def _pin_limits():
-    from partners.ratelimit import Limit
-
     return {"ip": Limit(rate=1 / 60, burst=10), "workspace": Limit(rate=1 / 10, burst=30)}
 
 
 def _pin_buckets(tenant, ip: str | None) -> list:
-    from partners.ratelimit import _bucket_name
-
     limits = _pin_limits()
     return [
-        (_bucket_name(f"{{w{tenant.pk}}}", "pair", "ip", ip or "unknown"), limits["ip"]),
-        (_bucket_name(f"{{w{tenant.pk}}}", "pair", "workspace"), limits["workspace"]),
+        (bucket_name(f"{{w{tenant.pk}}}", "pair", "ip", ip or "unknown"), limits["ip"]),
+        (bucket_name(f"{{w{tenant.pk}}}", "pair", "workspace"), limits["workspace"]),
     ]
 
 
 def _guess_allowed(tenant, ip: str | None) -> int | None:
     """None if another guess may be tried now, else the seconds to wait."""
-    from partners.ratelimit import clock, token_buckets
-
     buckets = _pin_buckets(tenant, ip)
     try:
-        _, levels = token_buckets().take(buckets, now=clock(), cost=0)
+        _, levels = buckets_take(buckets, cost=0)
     except Exception:
         logger.exception("pairing rate limiter unavailable; attempt let through")
         return None
@@ -150,10 +169,8 @@ def _guess_allowed(tenant, ip: str | None) -> int | None:
 
 
 def _guess_failed(tenant, ip: str | None) -> None:
-    from partners.ratelimit import clock, token_buckets
-
     try:
-        token_buckets().take(_pin_buckets(tenant, ip), now=clock(), cost=1)
+        buckets_take(_pin_buckets(tenant, ip), cost=1)
     except Exception:
         logger.exception("pairing rate limiter unavailable")
 
@@ -171,21 +188,19 @@ def pairing_exchange(
     name = (name or "").strip()
     client_version = (client_version or "").strip()
     if not name or len(name) > 100:
-        raise SyncError("`name` is required: what the device is called (max 100 characters).", field="name")
+        raise SyncError("`name` is required: what the device is called (max 100 characters).", param="name")
     if len(client_version) > 100:
-        raise SyncError("`client_version` is at most 100 characters.", field="client_version")
+        raise SyncError("`client_version` is at most 100 characters.", param="client_version")
     if bool(code) == bool(pin):
-        raise SyncError("Send either `code` (from the QR code) or `pin` (8 digits).", field="code")
+        raise SyncError("Send either `code` (from the QR code) or `pin` (8 digits).", param="code")
     wait = _guess_allowed(tenant, ip)
     if wait is not None:
-        raise SyncError(
-            f"Too many wrong pairing codes. Retry in {wait} s.", code="rate_limited", status=429, field=str(wait)
-        )
+        raise Throttled(f"Too many wrong pairing codes. Retry in {wait} s.", retry_after=wait)
     if pin is not None and not (isinstance(pin, str) and len(pin) == PIN_DIGITS and pin.isascii() and pin.isdigit()):
         _guess_failed(tenant, ip)
-        raise SyncError(f"The PIN has {PIN_DIGITS} digits.", field="pin", code="pairing_code_invalid")
+        raise SyncError(f"The PIN has {PIN_DIGITS} digits.", param="pin", code="pairing_code_invalid")
     if code is not None and not isinstance(code, str):
-        raise SyncError("`code` must be a string.", field="code")
+        raise SyncError("`code` must be a string.", param="code")
     lookup = {"pin_hash": pin_hash(pin)} if pin is not None else {"code_hash": token_hash(code)}
     with transaction.atomic():
         pairing = PairingCode.objects.select_for_update().select_related("user").filter(**lookup).first()
@@ -216,10 +231,10 @@ def pairing_exchange(
             # The PIN is free again for later pairings (the QR code keeps saying "used").
             pairing.used_at, pairing.device, pairing.pin_hash = now, device, f"used:{pairing.pk}"
             pairing.save(update_fields=["used_at", "device", "pin_hash"])
-            audit_event_record(
-                action="device.paired",
-                actor=device,
-                target=device,
+            _device_event_emit(
+                "device.paired",
+                device,
+                device,
                 changes={
                     "after": {
                         "name": name,
@@ -232,7 +247,7 @@ def pairing_exchange(
             )
             return device, raw
     _guess_failed(tenant, ip)
-    raise SyncError(failure[0], code=failure[1], field="pin" if pin is not None else "code")
+    raise SyncError(failure[0], code=failure[1], param="pin" if pin is not None else "code")
 
 
 # --- devices ----------------------------------------------------------------------------------------
@@ -265,9 +280,7 @@ def device_revoke(*, actor, device: Device) -> Device:
             return device
         device.revoked_at = timezone.now()
         device.save(update_fields=["revoked_at"])
-        audit_event_record(
-            action="device.revoked", actor=actor, target=device, changes={"after": {"status": "revoked"}}
-        )
+        _device_event_emit("device.revoked", actor, device, changes={"after": {"status": "revoked"}})
         from sync.fanout import device_disconnect
 
         transaction.on_commit(lambda: device_disconnect(device.pk))

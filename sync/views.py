@@ -11,15 +11,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from config.middleware import client_ip
-from partners.api.problems import problem_http_response
+from api.problems import problem_http_response, service_error_http_response
+from core.errors import ServiceError
+from core.forms import form_error_add
+from core.request_context import client_ip
 from rbac.permissions import permission_check, permission_required
 from records.selectors import collection_list
 from sync.forms import PairingStartForm
 from sync.models import Device
 from sync.selectors import device_list
-from sync.services import SyncError, device_can_revoke, device_revoke, pairing_exchange, pairing_start
-from tenants.runtime import tenant_current
+from sync.services import device_can_revoke, device_revoke, pairing_exchange, pairing_start
+from tenants.runtime import workspace_current
 
 MAX_PAIR_BODY = 4096
 
@@ -52,19 +54,15 @@ def pair(request: HttpRequest) -> HttpResponse:
             return problem_http_response(request, 400, "invalid_request", f"`{key}` must be a string.", param=key)
     try:
         device, token = pairing_exchange(
-            tenant=tenant_current(),
+            tenant=workspace_current(),
             code=strings["code"] or None,
             pin=strings["pin"] or None,
             name=strings["name"] or "",
             client_version=strings["client_version"] or "",
             ip=client_ip(request),
         )
-    except SyncError as exc:
-        if exc.status == 429:
-            response = problem_http_response(request, 429, exc.code, exc.message, retry_after=int(exc.field))
-            response["Retry-After"] = exc.field
-            return response
-        return problem_http_response(request, exc.status, exc.code, exc.message, param=exc.field)
+    except ServiceError as exc:
+        return service_error_http_response(request, exc)
     collections = [c.slug for c in collection_list(livemode=True)]
     body = {
         "token": token,
@@ -85,8 +83,8 @@ def devices(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             started = pairing_start(actor=request.user, user=form.cleaned_data["user"], role=form.cleaned_data["role"])
-        except SyncError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except ServiceError as exc:
+            form_error_add(form, exc)
         else:
             return _pairing_page(request, started)
     rows = device_list()

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest
 from django.shortcuts import render
 from django.urls import set_urlconf
 from django_tenants.middleware.main import TenantMainMiddleware
@@ -19,7 +19,7 @@ class TenantHostMiddleware(TenantMainMiddleware):
 
     @staticmethod
     def hostname_from_request(request):
-        # As tenant_for_host: host names are case-insensitive and may end in the root's dot.
+        # As workspace_for_host: host names are case-insensitive and may end in the root's dot.
         from django_tenants.utils import remove_www
 
         return remove_www(request.get_host().split(":")[0].lower().rstrip("."))
@@ -65,18 +65,13 @@ def _port(request: HttpRequest) -> str:
 
 
 class SingleTenantMiddleware:
-    """Desktop: every request belongs to the one tenant; with no Admin yet, go to first-run set-up."""
-
-    SETUP_EXEMPT = ("/setup/", "/static/", "/health", "/favicon.ico")
+    """Desktop: every request belongs to the one tenant."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        from accounts.selectors import workspace_needs_setup
         from tenants.services import tenant_single_ensure
 
         request.tenant = tenant_single_ensure()
-        if not request.path.startswith(self.SETUP_EXEMPT) and workspace_needs_setup():
-            return HttpResponseRedirect("/setup/")
         return self.get_response(request)

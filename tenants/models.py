@@ -50,19 +50,13 @@ def validate_workspace_slug(value: str) -> None:
 
 
 class Tenant(TenantMixin):
-    class Plan(models.TextChoices):
-        FREE = "free", "Free"
-        TEAM = "team", "Team"
-        BUSINESS = "business", "Business"
-        ENTERPRISE = "enterprise", "Enterprise"
-
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
 
     name = models.CharField(max_length=120)
     slug = models.CharField(max_length=63, unique=True, validators=[validate_workspace_slug])
-    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    plan = models.CharField(max_length=20, default="free", help_text="A plan of billing.plans.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     timezone = models.CharField(max_length=64, default="UTC")
     is_template = models.BooleanField(default=False, help_text="The migrated schema new tenants are cloned from.")

@@ -12,18 +12,18 @@ from tenants.backends import tenancy_backend
 from tenants.models import Tenant
 
 
-class NoCurrentTenant(RuntimeError):
+class NoCurrentWorkspace(RuntimeError):
     """Raised when tenant data is touched outside any tenant (e.g. on the public site)."""
 
 
-def tenant_current() -> Tenant:
+def workspace_current() -> Tenant:
     tenant = tenancy_backend().current()
     if tenant is None:
-        raise NoCurrentTenant("No tenant is active here.")
+        raise NoCurrentWorkspace("No tenant is active here.")
     return tenant
 
 
-def tenant_current_or_none() -> Tenant | None:
+def workspace_current_or_none() -> Tenant | None:
     try:
         return tenancy_backend().current()
     except Exception:  # e.g. before migrations on a fresh database
@@ -31,7 +31,7 @@ def tenant_current_or_none() -> Tenant | None:
 
 
 @contextlib.contextmanager
-def tenant_context(tenant: Tenant) -> Iterator[Tenant]:
+def workspace_context(tenant: Tenant) -> Iterator[Tenant]:
     """Run the block inside `tenant`'s data (its schema in SaaS)."""
     with tenancy_backend().inside(tenant):
         yield tenant
@@ -44,21 +44,21 @@ def public_context() -> Iterator[None]:
         yield
 
 
-def tenant_for_host(host: str) -> Tenant | None:
+def workspace_for_host(host: str) -> Tenant | None:
     return tenancy_backend().for_host(host)
 
 
-def tenant_list():
+def workspace_list():
     """Every business tenant (not the public row, not the template)."""
     return tenancy_backend().tenants()
 
 
-def task_in_each_tenant(task) -> int:
+def task_in_each_workspace(task) -> int:
     """Queue a Celery task once from inside each business tenant (a periodic job's fan-out: the
     tenant-aware Celery app of the SaaS runs each in its tenant's schema). Returns how many."""
     count = 0
-    for tenant in tenant_list():
-        with tenant_context(tenant):
+    for tenant in workspace_list():
+        with workspace_context(tenant):
             task.delay()
         count += 1
     return count

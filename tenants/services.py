@@ -1,35 +1,38 @@
-"""Provisioning: a new business gets a schema cloned from the migrated template and its first Admin."""
+"""Provisioning: a new workspace's tenant row, domain and schema (cloned from the migrated template).
+
+Who its first members are is onboarding's business (accounts.onboarding); `tenant_provision` runs the
+caller's `populate` inside the new schema and the same transaction, so a sign-up is all or nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
+from core.errors import ServiceError
 from tenants.backends import tenancy_backend
 from tenants.models import Domain, Tenant, validate_workspace_slug
-from tenants.runtime import public_context, tenant_context
+from tenants.runtime import public_context, workspace_context
 
 logger = logging.getLogger(__name__)
 
 
-class ProvisioningError(Exception):
-    """A sign-up that cannot proceed; `field` names the form field at fault."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class ProvisioningError(ServiceError):
+    """A workspace that cannot be created; `param` names the input at fault."""
 
 
 @dataclass(frozen=True)
 class Provisioned:
     tenant: Tenant
-    admin: object  # accounts.User
+    populated: Any  # what the caller's `populate` returned (onboarding: the first Admin)
     seconds: float
 
 
@@ -39,6 +42,9 @@ _template_checked = False
 def tenant_template_ensure() -> Tenant:
     """The template tenant exists and is fully migrated (a stale template would clone broken tenants)."""
     global _template_checked
+    # SaaS only, so loaded here: the desktop never provisions and does not pay for these modules.
+    from django.core.management import call_command
+
     from tenants.migration import schemas_pending
 
     backend = tenancy_backend()
@@ -52,8 +58,6 @@ def tenant_template_ensure() -> Tenant:
             if not _schema_exists(schema):
                 template.create_schema(check_if_exists=True, verbosity=0)
             elif schemas_pending([schema]):
-                from django.core.management import call_command
-
                 call_command("migrate_schemas", schema_name=schema, tenant=True, interactive=False, verbosity=0)
             _template_checked = True
     assert backend.multi_tenant
@@ -67,7 +71,7 @@ def _schema_exists(schema: str) -> bool:
 
 
 def _schema_clone(source: str, target: str) -> None:
-    from django_tenants.clone import CloneSchema
+    from django_tenants.clone import CloneSchema  # SaaS only (see tenant_template_ensure)
 
     class OnceInstalled(CloneSchema):
         _create_clone_schema_function = staticmethod(_clone_function_ensure)
@@ -91,8 +95,6 @@ def _clone_function_ensure() -> None:
     made it: another django-tenants version (whose SQL drops and recreates the function, comment
     included) or database user reinstalls it.
     """
-    import hashlib
-
     from django_tenants.clone import CLONE_SCHEMA_FUNCTION
 
     db_user = settings.DATABASES["default"].get("USER", None) or "postgres"
@@ -120,7 +122,7 @@ def tenant_slug_check(slug: str) -> str:
     try:
         validate_workspace_slug(slug)
     except ValidationError as exc:
-        raise ProvisioningError("slug", exc.messages[0]) from exc
+        raise ProvisioningError(exc.messages[0], param="slug") from exc
     backend = tenancy_backend()
     schema = backend.schema_name_for(slug)
     with public_context():
@@ -130,31 +132,20 @@ def tenant_slug_check(slug: str) -> str:
             # a schema left behind by a removed workspace: cloning onto it would fail
             or (backend.multi_tenant and _schema_exists(schema))
         ):
-            raise ProvisioningError("slug", "That address is already taken.")
+            raise ProvisioningError("That address is already taken.", param="slug", code="slug_taken", status=409)
     return slug
 
 
-def tenant_provision(
-    *,
-    name: str,
-    slug: str,
-    admin_email: str,
-    admin_password: str | None,
-    admin_name: str = "",
-    plan: str = Tenant.Plan.FREE,
-) -> Provisioned:
-    """Create a business: tenant row, domain, schema (cloned), first Admin, audit trail. All or nothing."""
-    from accounts.services import user_create
-    from audit.services import Actor, audit_event_record
-    from rbac.roles import Role
-
+def tenant_provision(*, name: str, slug: str, plan: str, populate: Callable[[Tenant], Any]) -> Provisioned:
+    """Create a workspace: tenant row, domain, schema (cloned), then `populate(tenant)` inside the new
+    schema. All in one transaction: if `populate` raises, nothing is left behind."""
     started = time.perf_counter()
     backend = tenancy_backend()
     if not backend.multi_tenant:
-        raise ProvisioningError("slug", "This installation holds a single business.")
+        raise ProvisioningError("This installation holds a single business.", param="slug")
     name = (name or "").strip()
     if not name:
-        raise ProvisioningError("name", "Enter your business name.")
+        raise ProvisioningError("Enter your business name.", param="name")
     slug = tenant_slug_check(slug)
     template = tenant_template_ensure()
 
@@ -163,17 +154,11 @@ def tenant_provision(
         tenant.save()
         Domain.objects.create(domain=f"{slug}.{settings.TESSERA_BASE_DOMAIN}", tenant=tenant, is_primary=True)
         _schema_clone(template.schema_name, tenant.schema_name)
-        with tenant_context(tenant):
-            admin = user_create(email=admin_email, password=admin_password, full_name=admin_name, role=Role.ADMIN)
-            audit_event_record(
-                action="workspace.created",
-                actor=Actor.for_user(admin),
-                target=tenant,
-                changes={"after": {"name": tenant.name, "slug": slug, "plan": plan}},
-            )
+        with workspace_context(tenant):
+            populated = populate(tenant)
     seconds = time.perf_counter() - started
     logger.info("tenant provisioned", extra={"tenant": tenant.schema_name, "seconds": round(seconds, 3)})
-    return Provisioned(tenant=tenant, admin=admin, seconds=seconds)
+    return Provisioned(tenant=tenant, populated=populated, seconds=seconds)
 
 
 def tenant_single_ensure(*, name: str = "My business") -> Tenant:
@@ -183,22 +168,6 @@ def tenant_single_ensure(*, name: str = "My business") -> Tenant:
     if tenant is None:
         tenant = Tenant(schema_name=backend.schema_name_for(backend.SINGLE_SLUG), name=name, slug=backend.SINGLE_SLUG)
         tenant.save()
-    return tenant
-
-
-def tenant_settings_update(*, actor, tenant: Tenant, name: str, timezone: str) -> Tenant:
-    from audit.services import audit_event_record
-
-    before = {"name": tenant.name, "timezone": tenant.timezone}
-    after = {"name": name.strip()[:120], "timezone": timezone}
-    if before == after:
-        return tenant
-    with transaction.atomic():
-        Tenant.objects.filter(pk=tenant.pk).update(**after)
-        tenant.name, tenant.timezone = after["name"], after["timezone"]
-        audit_event_record(
-            action="workspace.settings_changed", actor=actor, target=tenant, changes={"before": before, "after": after}
-        )
     return tenant
 
 

@@ -42,9 +42,10 @@ ADMIN_PASSWORD = "correct-horse-battery-9"
 @pytest.fixture(scope="session")
 def tenants_provisioned(django_db_setup, django_db_blocker):
     """{slug: Tenant} committed for the whole session: alpha and beta in SaaS, the one on desktop."""
+    from accounts.onboarding import workspace_signup
     from tenants.models import Tenant
-    from tenants.runtime import tenant_context
-    from tenants.services import tenant_provision, tenant_single_ensure
+    from tenants.runtime import workspace_context
+    from tenants.services import tenant_single_ensure
 
     with django_db_blocker.unblock():
         if SAAS:
@@ -52,7 +53,7 @@ def tenants_provisioned(django_db_setup, django_db_blocker):
             for slug in ("alpha", "beta"):
                 tenant = Tenant.objects.filter(slug=slug).first()
                 if tenant is None:
-                    tenant = tenant_provision(
+                    tenant = workspace_signup(
                         name=slug.title() + " Ltd",
                         slug=slug,
                         admin_email=f"admin@{slug}.test",
@@ -66,7 +67,7 @@ def tenants_provisioned(django_db_setup, django_db_blocker):
         from rbac.roles import Role
 
         tenant = tenant_single_ensure(name="Alpha Ltd")
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             if not User.objects.filter(email="admin@alpha.test").exists():
                 user_create(email="admin@alpha.test", password=ADMIN_PASSWORD, full_name="Alpha Admin", role=Role.ADMIN)
         return {"alpha": tenant}
@@ -75,9 +76,9 @@ def tenants_provisioned(django_db_setup, django_db_blocker):
 @pytest.fixture
 def tenant(tenants_provisioned, db):
     """Tenant alpha, entered for the duration of the test (schema in SaaS; the database on desktop)."""
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
-    with tenant_context(tenants_provisioned["alpha"]) as t:
+    with workspace_context(tenants_provisioned["alpha"]) as t:
         yield t
 
 
@@ -121,9 +122,9 @@ class TenantClient(Client):
         super().__init__(HTTP_HOST=host_of(tenant), **kwargs)
 
     def force_login(self, user, backend="accounts.backends.EmailPasswordBackend"):
-        from tenants.runtime import tenant_context
+        from tenants.runtime import workspace_context
 
-        with tenant_context(self.tenant):
+        with workspace_context(self.tenant):
             super().force_login(user, backend=backend)
 
 

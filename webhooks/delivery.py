@@ -38,11 +38,13 @@ from django.db import transaction
 from django.db.models import Case, Q, Subquery, Value, When
 from django.utils import timezone
 
+from core.secrets_at_rest import SecretUndecryptable
 from webhooks import ssrf
 from webhooks.catalogue import ENVELOPE_VERSION
-from webhooks.crypto import SecretUndecryptable
 from webhooks.models import Attempt, Delivery, Endpoint
-from webhooks.services import endpoint_disable_for_failures, endpoint_secrets_expiring, event_body
+from webhooks.outbox import event_body
+from webhooks.selectors import endpoint_secrets_expiring
+from webhooks.services import endpoint_disable_for_failures
 from webhooks.signing import headers_signed
 
 logger = logging.getLogger(__name__)
@@ -179,7 +181,7 @@ _secrets: dict[str, tuple[object, float, list[tuple[str, datetime | None]]]] = {
 
 
 def _secrets_signing(endpoint: Endpoint, *, now: datetime) -> list[str]:
-    """The secrets to sign with now, newest first (webhooks.services.endpoint_secrets_expiring), decrypted
+    """The secrets to sign with now, newest first (webhooks.selectors.endpoint_secrets_expiring), decrypted
     once and kept in the process for SECRETS_CACHE_SECONDS while the endpoint row is unchanged (a
     rotation touches its `updated_at`); each one's expiry is checked on every use."""
     cached = _secrets.get(endpoint.pk)

@@ -1,43 +1,16 @@
-"""Console forms of webhooks. The checks a partner's API request gets too (URL, custom headers) live
-here as plain functions, so the console and the API refuse the same input with the same words."""
+"""Console forms of webhooks. The rules of an endpoint (URL, custom headers, rate) are the services'
+(webhooks.services), so the console and the API refuse the same input with the same words."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 
 from webhooks import catalogue
-
-URL_MAX = 2000
-HEADERS_MAX = 20
-HEADER_VALUE_MAX = 1000
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an RFC 9110 token
-# Set by Tessera or by the connection itself: a custom header may not replace or smuggle them.
-HEADERS_RESERVED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "expect",
-        "user-agent",
-    }
-)
-RATE_LIMIT_MAX = 1000
+from webhooks.errors import WebhookError
+from webhooks.services import RATE_LIMIT_MAX, URL_MAX, endpoint_headers_check, endpoint_url_check
 
 ROTATION_OVERLAPS = {
     "0": ("None: the old secret stops now", timedelta(0)),
@@ -47,53 +20,12 @@ ROTATION_OVERLAPS = {
 }
 
 
-def endpoint_url_check(url: str) -> str:
-    """The URL's form: a full http(s) URL. Whether its address may be called (the SSRF guard) is
-    webhooks.services' call; its error lands on the same field."""
-    url = (url or "").strip()
-    if not url:
-        raise ValidationError("Enter the URL that should receive the webhooks.")
-    if len(url) > URL_MAX:
-        raise ValidationError(f"The URL is too long (at most {URL_MAX} characters).")
-    if "\x00" in url:
-        raise ValidationError("The URL cannot contain NUL characters.")
+def _service_check(check, value):
+    """Run one of the services' endpoint rules on a form field's value; its refusal is the field's error."""
     try:
-        URLValidator(schemes=["http", "https"])(url)
-    except ValidationError:
-        raise ValidationError("Enter a full http:// or https:// URL, e.g. https://example.com/webhooks.") from None
-    return url
-
-
-def custom_headers_check(headers) -> dict[str, str]:
-    """Custom headers an endpoint sends with every delivery: at most HEADERS_MAX RFC 9110 names with
-    printable values, never a hop-by-hop header, one Tessera sets itself, or a `webhook-*` header."""
-    if not isinstance(headers, dict):
-        raise ValidationError("Headers must be an object of names and values.")
-    if len(headers) > HEADERS_MAX:
-        raise ValidationError(f"At most {HEADERS_MAX} custom headers.")
-    out: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in headers.items():
-        if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
-            raise ValidationError(f"“{str(name)[:100]}” is not a valid header name (letters, digits and - only).")
-        lower = name.lower()
-        if lower.startswith("webhook-"):
-            raise ValidationError(
-                f"“{name}”: webhook-* headers are set by Tessera (the signature) and cannot be custom."
-            )
-        if lower in HEADERS_RESERVED:
-            raise ValidationError(f"“{name}” is a connection-level header set by Tessera; it cannot be custom.")
-        if lower in seen:
-            raise ValidationError(f"“{name}” is given twice.")
-        seen.add(lower)
-        if not isinstance(value, str):
-            raise ValidationError(f"The value of “{name}” must be text.")
-        if len(value) > HEADER_VALUE_MAX:
-            raise ValidationError(f"The value of “{name}” is too long (at most {HEADER_VALUE_MAX} characters).")
-        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
-            raise ValidationError(f"The value of “{name}” cannot contain line breaks or control characters.")
-        out[name] = value.strip()
-    return out
+        return check(value)
+    except WebhookError as exc:
+        raise ValidationError(exc.message) from None
 
 
 def event_types_check(values) -> list[str]:
@@ -180,13 +112,13 @@ class EndpointForm(forms.Form):
             del self.fields["enabled"]  # a new endpoint starts enabled
 
     def clean_url(self) -> str:
-        return endpoint_url_check(self.cleaned_data.get("url", ""))
+        return _service_check(endpoint_url_check, self.cleaned_data.get("url", ""))
 
     def clean_headers(self) -> dict[str, str]:
         text = self.cleaned_data.get("headers", "")
         if "\x00" in text:
             raise ValidationError("Headers cannot contain NUL characters.")
-        return custom_headers_check(_headers_parse(text))
+        return _service_check(endpoint_headers_check, _headers_parse(text))
 
     def clean_description(self) -> str:
         text = self.cleaned_data.get("description", "")

@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
-from partners import ratelimit
-from partners.ratelimit import Limit, token_buckets
-from tenants.runtime import tenant_current, tenant_for_host
+from core.token_buckets import Limit, buckets_take
+from tenants.runtime import workspace_current, workspace_for_host
 from webhooks.models import InspectorBin, InspectorRequest
 
 BODY_CAP = 64 * 1024  # bytes kept of each body; the rest is dropped (the size received is noted)
@@ -96,9 +95,9 @@ def inspector_request_record(
 
 def inspector_rate_allows(bin: InspectorBin) -> bool:
     limit = LIMIT.scaled(getattr(settings, "TESSERA_RATE_LIMIT_SCALE", 1))
-    name = ":".join([settings.TESSERA_COUNTERS_NAMESPACE, "inspector", str(tenant_current().pk), str(bin.pk)])
+    name = ":".join([settings.TESSERA_COUNTERS_NAMESPACE, "inspector", str(workspace_current().pk), str(bin.pk)])
     try:
-        allowed, _ = token_buckets().take([(name, limit)], now=ratelimit.clock())
+        allowed, _ = buckets_take([(name, limit)])
     except Exception:  # the limiter's store is down: a test receiver may fail open
         return True
     return allowed
@@ -115,8 +114,8 @@ def inspector_bin_for_url(url: str) -> InspectorBin | None:
     match = PATH_RE.match(parts.path)
     if parts.scheme not in ("http", "https") or match is None or not host:
         return None
-    tenant = tenant_for_host(host)
-    if tenant is None or tenant.pk != tenant_current().pk:
+    tenant = workspace_for_host(host)
+    if tenant is None or tenant.pk != workspace_current().pk:
         return None
     return InspectorBin.objects.filter(token=match["token"]).first()
 

@@ -1,164 +1,129 @@
-"""What goes into the outbox, and from where: hooked up in WebhooksConfig.ready().
+"""The outbox: every domain event a webhook endpoint subscribes to is written, with one delivery per such
+endpoint, in the transaction of the change it describes (`event_outbox_write` is an in-transaction
+subscriber of core.events); on commit the deliveries are handed to Celery. A lost broker message or a
+killed worker loses nothing: the sweeper (webhooks.tasks) finds what is due.
 
-- record.* from the write spine's outbox hook (records.hooks.outbox_writers), inside its transaction;
-- collection.*, member.*, api_key.* and device.* from the audit log: those actions are audited in the same
-  transaction as the change (records.services, accounts.services, partners.services, sync.services), so listening to
-  the audit event being written is one hook point for all of them, and an action that is audited
-  cannot skip its webhook. The payload is read back from the changed object in that transaction.
+The body a receiver gets is the event's one body (DomainEvent.body), identical on every attempt and
+equal to the event `/api/v1/events` lists; its id is the `webhook-id` header.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import json
 
-from records.hooks import ChangeNotice
-from webhooks.services import endpoints_enabled, event_emit
+from django.db import connection, transaction
+from django.utils import timezone
 
-logger = logging.getLogger(__name__)
+from core.events import DomainEvent
+from tenants.runtime import workspace_context, workspace_current_or_none
+from webhooks.catalogue import CATALOGUE
+from webhooks.models import Delivery, Endpoint, Event
+from webhooks.selectors import endpoints_enabled
 
 
-def _endpoints_of_batch(notice: ChangeNotice):
-    """A bulk write's endpoints, read once for all its records (None: event_emit reads them)."""
-    if notice.batch is None:
+def event_outbox_write(event: DomainEvent) -> None:
+    """Subscriber (in the transaction): into the outbox, if it is an event of the catalogue."""
+    if event.type in CATALOGUE:
+        outbox_event_write(event)
+
+
+def _endpoints_of_batch(event: DomainEvent) -> list[Endpoint]:
+    """The enabled endpoints of the event's mode; a bulk write reads them once for all its events."""
+    if event.batch is None:
+        return endpoints_enabled(livemode=event.livemode)
+    key = ("webhooks.endpoints", event.livemode)
+    if key not in event.batch:
+        event.batch[key] = endpoints_enabled(livemode=event.livemode)
+    return event.batch[key]
+
+
+def outbox_event_write(event: DomainEvent, *, endpoints: list[Endpoint] | None = None) -> Event | None:
+    """Write `event` (its one body, under its one id) and a pending delivery per enabled endpoint of the
+    same mode that subscribes to its type, in the caller's transaction; the deliveries go to Celery on
+    commit.
+
+    `endpoints` narrows the audience (a test event goes to one endpoint, whatever its filter). Returns
+    None, writing nothing, when no endpoint wants the event.
+    """
+    if event.type not in CATALOGUE:
+        raise ValueError(f"{event.type!r} is not in webhooks.catalogue.CATALOGUE")
+    livemode = event.livemode
+    if endpoints is None:
+        candidates = _endpoints_of_batch(event)
+        wanted = [e for e in candidates if e.enabled and e.livemode == livemode and e.wants(event.type)]
+    else:
+        wanted = [e for e in endpoints if e.enabled and e.livemode == livemode]
+    if not wanted:
         return None
-    key = ("webhooks.endpoints", notice.livemode)
-    if key not in notice.batch:
-        notice.batch[key] = endpoints_enabled(livemode=notice.livemode)
-    return notice.batch[key]
-
-
-def record_outbox_write(notice: ChangeNotice) -> None:
-    event_emit(
-        type=f"record.{notice.op}",
-        livemode=notice.livemode,
-        endpoints=_endpoints_of_batch(notice),
-        data={
-            "object": "record",
-            "id": notice.record_id,
-            "collection": notice.collection_slug,
-            "version": notice.version,
-            "seq": notice.seq,
-            "livemode": notice.livemode,
-            "data": notice.data,
-            "changed_fields": list(notice.changed_fields),
-            "occurred_at": notice.occurred_at,
-        },
-    )
-
-
-def _pk(audit) -> int | None:
-    """The audited object's primary key (every object with events here has an integer key)."""
-    try:
-        return int(audit.target_id)
-    except (TypeError, ValueError):
-        return None
-
-
-def _collection(audit) -> tuple[bool, dict] | None:
-    from records.models import Collection
-
-    collection = Collection.objects.filter(pk=_pk(audit)).first()
-    if collection is None:
-        return None
-    data = {
-        "object": "collection",
-        "slug": collection.slug,
-        "name": collection.name,
-        "description": collection.description,
-        "fields": collection.fields,
-        "livemode": collection.livemode,
-    }
-    if collection.deleted_at is not None:
-        data["deleted"] = True
-    return collection.livemode, data
-
-
-def _member(audit) -> tuple[bool, dict] | None:
-    from accounts.models import User
-
-    user = User.objects.filter(pk=_pk(audit)).first()
-    if user is None:
-        return None
-    data = {"object": "member", "id": str(user.pk), "email": user.email, "role": user.role}
-    before = (audit.changes or {}).get("before") or {}
-    if audit.action == "member.role_changed" and "role" in before:
-        data["previous_role"] = before["role"]
-    return True, data
-
-
-def _invitation(audit) -> tuple[bool, dict] | None:
-    from accounts.models import Invitation
-
-    invitation = Invitation.objects.filter(pk=_pk(audit)).first()
-    if invitation is None:
-        return None
-    return True, {
-        "object": "invitation",
-        "id": str(invitation.pk),
-        "email": invitation.email,
-        "role": invitation.role,
-        "expires_at": invitation.expires_at.isoformat(),
-    }
-
-
-def _api_key(audit) -> tuple[bool, dict] | None:
-    from partners.models import ApiKey
-
-    key = ApiKey.objects.filter(pk=_pk(audit)).first()
-    if key is None:
-        return None
-    data = {"object": "api_key", "id": str(key.pk), "name": key.name, "prefix": key.prefix, "mode": key.mode}
-    if audit.action == "api_key.rotated":
-        data["rotated_to"] = str(key.rotated_to_id) if key.rotated_to_id else None
-        data["expires_at"] = key.expires_at.isoformat() if key.expires_at else None
-    return key.livemode, data
-
-
-def _device(audit) -> tuple[bool, dict] | None:
-    from sync.models import Device
-
-    device = Device.objects.select_related("user").filter(pk=_pk(audit)).first()
-    if device is None:
-        return None
-    return True, {
-        "object": "device",
-        "id": str(device.pk),
-        "name": device.name,
-        "role": device.role,
-        "user": device.user.email,
-    }
-
-
-# audit action → (event type, how to read the payload); an action not listed sends no webhook.
-AUDITED: dict[str, Callable] = {
-    "collection.created": _collection,
-    "collection.updated": _collection,
-    "collection.deleted": _collection,
-    "member.invited": _invitation,
-    "member.joined": _member,
-    "member.role_changed": _member,
-    "member.removed": _member,
-    "api_key.created": _api_key,
-    "api_key.rotated": _api_key,
-    "api_key.revoked": _api_key,
-    "device.paired": _device,
-    "device.revoked": _device,
-}
-
-
-def audit_outbox_write(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
-    """post_save of audit.AuditEvent: emit the webhook event the audited action stands for."""
-    if not created or raw:
-        return
-    read = AUDITED.get(instance.action)
-    if read is None:
-        return
-    found = read(instance)
-    if found is None:
-        logger.warning(
-            "webhooks: %s names %s %s, which is gone", instance.action, instance.target_type, instance.target_id
+    now = timezone.now()
+    # No savepoint inside the caller's transaction (two statements less per event): if writing the event
+    # fails, the change it describes must not commit either.
+    with transaction.atomic(savepoint=False):
+        event = Event.objects.create(
+            id=event.id, type=event.type, livemode=livemode, created_at=event.occurred_at, payload=event.body()
         )
+        deliveries = Delivery.objects.bulk_create(
+            [Delivery(event=event, endpoint=e, livemode=livemode, next_attempt_at=now, created_at=now) for e in wanted]
+        )
+        pairs = [(d.endpoint_id, d.pk) for d in deliveries]
+        if any(pk is None for _, pk in pairs):  # backends that do not return keys from bulk inserts
+            pairs = list(Delivery.objects.filter(event=event).values_list("endpoint_id", "pk"))
+        endpoints_wake_on_commit(dict(pairs))
+    return event
+
+
+def event_body(event: Event) -> str:
+    """The request body: the envelope as compact JSON, identical bytes on every attempt."""
+    return json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def deliveries_enqueue_on_commit(ids: list[int]) -> None:
+    """Hand the deliveries to Celery when the current transaction commits, from inside the workspace
+    they belong to (the task carries it), wherever the commit itself happens."""
+    if not ids:
         return
-    livemode, data = found
-    event_emit(type=instance.action, livemode=livemode, data=data)
+    from webhooks.tasks import deliveries_enqueue  # tasks import the services that import this module
+
+    tenant = workspace_current_or_none()
+
+    def enqueue() -> None:
+        if tenant is None:
+            deliveries_enqueue(ids)
+            return
+        with workspace_context(tenant):
+            deliveries_enqueue(ids)
+
+    transaction.on_commit(enqueue)
+
+
+def endpoints_wake_on_commit(first_of: dict[str, int]) -> None:
+    """On commit, wake each endpoint (endpoint id → one of its new deliveries): a task delivers every due
+    delivery of it (webhooks.tasks.endpoints_wake), from inside the workspace. The endpoints of one
+    transaction are woken together (a bulk write of many records wakes each endpoint once)."""
+    if not first_of:
+        return
+    tenant = workspace_current_or_none()
+    pending: dict = getattr(connection, "_webhooks_wake", None) or {}
+    if not connection.run_on_commit:  # nothing registered in this transaction: what is left was rolled back
+        pending = {}
+    for endpoint_id, delivery_id in first_of.items():
+        pending.setdefault((tenant, endpoint_id), delivery_id)
+    connection._webhooks_wake = pending
+    # One callback per call, so a rolled-back savepoint cannot take the wake-up of the rest with it; the
+    # first to run wakes everything pending, the others find nothing left.
+    transaction.on_commit(lambda: _endpoints_wake_pending(connection))
+
+
+def _endpoints_wake_pending(connection) -> None:
+    from webhooks.tasks import endpoints_wake  # tasks import the services that import this module
+
+    pending, connection._webhooks_wake = getattr(connection, "_webhooks_wake", None) or {}, {}
+    by_tenant: dict = {}
+    for (tenant, endpoint_id), delivery_id in pending.items():
+        by_tenant.setdefault(tenant, {})[endpoint_id] = delivery_id
+    for tenant, first_of in by_tenant.items():
+        if tenant is None:
+            endpoints_wake(first_of)
+            continue
+        with workspace_context(tenant):
+            endpoints_wake(first_of)

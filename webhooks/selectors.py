@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from core.secrets_at_rest import secret_decrypt
 from webhooks.models import Attempt, Delivery, Endpoint, InspectorBin, InspectorRequest, WebhookSettings
 
 HEALTH_WINDOW = timedelta(hours=24)
@@ -131,3 +132,23 @@ def inspector_bin_get(*, pk: int) -> InspectorBin | None:
 
 def inspector_requests(bin: InspectorBin, *, limit: int = 100) -> list[InspectorRequest]:
     return list(bin.requests.order_by("-received_at", "-pk")[:limit])
+
+
+def endpoint_secrets_expiring(endpoint: Endpoint, *, now: datetime | None = None) -> list[tuple[str, datetime | None]]:
+    """(secret, expires at) of the secrets to sign with now, newest first (two during a rotation's overlap)."""
+    now = now or timezone.now()
+    rows = [s for s in endpoint.secrets.all() if s.expires_at is None or s.expires_at > now]
+    rows.sort(key=lambda s: s.created_at, reverse=True)
+    return [(secret_decrypt(s.secret_encrypted), s.expires_at) for s in rows]
+
+
+def endpoint_secrets_valid(endpoint: Endpoint, *, now: datetime | None = None) -> list[str]:
+    """The secrets to sign with now, newest first (two during a rotation's overlap)."""
+    return [secret for secret, _ in endpoint_secrets_expiring(endpoint, now=now)]
+
+
+def endpoints_enabled(*, livemode: bool) -> list[Endpoint]:
+    """The enabled endpoints of a mode, as much of them as event_emit needs to choose its audience."""
+    return list(
+        Endpoint.objects.filter(livemode=livemode, enabled=True).only("pk", "event_types", "enabled", "livemode")
+    )

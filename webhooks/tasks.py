@@ -26,10 +26,10 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants.runtime import task_in_each_tenant, tenant_context, tenant_list
+from tenants.runtime import task_in_each_workspace, workspace_context, workspace_list
 from webhooks.delivery import endpoint_deliveries_attempt
+from webhooks.maintenance import webhook_retention_clean
 from webhooks.models import Delivery
-from webhooks.services import webhook_retention_clean
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ def deliveries_sweep_all_workspaces() -> int:
     the deliveries found due (not a sweep task per workspace every 30 s, which for a thousand
     workspaces was 33 tasks a second that nearly always found nothing). Returns how many were sent."""
     sent = 0
-    for tenant in tenant_list():
-        with tenant_context(tenant):
+    for tenant in workspace_list():
+        with workspace_context(tenant):
             due = deliveries_due()
             if due:
                 sent += deliveries_enqueue(due)
@@ -174,4 +174,4 @@ def deliveries_sweep_all_workspaces() -> int:
 
 @shared_task(name="webhooks.retention_clean_all_workspaces", ignore_result=True)
 def retention_clean_all_workspaces() -> int:
-    return task_in_each_tenant(retention_clean_task)
+    return task_in_each_workspace(retention_clean_task)

@@ -18,8 +18,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.forms import form_error_add
 from rbac.permissions import permission_required
-from webhooks import catalogue, selectors, services
+from webhooks import catalogue, maintenance, selectors, services
 from webhooks.forms import (
     DeliveryFilterForm,
     EndpointForm,
@@ -57,11 +58,6 @@ def _delivery_or_404(delivery_id: int) -> Delivery:
     if delivery is None:
         raise Http404("No such delivery.")
     return delivery
-
-
-def _service_error(form, exc: services.WebhookError) -> None:
-    """A service's typed error as a form error (on its field when the form has one)."""
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
 def _inspector_url(request: HttpRequest, bin: InspectorBin) -> str:
@@ -102,7 +98,7 @@ def endpoint_new(request: HttpRequest) -> HttpResponse:
                 livemode=data["mode"] == "live",
             )
         except services.WebhookError as exc:
-            _service_error(form, exc)
+            form_error_add(form, exc)
         else:
             messages.success(request, "Endpoint created. Reveal its signing secret to verify deliveries.")
             return redirect("webhooks:endpoint", endpoint.pk)
@@ -147,7 +143,7 @@ def endpoint_edit(request: HttpRequest, endpoint_id: str) -> HttpResponse:
                 headers=data["headers"],
             )
         except services.WebhookError as exc:
-            _service_error(form, exc)
+            form_error_add(form, exc)
         else:
             messages.success(request, "Endpoint saved.")
             return redirect("webhooks:endpoint", endpoint.pk)
@@ -194,7 +190,7 @@ def endpoint_secret_rotate(request: HttpRequest, endpoint_id: str) -> HttpRespon
         try:
             services.endpoint_secret_rotate(actor=request.user, endpoint=endpoint, overlap=form.overlap_delta())
         except services.WebhookError as exc:
-            _service_error(form, exc)
+            form_error_add(form, exc)
         else:
             messages.success(request, "Signing secret rotated. Reveal it to copy the new one.")
             return redirect("webhooks:endpoint", endpoint.pk)
@@ -207,7 +203,7 @@ def endpoint_secret_rotate(request: HttpRequest, endpoint_id: str) -> HttpRespon
 def endpoint_test(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint_or_404(endpoint_id)
     try:
-        services.test_event_send(actor=request.user, endpoint=endpoint)
+        maintenance.test_event_send(actor=request.user, endpoint=endpoint)
     except services.WebhookError as exc:
         messages.error(request, exc.message)
     else:
@@ -225,9 +221,9 @@ def endpoint_recover(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         since, until = form.cleaned_data["since"], form.cleaned_data["until"] or timezone.now()
         try:
-            count = services.deliveries_recover(actor=request.user, endpoint=endpoint, since=since, until=until)
+            count = maintenance.deliveries_recover(actor=request.user, endpoint=endpoint, since=since, until=until)
         except services.WebhookError as exc:
-            _service_error(form, exc)
+            form_error_add(form, exc)
         else:
             messages.success(request, f"{count} failed deliver{'y' if count == 1 else 'ies'} queued to be sent again.")
             return redirect("webhooks:endpoint", endpoint.pk)
@@ -268,7 +264,7 @@ def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
 def delivery_resend(request: HttpRequest, delivery_id: int) -> HttpResponse:
     delivery = _delivery_or_404(delivery_id)
     try:
-        services.delivery_resend(actor=request.user, delivery=delivery)
+        maintenance.delivery_resend(actor=request.user, delivery=delivery)
     except services.WebhookError as exc:
         messages.error(request, exc.message)
     else:
@@ -289,9 +285,9 @@ def webhook_settings(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.webhook_settings_update(actor=request.user, retention_days=form.cleaned_data["retention_days"])
+            maintenance.webhook_settings_update(actor=request.user, retention_days=form.cleaned_data["retention_days"])
         except services.WebhookError as exc:
-            _service_error(form, exc)
+            form_error_add(form, exc)
         else:
             messages.success(request, f"Payloads are now kept for {form.cleaned_data['retention_days']} days.")
             return redirect("webhooks:settings")
@@ -300,8 +296,7 @@ def webhook_settings(request: HttpRequest) -> HttpResponse:
 
 
 def _example_envelope(event) -> str:
-    body = {"type": event.name, "timestamp": "2026-02-02T17:04:11.250000Z", "data": event.example}
-    return json.dumps(body, indent=2, ensure_ascii=False)
+    return json.dumps(catalogue.event_example(event), indent=2, ensure_ascii=False)
 
 
 @permission_required(PERMISSION)

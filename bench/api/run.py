@@ -80,19 +80,20 @@ def workspace_seed(records: int) -> tuple[str, str, list[str]]:
     from django.core.management import call_command
 
     from accounts.models import User
+    from accounts.onboarding import workspace_signup
+    from billing.plans import Plan
     from partners.services import api_key_create
     from records.services import collection_create, record_bulk_upsert
     from tenants.models import Tenant
-    from tenants.runtime import public_context, tenant_context
-    from tenants.services import tenant_provision
+    from tenants.runtime import public_context, workspace_context
 
     call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    tenant = tenant_provision(
+    tenant = workspace_signup(
         name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=PASSWORD
     ).tenant
     with public_context():
-        Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)
-    with tenant_context(tenant):
+        Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
+    with workspace_context(tenant):
         admin = User.objects.get(email="admin@bench.test")
         people = collection_create(actor=admin, name="People", slug="people", fields=FIELDS)
         ids: list[str] = []

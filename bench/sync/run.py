@@ -131,20 +131,21 @@ def workspace_seed(records: int, devices: int) -> dict:
     from partners.services import api_key_create
     from records.services import collection_create, record_bulk_upsert
     from sync.services import pairing_exchange, pairing_start
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
     from tests.sync.rxdb_harness import rows_as_the_spine_writes
 
     if SAAS:
+        from accounts.onboarding import workspace_signup
+        from billing.plans import Plan
         from tenants.models import Tenant
         from tenants.runtime import public_context
-        from tenants.services import tenant_provision
 
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-        tenant = tenant_provision(
+        tenant = workspace_signup(
             name="Sync bench", slug="syncbench", admin_email="admin@bench.test", admin_password=PASSWORD
         ).tenant
         with public_context():
-            Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)
+            Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
     else:
         from accounts.services import user_create
         from rbac.roles import Role
@@ -152,9 +153,9 @@ def workspace_seed(records: int, devices: int) -> dict:
 
         call_command("migrate", interactive=False, verbosity=0)
         tenant = tenant_single_ensure(name="Sync bench")
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             user_create(email="admin@bench.test", password=PASSWORD, full_name="Bench Admin", role=Role.ADMIN)
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         admin = User.objects.get(email="admin@bench.test")
         bulk = collection_create(actor=admin, name="Bulk", slug="bulk", fields=FIELDS)
         for start in range(0, records, 20_000):

@@ -73,11 +73,11 @@ def provision_by_migrating(*, name: str, slug: str, admin_email: str, admin_pass
     from django.db import transaction
 
     from accounts.services import user_create
-    from audit.services import Actor, audit_event_record
+    from audit.services import audit_event_record
     from rbac.roles import Role
     from tenants.backends import tenancy_backend
     from tenants.models import Domain, Tenant
-    from tenants.runtime import public_context, tenant_context
+    from tenants.runtime import public_context, workspace_context
     from tenants.services import tenant_slug_check
 
     started = time.perf_counter()
@@ -90,11 +90,11 @@ def provision_by_migrating(*, name: str, slug: str, admin_email: str, admin_pass
         schema_started = time.perf_counter()
         tenant.create_schema(check_if_exists=False, sync_schema=True, verbosity=0)  # no TENANT_BASE_SCHEMA
         schema_seconds = time.perf_counter() - schema_started
-    with tenant_context(tenant), transaction.atomic():
+    with workspace_context(tenant), transaction.atomic():
         admin = user_create(email=admin_email, password=admin_password, full_name="", role=Role.ADMIN)
         audit_event_record(
             action="workspace.created",
-            actor=Actor.for_user(admin),
+            actor=admin.as_actor(),
             target=tenant,
             changes={"after": {"name": tenant.name, "slug": slug, "plan": tenant.plan}},
         )

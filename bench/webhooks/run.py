@@ -148,17 +148,18 @@ def workspace_seed(url: str):
     from django.core.management import call_command
 
     from accounts.models import User
+    from accounts.onboarding import workspace_signup
+    from billing.plans import Plan
     from records.services import collection_create
     from tenants.models import Tenant
-    from tenants.runtime import public_context, tenant_context
-    from tenants.services import tenant_provision
+    from tenants.runtime import public_context, workspace_context
     from webhooks.services import endpoint_create
 
     call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    tenant = tenant_provision(name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=None).tenant
+    tenant = workspace_signup(name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=None).tenant
     with public_context():
-        Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)
-    with tenant_context(tenant):
+        Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
+    with workspace_context(tenant):
         admin = User.objects.get(email="admin@bench.test")
         collection = collection_create(actor=admin, name="Jobs", slug="jobs", fields=FIELDS)
         endpoint, secret = endpoint_create(actor=admin, url=url, event_types=["record.*"])
@@ -223,14 +224,14 @@ def writer_child(slug: str, rate: float, seconds: float, out: str, inline_url: s
     from records.models import Collection
     from records.services import record_create
     from tenants.models import Tenant
-    from tenants.runtime import tenant_context
-    from webhooks.services import event_emit
+    from tenants.runtime import workspace_context
+    from webhooks.outbox import event_emit
 
     via = os.environ.get("TESSERA_BENCH_VIA", "spine")
     post = inline_poster(inline_url, secret) if inline_url else None
     tenant = Tenant.objects.get(slug=slug)
     total = int(rate * seconds)
-    with tenant_context(tenant), open(out, "w") as f:
+    with workspace_context(tenant), open(out, "w") as f:
         admin = User.objects.get(email="admin@bench.test")
         collection = Collection.objects.get(slug="jobs")
         start = time.perf_counter()
@@ -339,13 +340,13 @@ def figures(commits: dict[str, float], arrivals: dict[str, float], write_rate: f
 
 
 def _webhook_ids(tenant, keys: list[str], *, via: str, inline: bool) -> dict[str, str]:
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     if inline:
         return {k: f"base_{k}" for k in keys}
     if via == "outbox":
         return {k: k for k in keys}
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         return event_of_record(keys)
 
 
@@ -485,7 +486,7 @@ def main() -> None:
 
             connections.close_all()
             w = args.writers
-            from tenants.runtime import tenant_context
+            from tenants.runtime import workspace_context
             from webhooks.models import Delivery
 
             rows = []  # (label, paced figures, burst figures or None)
@@ -496,7 +497,7 @@ def main() -> None:
                 base = paced(tenant, args.rate, args.seconds, w, log, workdir, via=via, inline_url=url, secret=secret)
                 say(json.dumps({k: round(v, 4) for k, v in base.items()}))
                 redis_flush(redis_url)
-                with tenant_context(tenant):
+                with workspace_context(tenant):
                     Delivery.objects.filter(status="pending").update(status="succeeded")
                 rows.append((f"baseline inline, {via}", base, None, base))
                 for n in [int(x) for x in args.workers.split(",") if x.strip()]:

@@ -32,6 +32,7 @@ TENANT_APPS = [
     "accounts",
     "rbac",
     "audit",
+    "api",
     "records",
     "partners",
     "webhooks",
@@ -55,7 +56,7 @@ SHARED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     # Outside the tenant middleware too, so an unknown host's 404 on /api/ is a problem as well.
-    "partners.api.middleware.ApiProblemMiddleware",
+    "api.middleware.ApiProblemMiddleware",
     # the mode's tenant middleware is inserted here (index 2)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -70,6 +71,19 @@ MIDDLEWARE = [
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
     "partners.ratelimit.ApiRateLimitMiddleware",
 ]
+
+# Who hears the domain events services emit (core.events): the one table of side effects.
+# "in_transaction": run in the transaction of the change (they fail it if they fail);
+# "on_commit": run once it has committed.
+TESSERA_EVENT_SUBSCRIBERS = {
+    "in_transaction": [
+        "audit.services.event_audit",  # the hash-chained audit log
+        "webhooks.outbox.event_outbox_write",  # the webhook outbox (events of webhooks.catalogue)
+    ],
+    "on_commit": [
+        "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
+    ],
+}
 
 ROOT_URLCONF = "config.urls_tenant"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -177,7 +191,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "partners.api.problems.exception_handler",
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -205,7 +219,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "partners.api.schema.strict_request_bodies",
+        "api.schema.strict_request_bodies",
         "webhooks.api.schema.webhooks_section",  # last: OpenAPI 3.1 with `webhooks` (every event type)
     ],
     "ENUM_NAME_OVERRIDES": {
@@ -234,7 +248,7 @@ SPECTACULAR_SETTINGS = {
 
 # API rate limits and usage metering (partners.ratelimit, partners.usage). The limits themselves are
 # one table in partners/ratelimit.py; where buckets and counters live is up to each runtime.
-TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.LocalTokenBuckets"
+TESSERA_RATE_LIMIT_BACKEND = "core.token_buckets.LocalTokenBuckets"
 TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
 TESSERA_RATE_LIMIT_SCALE = float(env("TESSERA_RATE_LIMIT_SCALE", "1"))  # multiplies every limit (load tests)
 TESSERA_COUNTERS_NAMESPACE = "tessera"  # prefix of the buckets' and counters' keys
@@ -249,7 +263,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE = {
     "partners-usage-flush": {"task": "partners.usage_flush_all_workspaces", "schedule": 60.0},
     "partners-api-keys-expire": {"task": "partners.api_keys_expire_all_workspaces", "schedule": 300.0},
-    # Idempotency keys are kept 24 h (partners.api.idempotency); hourly keeps the table small.
+    # Idempotency keys are kept 24 h (api.idempotency); hourly keeps the table small.
     "partners-idempotency-purge": {"task": "partners.idempotency_records_purge_all_workspaces", "schedule": 3600.0},
     "webhooks-sweep": {
         "task": "webhooks.deliveries_sweep_all_workspaces",

@@ -4,14 +4,14 @@ import secrets
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, logging_config
-from desktop import paths as desktop_paths
+from core.data_folder import data_dir, files_dir, log_dir, queue_dir
 
 TESSERA_MULTI_TENANT = False
-DATA_DIR = desktop_paths.data_dir()  # platformdirs' user data folder; TESSERA_DATA_DIR overrides
+DATA_DIR = data_dir()  # platformdirs' user data folder; TESSERA_DATA_DIR overrides
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-LOG_DIR = desktop_paths.log_dir()
+LOG_DIR = log_dir()
 LOG_DIR.mkdir(parents=True, exist_ok=True)
-MEDIA_ROOT = desktop_paths.files_dir(DATA_DIR)
+MEDIA_ROOT = files_dir(DATA_DIR)
 TESSERA_DEMO_CREDENTIALS_FILE = DATA_DIR / "demo-password"  # seed_demo keeps the demo password here
 
 
@@ -31,7 +31,12 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 TESSERA_TENANCY = "tenants.backends.SingleTenancy"
 
-MIDDLEWARE = [*MIDDLEWARE[:2], "tenants.middleware.SingleTenantMiddleware", *MIDDLEWARE[2:]]
+MIDDLEWARE = [
+    *MIDDLEWARE[:2],
+    "tenants.middleware.SingleTenantMiddleware",
+    "accounts.middleware.FirstRunSetupMiddleware",
+    *MIDDLEWARE[2:],
+]
 
 DATABASES = {
     "default": {
@@ -50,7 +55,7 @@ DATABASES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 TESSERA_HEALTH_CHECK_REDIS = False
 # One process serves the one business: rate-limit buckets and usage counters in its memory.
-TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.LocalTokenBuckets"
+TESSERA_RATE_LIMIT_BACKEND = "core.token_buckets.LocalTokenBuckets"
 TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
 TESSERA_METRICS_ENABLED = False
 
@@ -60,8 +65,8 @@ TESSERA_METRICS_ENABLED = False
 CELERY_BROKER_URL = "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT = "desktop.broker:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "data_folder_in": str(desktop_paths.queue_dir(DATA_DIR)),
-    "data_folder_out": str(desktop_paths.queue_dir(DATA_DIR)),
+    "data_folder_in": str(queue_dir(DATA_DIR)),
+    "data_folder_out": str(queue_dir(DATA_DIR)),
     "control_folder": str(DATA_DIR / "queue-control"),
     "polling_interval": 0.5,
 }

@@ -69,7 +69,7 @@ CACHES = {
 }
 TESSERA_HEALTH_CHECK_REDIS = True
 # Rate-limit buckets and usage counters shared by every server process (partners/).
-TESSERA_RATE_LIMIT_BACKEND = "partners.ratelimit.RedisTokenBuckets"
+TESSERA_RATE_LIMIT_BACKEND = "core.token_buckets.RedisTokenBuckets"
 TESSERA_USAGE_BACKEND = "partners.usage.RedisUsageCounters"
 TESSERA_METRICS_ENABLED = True
 # Scrapers send `Authorization: Bearer <token>`; without a token /metrics stays off (config.views.metrics).

@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from partners.api.schema import (
+from api.schema import (
     ConstantField,
     PatternField,
     ProblemSerializer,
@@ -246,7 +246,10 @@ class EventDataOut(serializers.Serializer):
 
 class EventOut(serializers.Serializer):
     object = ConstantField("event")
-    id = serializers.CharField(help_text="`evt_` and the change's sequence number.")
+    id = serializers.CharField(
+        help_text="`evt_`, the workspace's change stream and the change's sequence number: unique across "
+        "workspaces, and the `webhook-id` of the same event's webhook deliveries."
+    )
     type = serializers.ChoiceField(choices=["record.created", "record.updated", "record.deleted"])
     created = serializers.DateTimeField()
     livemode = serializers.BooleanField()

@@ -1,4 +1,4 @@
-"""Routes of the records API, mounted under /api/v1/ by partners.api.urls."""
+"""Routes of the records API, mounted under /api/v1/ by api.urls."""
 
 from django.urls import path, register_converter
 

@@ -2,12 +2,11 @@
 
 One handler per operation, each thin: check the input's shape, read through records.selectors,
 write through records.services (the write spine), answer with an output serializer. Which data set
-(live or sandbox) comes from the credentials: partners.api.base.livemode_of."""
+(live or sandbox) comes from the credentials: api.base.livemode_of."""
 
 from __future__ import annotations
 
 from datetime import UTC
-from types import SimpleNamespace
 
 from django.urls import reverse
 from django.utils import timezone
@@ -16,12 +15,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from partners.api.base import ApiJSONParser, ApiView, MergePatchParser
-from partners.api.conditional import if_match_version, not_modified
-from partners.api.idempotency import idempotent
-from partners.api.pagination import LIMIT_DEFAULT, LIMIT_MAX, PAGE_PARAMS, keyset_page, list_body, page_request
-from partners.api.problems import ApiProblem, record_error_body
-from partners.api.schema import (
+from api.base import ApiJSONParser, ApiView, MergePatchParser
+from api.conditional import if_match_version, not_modified
+from api.idempotency import idempotent
+from api.pagination import LIMIT_DEFAULT, LIMIT_MAX, PAGE_PARAMS, keyset_page, list_body, page_request
+from api.problems import ApiProblem, service_error_body
+from api.schema import (
     BASE_VERSION,
     ETAG,
     IDEMPOTENCY_KEY,
@@ -34,6 +33,7 @@ from partners.api.schema import (
 )
 from records import selectors
 from records.api import serializers as s
+from records.events import EVENT_ID_RE, record_event_body, record_event_seq
 from records.fields import RECORD_ID_RE
 from records.services import (
     SLUG_RE,
@@ -478,7 +478,7 @@ class RecordBulkApi(ApiView):
                     "index": result.index,
                     "status": result.status,
                     "record": _record_out(result.record, collection) if result.record is not None else None,
-                    "error": record_error_body(request, result.error) if result.error is not None else None,
+                    "error": service_error_body(request, result.error) if result.error is not None else None,
                 }
             )
         return Response(
@@ -506,10 +506,10 @@ class EventsApi(ApiView):
         tags=["Events"],
         summary="List events (the change feed)",
         description="Every change to a record as an event, oldest first, in the order the changes were committed: "
-        "a reader that has seen `evt_N` never later finds an event before it. Keep the last id you processed "
+        "a reader that has seen an event never later finds one before it. Keep the last id you processed "
         "and ask for `starting_after` it to catch up (e.g. after missed webhooks).",
         parameters=[
-            *_page_parameters(r"^evt_[0-9]{1,18}$", "events"),
+            *_page_parameters(r"^evt_[0-9a-z]{1,16}_[0-9]{1,18}$", "events"),
             OpenApiParameter("type", enum=list(EVENT_TYPES), description="Only events of this type."),
             OpenApiParameter(
                 "collection",
@@ -532,16 +532,32 @@ class EventsApi(ApiView):
         qs = selectors.change_events(
             livemode=self.livemode, op=event_type.removeprefix("record.") if event_type else None, collection=collection
         )
+        stream = selectors.change_stream()
         changes, has_more = keyset_page(
             qs,
             order=["seq"],
             limit=page.limit,
-            after=_event_cursor(page.starting_after, "starting_after"),
-            before=_event_cursor(page.ending_before, "ending_before"),
+            after=_event_cursor(page.starting_after, "starting_after", stream),
+            before=_event_cursor(page.ending_before, "ending_before", stream),
         )
         created = selectors.record_created_at([c.record_id for c in changes], livemode=self.livemode)
-        events = [_event(change, created) for change in changes]
-        return Response(list_body(request, s.EventOut(events, many=True).data, has_more=has_more))
+        events = [
+            record_event_body(
+                stream=stream,
+                seq=change.seq,
+                op=change.op,
+                livemode=change.livemode,
+                collection_slug=change.collection.slug,
+                record_id=change.record_id,
+                version=change.version,
+                data=change.data,
+                changed_fields=change.changed_fields,
+                occurred_at=change.occurred_at,
+                created_at=created.get(change.record_id, change.occurred_at),
+            )
+            for change in changes
+        ]
+        return Response(list_body(request, events, has_more=has_more))
 
 
 def _collection_cursor(slug: str | None, param: str) -> dict | None:
@@ -561,33 +577,15 @@ def _record_cursor(collection, record_id: str | None, param: str) -> dict | None
     return values
 
 
-def _event_cursor(event_id: str | None, param: str) -> dict | None:
+def _event_cursor(event_id: str | None, param: str, stream: str) -> dict | None:
     if event_id is None:
         return None
-    seq = event_id.removeprefix("evt_")
-    if not event_id.startswith("evt_") or not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
+    if not EVENT_ID_RE.match(event_id):
         raise ApiProblem(400, "invalid_request", f"`{param}` must be an event id (evt_…).", param=param)
-    return {"seq": int(seq)}
-
-
-def _event(change, created: dict) -> SimpleNamespace:
-    record = SimpleNamespace(
-        id=change.record_id,
-        collection=change.collection,
-        version=change.version,
-        data=change.data,
-        deleted_at=change.occurred_at if change.op == "deleted" else None,
-        livemode=change.livemode,
-        created_at=created.get(change.record_id, change.occurred_at),
-        updated_at=change.occurred_at,
-    )
-    return SimpleNamespace(
-        id=f"evt_{change.seq}",
-        type=f"record.{change.op}",
-        created=change.occurred_at,
-        livemode=change.livemode,
-        data=SimpleNamespace(object=record, changed_fields=list(change.changed_fields)),
-    )
+    seq = record_event_seq(event_id, stream)
+    if seq is None:
+        raise ApiProblem(404, "resource_missing", f"No event `{event_id}` in this workspace.", param=param)
+    return {"seq": seq}
 
 
 def _datetime_param(params, name: str):

@@ -13,6 +13,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from accounts.models import Invitation, User
+from accounts.onboarding import workspace_admin_setup
 from accounts.selectors import invitation_list_pending, member_list, workspace_needs_setup
 from accounts.services import (
     AccountError,
@@ -26,7 +27,6 @@ from accounts.services import (
     member_remove,
     member_role_change,
     user_create,
-    workspace_admin_setup,
 )
 from audit.models import AuditEvent
 from rbac.roles import Role

@@ -24,7 +24,7 @@ from audit.services import (
     event_canonical_bytes,
     event_hash,
 )
-from config.request_context import RequestContext, request_context_reset, request_context_set
+from core.request_context import RequestContext, request_context_reset, request_context_set
 from tests.conftest import ADMIN_PASSWORD
 
 
@@ -334,7 +334,7 @@ class TestConcurrentWriters(TransactionTestCase):
         self.alpha = tenants_provisioned["alpha"]
 
     def test_concurrent_writers_never_fork_the_chain(self):
-        from tenants.runtime import tenant_context
+        from tenants.runtime import workspace_context
 
         writers, per_writer = 8, 6
         label = f"concurrency-{datetime.now(UTC).timestamp()}"
@@ -343,7 +343,7 @@ class TestConcurrentWriters(TransactionTestCase):
 
         def write(n: int) -> None:
             try:
-                with tenant_context(self.alpha):
+                with workspace_context(self.alpha):
                     start.wait(timeout=30)
                     for i in range(per_writer):
                         audit_event_record(
@@ -362,7 +362,7 @@ class TestConcurrentWriters(TransactionTestCase):
         assert not any(t.is_alive() for t in threads), "a writer hung"
         assert not errors, errors
 
-        with tenant_context(self.alpha):
+        with workspace_context(self.alpha):
             events = chain()
             verification = audit_chain_verify()
         mine = [e for e in events if e.actor_label == label]

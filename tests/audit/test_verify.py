@@ -15,7 +15,8 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
-from audit.services import Actor, audit_event_record, event_hash
+from audit.services import audit_event_record, event_hash
+from core.actors import Actor
 from tests.audit.tampering import audit_sql
 
 

@@ -11,7 +11,8 @@ from unittest import mock
 import pytest
 
 from audit.selectors import CSV_HEADER
-from audit.services import Actor, audit_event_record
+from audit.services import audit_event_record
+from core.actors import Actor
 from rbac.roles import Role
 
 URL = "/audit/"

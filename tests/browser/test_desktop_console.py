@@ -28,11 +28,11 @@ def desktop_admin(tessera_server, db_commit):
 
         from accounts.services import user_create
         from rbac.roles import Role
-        from tenants.runtime import tenant_context
+        from tenants.runtime import workspace_context
         from tenants.services import tenant_single_ensure
 
         tenant = tenant_single_ensure()
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             user = user_create(email=email, password=None, full_name="Dana Desk", role=Role.ADMIN)
             hasher = Argon2PasswordHasher()
             user.password = hasher.encode(PASSWORD, hasher.salt())

@@ -39,9 +39,9 @@ def webhook_admin(tessera_server, tenants_provisioned, db_commit):
 
         from accounts.services import user_create
         from rbac.roles import Role
-        from tenants.runtime import tenant_context
+        from tenants.runtime import workspace_context
 
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             user = user_create(email=email, password=None, full_name="Hana Hooks", role=Role.ADMIN)
             hasher = Argon2PasswordHasher()
             user.password = hasher.encode(PASSWORD, hasher.salt())
@@ -52,10 +52,10 @@ def webhook_admin(tessera_server, tenants_provisioned, db_commit):
 
     def remove():
         from accounts.models import User
-        from tenants.runtime import tenant_context
+        from tenants.runtime import workspace_context
         from webhooks.models import Endpoint, Event, InspectorBin
 
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             user = User.objects.get(email=email)
             Event.objects.filter(deliveries__endpoint__created_by=user).delete()
             Endpoint.objects.filter(created_by=user).delete()
@@ -67,13 +67,13 @@ def webhook_admin(tessera_server, tenants_provisioned, db_commit):
 
 def run_delivery(tenant, endpoint_id: str, secret: str) -> dict:
     """What the worker does with the pending test delivery; returns what the inspector recorded."""
-    from tenants.runtime import tenant_context
-    from webhooks.crypto import secret_encrypt
+    from core.secrets_at_rest import secret_encrypt
+    from tenants.runtime import workspace_context
     from webhooks.delivery import delivery_attempt
     from webhooks.models import Delivery, EndpointSecret, InspectorRequest
-    from webhooks.services import endpoint_secrets_valid
+    from webhooks.selectors import endpoint_secrets_valid
 
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         EndpointSecret.objects.filter(endpoint_id=endpoint_id).update(secret_encrypted=secret_encrypt(secret))
         delivery = Delivery.objects.select_related("endpoint").get(endpoint_id=endpoint_id)
         delivery_attempt(delivery.pk)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from config.middleware import client_address
+from core.request_context import client_address
 
 CASES = [
     # (trusted proxies, connection's peer, X-Forwarded-For, client)

@@ -14,8 +14,8 @@ from django.test import Client, override_settings
 from django.utils.module_loading import import_string
 
 from config.logging import RequestContextFilter
-from config.request_context import RequestContext, request_context_reset, request_context_set
 from config.settings.base import logging_config
+from core.request_context import RequestContext, request_context_reset, request_context_set
 from rbac.roles import Role
 from tests.conftest import SAAS, host_of
 

@@ -18,7 +18,7 @@ def real_limits(settings):
 @pytest.fixture
 def frozen_clock(monkeypatch):
     """The rate limiter's clock, moved only by the test: `frozen_clock.advance(seconds)`."""
-    import partners.ratelimit
+    import core.token_buckets
 
     class Clock:
         now = 1_900_000_000.0
@@ -30,7 +30,7 @@ def frozen_clock(monkeypatch):
             self.now += seconds
 
     clock = Clock()
-    monkeypatch.setattr(partners.ratelimit, "clock", clock)
+    monkeypatch.setattr(core.token_buckets, "clock", clock)
     return clock
 
 

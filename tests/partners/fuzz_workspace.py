@@ -34,23 +34,25 @@ FIELDS_CUSTOMERS = [
 
 def setup() -> dict:
     from accounts.models import User
+    from accounts.onboarding import workspace_signup
+    from billing.plans import Plan
     from partners.models import SCOPES
     from partners.services import api_key_create
     from rbac.roles import Role
     from records.services import collection_create, record_create
     from tenants.models import Tenant
-    from tenants.runtime import is_multi_tenant, tenant_context
-    from tenants.services import tenant_provision, tenant_single_ensure
+    from tenants.runtime import is_multi_tenant, workspace_context
+    from tenants.services import tenant_single_ensure
 
     if is_multi_tenant():
         slug = "fuzz-" + uuid.uuid4().hex[:8]
-        tenant = tenant_provision(
-            name="Fuzz", slug=slug, admin_email=f"admin@{slug}.test", admin_password=None, plan=Tenant.Plan.ENTERPRISE
+        tenant = workspace_signup(
+            name="Fuzz", slug=slug, admin_email=f"admin@{slug}.test", admin_password=None, plan=Plan.ENTERPRISE
         ).tenant
     else:
         tenant = tenant_single_ensure()
-        Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)  # rate limits out of the way
-    with tenant_context(tenant):
+        Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)  # rate limits out of the way
+    with workspace_context(tenant):
         admin = User.objects.filter(role=Role.ADMIN).order_by("pk").first()
         _, raw = api_key_create(actor=admin, name="schemathesis", mode="live", scopes=list(SCOPES))
         companies = collection_create(actor=admin, name="Companies", slug="companies", fields=FIELDS_COMPANIES)

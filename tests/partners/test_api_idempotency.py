@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from partners.api.idempotency import IN_FLIGHT_TIMEOUT, idempotency_records_purge
-from partners.models import IdempotencyRecord
+from api.idempotency import IN_FLIGHT_TIMEOUT, idempotency_records_purge
+from api.models import IdempotencyRecord
 from records.models import Change, Record
 from tests.conftest import SAAS, ApiClient
 
@@ -120,7 +120,7 @@ def test_the_beat_task_purges_expired_keys_in_every_workspace(
 ):
     from config.celery_app import app
     from partners.tasks import idempotency_records_purge_all_workspaces
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "partners.idempotency_records_purge_all_workspaces" in scheduled  # desktop merges base's schedule
@@ -128,9 +128,11 @@ def test_the_beat_task_purges_expired_keys_in_every_workspace(
     workspaces = [tenant, *([request.getfixturevalue("tenant_b")] if SAAS else [])]
     expired_at = timezone.now() - timedelta(hours=24, seconds=1)
     for workspace in workspaces:
-        with tenant_context(workspace):
+        with workspace_context(workspace):
             for name in ("expired", "fresh"):
-                IdempotencyRecord.objects.create(idempotency_key=name, request_hash="h", method="POST", path="/x")
+                IdempotencyRecord.objects.create(
+                    caller="user:1", idempotency_key=name, request_hash="h", method="POST", path="/x"
+                )
             IdempotencyRecord.objects.filter(idempotency_key="expired").update(created_at=expired_at)
     monkeypatch.setitem(app.conf, "task_always_eager", True)
 
@@ -138,7 +140,7 @@ def test_the_beat_task_purges_expired_keys_in_every_workspace(
         assert idempotency_records_purge_all_workspaces() == len(workspaces)
 
     for workspace in workspaces:
-        with tenant_context(workspace):
+        with workspace_context(workspace):
             assert list(IdempotencyRecord.objects.values_list("idempotency_key", flat=True)) == ["fresh"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from partners.api.problems import PROBLEM_CODES
+from api.problems import PROBLEM_CODES
 from tests.conftest import ApiClient
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -105,9 +105,11 @@ def test_the_errors_page_documents_every_code(anon_client):
 
 def _raised_codes() -> set[str]:
     """Problem codes the code base can raise: error classes' codes and `code=` at raise sites."""
+    from core import errors as core_errors
     from records import errors
 
     codes = {cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.RecordError)}
+    codes |= {cls.code for cls in vars(core_errors).values() if isinstance(cls, type) and issubclass(cls, Exception)}
     # What the API calls: the write spine, the selectors, the API packages, auth and rate limits (the
     # console's own modules — forms, tables, key management — answer with form errors instead).
     sources = [
@@ -116,15 +118,15 @@ def _raised_codes() -> set[str]:
         REPO / "partners" / "auth.py",
         REPO / "partners" / "ratelimit.py",
         *REPO.joinpath("records", "api").rglob("*.py"),
-        *REPO.joinpath("partners", "api").rglob("*.py"),
+        *REPO.joinpath("api").rglob("*.py"),
     ]
     for path in sources:
         text = path.read_text()
         codes |= set(re.findall(r'raise \w+\([^)]*?code="([a-z_]+)"', text, flags=re.S))
         codes |= set(re.findall(r'ApiProblem\(\s*\d{3},\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'problem_(?:http_)?response\(\s*\w+,\s*\d{3},\s*"([a-z_]+)"', text))
-    from partners.api.middleware import CODES
-    from partners.api.problems import DRF_CODES
+    from api.middleware import CODES
+    from api.problems import DRF_CODES
 
     return codes | set(CODES.values()) | set(DRF_CODES.values())
 
@@ -133,4 +135,4 @@ def test_every_code_the_api_raises_is_documented():
     raised = _raised_codes()
     assert {"merge_conflict", "version_mismatch", "idempotency_key_reused", "duplicate_slug"} <= raised
     undocumented = raised - set(PROBLEM_CODES)
-    assert not undocumented, f"add these to partners.api.problems.PROBLEM_CODES: {sorted(undocumented)}"
+    assert not undocumented, f"add these to api.problems.PROBLEM_CODES: {sorted(undocumented)}"

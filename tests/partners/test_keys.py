@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from core.token_buckets import token_buckets
 from partners.models import SCOPES, ApiKey
-from partners.ratelimit import token_buckets
 from partners.services import ApiKeyError, api_key_create, api_key_expire_due, api_key_revoke, api_key_rotate
 from rbac.roles import Role
 from tests.conftest import SAAS

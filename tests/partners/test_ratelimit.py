@@ -8,20 +8,17 @@ import re
 import pytest
 from django.test import override_settings
 
-from partners.ratelimit import (
-    PLAN_LIMITS,
-    SESSION_LIMIT,
-    Limit,
-    LocalTokenBuckets,
-    RedisTokenBuckets,
-    ratelimit_take,
-)
+from billing.plans import PLANS, Plan
+from core.token_buckets import Limit, LocalTokenBuckets, RedisTokenBuckets
+from partners.ratelimit import SESSION_LIMIT, ratelimit_take
 from tenants.models import Tenant
 from tests.partners.conftest import PING
 
 pytestmark = [pytest.mark.urls("tests.partners.api_views"), pytest.mark.usefixtures("real_limits")]
 
-FREE = PLAN_LIMITS[Tenant.Plan.FREE]
+# The API's limits per plan, as billing's catalogue holds them.
+PLAN_LIMITS = {code: {"key": p.api_key, "workspace": p.api_workspace} for code, p in PLANS.items()}
+FREE = PLAN_LIMITS[Plan.FREE]
 ITEM = r'"(?P<name>[a-z]+)";(?P<params>[a-z]+=\d+(?:;[a-z]+=\d+)*)'
 
 
@@ -148,7 +145,7 @@ def test_the_workspace_limit_binds_all_its_keys_together(tenant, make_key, api_f
     assert refused["X-RateLimit-Limit"] == str(workspace_burst)
 
 
-@pytest.mark.parametrize("plan", [Tenant.Plan.TEAM, Tenant.Plan.BUSINESS])
+@pytest.mark.parametrize("plan", [Plan.TEAM, Plan.BUSINESS])
 def test_limits_follow_the_workspace_plan(tenant, make_key, api_for, frozen_clock, plan):
     set_plan(tenant, plan)
     _, raw = make_key()
@@ -164,8 +161,8 @@ def test_limits_follow_the_workspace_plan(tenant, make_key, api_for, frozen_cloc
 
 
 def test_every_plan_has_limits_and_bigger_plans_have_more():
-    order = [Tenant.Plan.FREE, Tenant.Plan.TEAM, Tenant.Plan.BUSINESS, Tenant.Plan.ENTERPRISE]
-    assert set(PLAN_LIMITS) == set(Tenant.Plan.values)
+    order = [Plan.FREE, Plan.TEAM, Plan.BUSINESS, Plan.ENTERPRISE]
+    assert set(PLAN_LIMITS) == set(Plan.values)
     for name in ("key", "workspace"):
         rates = [PLAN_LIMITS[p][name].rate for p in order]
         bursts = [PLAN_LIMITS[p][name].burst for p in order]
@@ -231,7 +228,7 @@ def test_a_request_takes_from_all_its_buckets_or_from_none(settings, backend):
 
 @pytest.mark.saas_only
 def test_redis_buckets_forget_full_buckets(settings):
-    from partners.redis_connection import redis_client
+    from core.redis_client import redis_client
 
     name = f"{settings.TESSERA_COUNTERS_NAMESPACE}:{{t}}:ttl"
     RedisTokenBuckets().take([(name, Limit(rate=10, burst=20))], now=100.0)

@@ -18,7 +18,7 @@ def race(*, tenant, actor, collection, writers: int = 4, writes_each: int = 40, 
     from records.models import Change
     from records.selectors import change_list
     from records.services import record_create, record_update
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     done = threading.Event()
     errors: list[BaseException] = []
@@ -26,7 +26,7 @@ def race(*, tenant, actor, collection, writers: int = 4, writes_each: int = 40, 
 
     def write(n: int) -> None:
         try:
-            with tenant_context(tenant):
+            with workspace_context(tenant):
                 mine = []
                 for i in range(writes_each):
                     if mine and random.random() < 0.4:
@@ -41,7 +41,7 @@ def race(*, tenant, actor, collection, writers: int = 4, writes_each: int = 40, 
 
     def read() -> None:
         try:
-            with tenant_context(tenant):
+            with workspace_context(tenant):
                 cursor = (
                     Change.objects.filter(livemode=collection.livemode)
                     .order_by("-seq")
@@ -77,6 +77,6 @@ def race(*, tenant, actor, collection, writers: int = 4, writes_each: int = 40, 
         t.join()
     done.set()
     reader.join()
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         committed = list(Change.objects.filter(collection=collection).order_by("seq").values_list("seq", flat=True))
     return {"seen": seen, "committed": committed, "errors": errors}

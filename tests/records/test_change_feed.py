@@ -34,18 +34,19 @@ def _race_in_fresh_tenant():
     from django.db import connection
 
     from accounts.models import User
+    from accounts.onboarding import workspace_signup
     from records.services import collection_create
-    from tenants.runtime import tenant_context
-    from tenants.services import tenant_drop, tenant_provision
+    from tenants.runtime import workspace_context
+    from tenants.services import tenant_drop
     from tests.conftest import ADMIN_PASSWORD
     from tests.records.feed_race import race
 
     slug = "race-" + uuid.uuid4().hex[:8]
-    tenant = tenant_provision(
+    tenant = workspace_signup(
         name="Race", slug=slug, admin_email="admin@race.test", admin_password=ADMIN_PASSWORD
     ).tenant
     try:
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             admin = User.objects.get(email="admin@race.test")
             fields = [{"key": "n", "type": "integer"}, {"key": "w", "type": "integer"}]
             collection = collection_create(actor=admin, name="Race", slug="race", fields=fields)

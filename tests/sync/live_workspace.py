@@ -20,19 +20,21 @@ FIELDS = [{"key": "title", "type": "text"}, {"key": "notes", "type": "text"}, {"
 
 
 def _tenant(slug: str | None = None):
+    from accounts.onboarding import workspace_signup
+    from billing.plans import Plan
     from tenants.models import Tenant
     from tenants.runtime import is_multi_tenant
-    from tenants.services import tenant_provision, tenant_single_ensure
+    from tenants.services import tenant_single_ensure
 
     if not is_multi_tenant():
         tenant = tenant_single_ensure()
-        Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)
+        Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
         return tenant
     if slug:
         return Tenant.objects.get(slug=slug)
     slug = "sync-" + uuid.uuid4().hex[:8]
-    return tenant_provision(
-        name="Sync live", slug=slug, admin_email=f"admin@{slug}.test", admin_password=None, plan=Tenant.Plan.ENTERPRISE
+    return workspace_signup(
+        name="Sync live", slug=slug, admin_email=f"admin@{slug}.test", admin_password=None, plan=Plan.ENTERPRISE
     ).tenant
 
 
@@ -43,10 +45,10 @@ def setup() -> dict:
     from rbac.roles import Role
     from records.services import collection_create, record_create
     from sync.services import pairing_exchange, pairing_start
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     tenant = _tenant()
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         admin = User.objects.filter(role=Role.ADMIN).order_by("pk").first()
         _, raw_key = api_key_create(actor=admin, name="sync live", mode="live", scopes=list(SCOPES))
         jobs = collection_create(actor=admin, name="Live jobs", slug="livejobs", fields=FIELDS)
@@ -72,9 +74,9 @@ def revoke(slug: str, device_id: str) -> None:
     from rbac.roles import Role
     from sync.models import Device
     from sync.services import device_revoke
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
-    with tenant_context(_tenant(slug)):
+    with workspace_context(_tenant(slug)):
         admin = User.objects.filter(role=Role.ADMIN).order_by("pk").first()
         device_revoke(actor=admin, device=Device.objects.get(pk=int(device_id)))
 

@@ -133,15 +133,16 @@ def rows_as_the_spine_writes(actor, collection, numbers, data=lambda n: {"title"
     from django.db import transaction
     from django.utils import timezone
 
+    from core.actors import Actor
     from records import models
     from records.models import Change, Record, record_id_new
-    from records.services import _seq_lock, _seq_next, actor_stamp
+    from records.services import _seq_lock, _seq_next
 
     numbers = list(numbers)
     with transaction.atomic():
         _seq_lock()
         first = _seq_next(len(numbers))
-        now, stamp = timezone.now(), actor_stamp(actor)
+        now, stamp = timezone.now(), Actor.of(actor).stamp()
         records, changes = [], []
         for offset, n in enumerate(numbers):
             values = data(n)

@@ -600,12 +600,12 @@ def test_heartbeats_of_two_workspaces_on_one_tick_stay_apart(tenant, tenant_b, p
     from accounts.models import User
     from sync.models import Device, PairingCode
     from sync.services import pairing_exchange, pairing_start
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     settings.TESSERA_SYNC_HEARTBEAT_SECONDS = 0.3
     settings.TESSERA_SYNC_IDLE_SECONDS = 60
     ours, our_token = pair()
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         admin_b = User.objects.get(email="admin@beta.test")
         started = pairing_start(actor=admin_b, user=admin_b, role="manager")
         theirs, their_token = pairing_exchange(tenant=tenant_b, code=started.code, name="Beta phone")

@@ -194,10 +194,10 @@ def test_another_workspaces_device_cannot_be_revoked_from_here(tenant, tenant_b,
     from accounts.models import User
     from sync.models import Device
     from sync.services import pairing_exchange, pairing_start
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     ours = set(Device.objects.values_list("pk", flat=True))
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         admin_b = User.objects.get(email="admin@beta.test")
         theirs = None
         while theirs is None or theirs.pk in ours:  # a pk that names no device of alpha's
@@ -205,5 +205,5 @@ def test_another_workspaces_device_cannot_be_revoked_from_here(tenant, tenant_b,
             theirs, _ = pairing_exchange(tenant=tenant_b, code=started.code, name="Beta phone")
     assert admin_client.post(f"/devices/{theirs.pk}/revoke/").status_code == 404
     assert "Beta phone" not in admin_client.get("/devices/").content.decode()
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         assert Device.objects.get(pk=theirs.pk).revoked_at is None

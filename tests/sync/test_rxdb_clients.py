@@ -78,10 +78,10 @@ class Live:
         def target():
             from django.db import connections
 
-            from tenants.runtime import tenant_context
+            from tenants.runtime import workspace_context
 
             try:
-                with tenant_context(self.tenant):
+                with workspace_context(self.tenant):
                     outcome["value"] = fn(*args, **kwargs)
             except BaseException as exc:
                 outcome["error"] = exc

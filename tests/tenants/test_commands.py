@@ -1,4 +1,4 @@
-"""Management commands of tenants/: tenant_create, tenant_list, seed_demo."""
+"""Management commands of tenants/: workspace_create, workspace_list, seed_demo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from tenants.models import Domain, Tenant
-from tenants.runtime import tenant_context
+from tenants.runtime import workspace_context
 from tests.conftest import ADMIN_PASSWORD, SAAS
 
 saas_only = pytest.mark.saas_only
@@ -28,20 +28,22 @@ def log_in(host: str, email: str, password: str) -> bool:
     return response.status_code == 302 and client.get("/").status_code == 200
 
 
-# --- tenant_create ----------------------------------------------------------------------------------
+# --- workspace_create ----------------------------------------------------------------------------------
 
 
 @saas_only
 def test_tenant_create(tenants_provisioned, db):
     from accounts.models import User
 
-    out = run("tenant_create", "gamma", name="Gamma Ltd", admin_email="Boss@Gamma.test", admin_password=ADMIN_PASSWORD)
+    out = run(
+        "workspace_create", "gamma", name="Gamma Ltd", admin_email="Boss@Gamma.test", admin_password=ADMIN_PASSWORD
+    )
     assert re.match(
         r"Created Gamma Ltd at gamma\.tessera\.localhost \(t_gamma\) in \d+ ms; Admin boss@gamma\.test", out
     )
     tenant = Tenant.objects.get(slug="gamma")
     assert Domain.objects.filter(tenant=tenant, domain="gamma.tessera.localhost").exists()
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         assert User.objects.get().email == "boss@gamma.test"
     assert log_in("gamma.tessera.localhost", "boss@gamma.test", ADMIN_PASSWORD)
 
@@ -49,7 +51,7 @@ def test_tenant_create(tenants_provisioned, db):
 @saas_only
 def test_tenant_create_with_plan_and_prompted_password(tenants_provisioned, db, monkeypatch):
     monkeypatch.setattr("getpass.getpass", lambda prompt="": ADMIN_PASSWORD)
-    run("tenant_create", "gamma", name="Gamma Ltd", admin_email="boss@gamma.test", plan="business")
+    run("workspace_create", "gamma", name="Gamma Ltd", admin_email="boss@gamma.test", plan="business")
     assert Tenant.objects.get(slug="gamma").plan == "business"
     assert log_in("gamma.tessera.localhost", "boss@gamma.test", ADMIN_PASSWORD)
 
@@ -67,21 +69,21 @@ def test_tenant_create_with_plan_and_prompted_password(tenants_provisioned, db, 
 def test_tenant_create_errors_are_command_errors(tenants_provisioned, db, slug, password, message):
     before = Tenant.objects.count()
     with pytest.raises(CommandError, match=message):
-        run("tenant_create", slug, name="Gamma Ltd", admin_email="boss@gamma.test", admin_password=password)
+        run("workspace_create", slug, name="Gamma Ltd", admin_email="boss@gamma.test", admin_password=password)
     assert Tenant.objects.count() == before
 
 
 @pytest.mark.desktop_only
 def test_tenant_create_is_refused_on_the_desktop(tenants_provisioned, db):
     with pytest.raises(CommandError, match="single business"):
-        run("tenant_create", "gamma", name="Gamma Ltd", admin_email="boss@gamma.test", admin_password=ADMIN_PASSWORD)
+        run("workspace_create", "gamma", name="Gamma Ltd", admin_email="boss@gamma.test", admin_password=ADMIN_PASSWORD)
 
 
-# --- tenant_list -----------------------------------------------------------------------------------------
+# --- workspace_list -----------------------------------------------------------------------------------------
 
 
 def test_tenant_list(tenants_provisioned, db):
-    lines = run("tenant_list").splitlines()
+    lines = run("workspace_list").splitlines()
     assert lines[0].split() == ["SLUG", "NAME", "PLAN", "STATUS", "HOST", "SCHEMA"]
     rows = {line.split()[0]: line for line in lines[1:-1]}
     assert re.fullmatch(r"(\d+) workspace\(s\)", lines[-1])
@@ -98,7 +100,7 @@ def test_tenant_list(tenants_provisioned, db):
 @saas_only
 def test_tenant_list_shows_suspension(tenant_b, db):
     Tenant.objects.filter(pk=tenant_b.pk).update(status="suspended", plan="team")
-    row = next(line for line in run("tenant_list").splitlines() if line.startswith("beta "))
+    row = next(line for line in run("workspace_list").splitlines() if line.startswith("beta "))
     assert re.search(r"\bteam\s+suspended\b", row)
 
 
@@ -116,9 +118,9 @@ def demo_host() -> str:
 
 
 def demo_tenant() -> Tenant:
-    from tenants.runtime import tenant_list
+    from tenants.runtime import workspace_list
 
-    return tenant_list().get(slug="demo") if SAAS else tenant_list().get()
+    return workspace_list().get(slug="demo") if SAAS else workspace_list().get()
 
 
 def test_seed_demo_prints_credentials_that_log_in(tenants_provisioned, db, tmp_path):
@@ -138,7 +140,7 @@ def test_seed_demo_is_idempotent(tenants_provisioned, db, tmp_path):
 
     first = run("seed_demo", credentials_file=str(tmp_path / "pw"))
     tenant = demo_tenant()
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         users = dict(User.objects.values_list("email", "role"))
         events = AuditEvent.objects.count()
 
@@ -147,7 +149,7 @@ def test_seed_demo_is_idempotent(tenants_provisioned, db, tmp_path):
     assert demo_tenant().pk == tenant.pk
     if SAAS:
         assert Tenant.objects.filter(slug="demo").count() == 1
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         assert dict(User.objects.values_list("email", "role")) == users
         assert AuditEvent.objects.count() == events
         assert audit_chain_verify().ok
@@ -161,7 +163,7 @@ def test_seed_demo_restores_a_changed_admin(tenants_provisioned, db, tmp_path):
     from rbac.roles import Role
 
     out = run("seed_demo", credentials_file=str(tmp_path / "pw"))
-    with tenant_context(demo_tenant()):
+    with workspace_context(demo_tenant()):
         admin = User.objects.get(email="admin@demo.tessera.localhost")
         admin.set_password("something-else-entirely")
         admin.role = Role.VIEWER

@@ -17,9 +17,10 @@ from django.test import Client
 
 from accounts.models import User
 from audit.models import AuditEvent
-from audit.services import Actor, audit_event_record
+from audit.services import audit_event_record
+from core.actors import Actor
 from rbac.roles import Role
-from tenants.runtime import tenant_context
+from tenants.runtime import workspace_context
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.saas_only
@@ -41,13 +42,13 @@ def beta(tenants_provisioned, db):
 
 @pytest.fixture
 def alpha_admin(alpha):
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         return User.objects.get(email="admin@alpha.test")
 
 
 @pytest.fixture
 def beta_admin(beta):
-    with tenant_context(beta):
+    with workspace_context(beta):
         return User.objects.get(email="admin@beta.test")
 
 
@@ -71,7 +72,7 @@ def replay(cookie_value: str, host: str) -> Client:
 
 
 def events(tenant, **filters) -> list[AuditEvent]:
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         return list(AuditEvent.objects.filter(**filters).order_by("seq"))
 
 
@@ -103,9 +104,9 @@ def test_same_user_id_in_both_schemas_does_not_cross(alpha_admin, beta_admin, al
 
     from django.contrib.sessions.models import Session
 
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         assert Session.objects.get(session_key=stolen).get_decoded()["_auth_user_id"] == str(alpha_admin.pk)
-    with tenant_context(beta):
+    with workspace_context(beta):
         assert not Session.objects.filter(session_key=stolen).exists()
 
 
@@ -116,7 +117,7 @@ def test_session_cookie_is_host_only(alpha):
 
 
 def test_alpha_admin_cannot_change_beta_members_with_its_session(alpha, beta, beta_admin):
-    with tenant_context(beta):
+    with workspace_context(beta):
         member = User.objects.create_user(email="member@beta.test", password=ADMIN_PASSWORD, role=Role.VIEWER)
     stolen = logged_in_on_alpha().cookies[SESSION_COOKIE].value
 
@@ -124,7 +125,7 @@ def test_alpha_admin_cannot_change_beta_members_with_its_session(alpha, beta, be
     assert on_beta.post(f"/members/{member.pk}/role/", {"role": Role.ADMIN}).status_code == 302
     assert on_beta.post(f"/members/{member.pk}/remove/").status_code == 302
     assert on_beta.post("/members/", {"email": "spy@evil.test", "role": Role.ADMIN}).status_code == 302
-    with tenant_context(beta):
+    with workspace_context(beta):
         member.refresh_from_db()
         assert (member.role, member.is_active) == (Role.VIEWER, True)
         from accounts.models import Invitation
@@ -138,7 +139,7 @@ def test_alpha_admin_cannot_change_beta_members_with_its_session(alpha, beta, be
 def test_invitation_link_of_alpha_does_not_work_on_beta(alpha, beta, alpha_admin):
     from accounts.services import invitation_create
 
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         issued = invitation_create(actor=alpha_admin, email="newcomer@x.test", role=Role.MANAGER)
 
     on_beta = browser(BETA_HOST)
@@ -147,7 +148,7 @@ def test_invitation_link_of_alpha_does_not_work_on_beta(alpha, beta, alpha_admin
         issued.path(), {"full_name": "New", "password": ADMIN_PASSWORD, "password_confirm": ADMIN_PASSWORD}
     )
     assert response.status_code == 404
-    with tenant_context(beta):
+    with workspace_context(beta):
         assert not User.objects.filter(email="newcomer@x.test").exists()
 
     assert browser(ALPHA_HOST).get(issued.path()).status_code == 200, "still pending on alpha"
@@ -169,9 +170,9 @@ def test_password_reset_link_of_alpha_does_not_work_on_beta(alpha, beta, alpha_a
     new_password = {"new_password1": "a-brand-new-secret-7", "new_password2": "a-brand-new-secret-7"}
     on_beta.post(link["path"], new_password)
     on_beta.post(link["path"].rsplit("/", 2)[0] + "/set-password/", new_password)
-    with tenant_context(beta):
+    with workspace_context(beta):
         assert User.objects.get(pk=beta_admin.pk).check_password(ADMIN_PASSWORD), "beta's admin is untouched"
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         assert User.objects.get(pk=alpha_admin.pk).check_password(ADMIN_PASSWORD)
 
     on_alpha = browser(ALPHA_HOST).get(link["path"])
@@ -181,7 +182,7 @@ def test_password_reset_link_of_alpha_does_not_work_on_beta(alpha, beta, alpha_a
 def test_sign_up_handoff_link_of_alpha_does_not_work_on_beta(alpha, beta, alpha_admin):
     from accounts.services import login_handoff_create
 
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         token = login_handoff_create(user=alpha_admin)
     path = f"/accounts/handoff/{token}/"
 
@@ -212,9 +213,9 @@ def test_alpha_credentials_do_not_log_in_on_beta(alpha, beta):
 
 def test_one_person_two_accounts(alpha, beta):
     """The same e-mail in two workspaces is two accounts, each with its own password."""
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         User.objects.create_user(email="pat@x.test", password="alpha-password-1", role=Role.VIEWER)
-    with tenant_context(beta):
+    with workspace_context(beta):
         User.objects.create_user(email="pat@x.test", password="beta-password-2", role=Role.ADMIN)
 
     def can_log_in(host, password):
@@ -229,7 +230,7 @@ def test_one_person_two_accounts(alpha, beta):
 
 def test_lockout_on_alpha_does_not_lock_beta(alpha, beta):
     for tenant in (alpha, beta):
-        with tenant_context(tenant):
+        with workspace_context(tenant):
             User.objects.create_user(email="pat@x.test", password="right-password-1", role=Role.VIEWER)
     for _ in range(6):
         browser(ALPHA_HOST).post("/accounts/login/", {"username": "pat@x.test", "password": "wrong-password"})
@@ -244,7 +245,7 @@ def test_lockout_on_alpha_does_not_lock_beta(alpha, beta):
 
 
 def test_alpha_admin_sees_only_alpha_members_and_events(alpha, beta):
-    with tenant_context(beta):
+    with workspace_context(beta):
         User.objects.create_user(email="only-in-beta@beta.test", password=ADMIN_PASSWORD, role=Role.VIEWER)
         audit_event_record(action="member.invited", actor=Actor("user", "1", "beta-secret@beta.test"))
 
@@ -275,15 +276,15 @@ def test_audit_events_are_recorded_in_the_tenant_where_they_happen(alpha, beta):
 def test_cache_entries_do_not_cross_tenants(alpha, beta):
     from django.core.cache import cache
 
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         cache.set("isolation:probe", "alpha's value", 30)
-    with tenant_context(beta):
+    with workspace_context(beta):
         assert cache.get("isolation:probe") is None
         cache.set("isolation:probe", "beta's value", 30)
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         assert cache.get("isolation:probe") == "alpha's value"
         cache.delete("isolation:probe")
-    with tenant_context(beta):
+    with workspace_context(beta):
         assert cache.get("isolation:probe") == "beta's value"
         cache.delete("isolation:probe")
 
@@ -294,11 +295,11 @@ def test_cache_entries_do_not_cross_tenants(alpha, beta):
 def test_audit_verify_is_per_tenant(alpha, beta):
     from tests.audit.tampering import audit_sql
 
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         victim = audit_event_record(action="member.invited", actor=Actor.system("isolation"))
         audit_event_record(action="member.invited", actor=Actor.system("isolation"))
         audit_sql("UPDATE audit_auditevent SET actor_label = 'forged' WHERE seq = %s", [victim.seq])
-    with tenant_context(beta):
+    with workspace_context(beta):
         audit_event_record(action="member.invited", actor=Actor.system("isolation"))
 
     out = StringIO()
@@ -317,9 +318,9 @@ def test_audit_verify_is_per_tenant(alpha, beta):
 
 
 def test_each_tenant_has_its_own_chain(alpha, beta):
-    with tenant_context(alpha):
+    with workspace_context(alpha):
         a = audit_event_record(action="member.invited")
-    with tenant_context(beta):
+    with workspace_context(beta):
         b = audit_event_record(action="member.invited")
     assert a.hash != b.hash
     for tenant in (alpha, beta):

@@ -7,10 +7,12 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection
 
+from accounts.onboarding import workspace_settings_update, workspace_signup
 from accounts.services import AccountError
+from billing.plans import Plan
 from tenants.models import Domain, Tenant
-from tenants.runtime import tenant_context
-from tenants.services import ProvisioningError, tenant_provision, tenant_settings_update, tenant_single_ensure
+from tenants.runtime import workspace_context
+from tenants.services import ProvisioningError, tenant_single_ensure
 from tests.conftest import ADMIN_PASSWORD
 
 saas_only = pytest.mark.saas_only
@@ -58,7 +60,7 @@ def provision(slug: str = "gamma", **kw):
         "admin_password": ADMIN_PASSWORD,
         "admin_name": "First Admin",
     }
-    return tenant_provision(slug=slug, **{**defaults, **kw})
+    return workspace_signup(slug=slug, **{**defaults, **kw})
 
 
 # --- provisioning -----------------------------------------------------------------------------------
@@ -87,14 +89,14 @@ def test_provisioning_creates_row_domain_admin_and_audit_trail(tenants_provision
     from audit.selectors import audit_chain_verify
     from rbac.roles import Role
 
-    result = provision("gamma", name="  Gamma Trading  ", plan=Tenant.Plan.TEAM)
+    result = provision("gamma", name="  Gamma Trading  ", plan=Plan.TEAM)
     tenant = Tenant.objects.get(slug="gamma")
     assert (tenant.name, tenant.plan, tenant.status, tenant.is_template) == ("Gamma Trading", "team", "active", False)
     domain = Domain.objects.get(tenant=tenant)
     assert (domain.domain, domain.is_primary) == ("gamma.tessera.localhost", True)
     assert tenant.host() == "gamma.tessera.localhost"
 
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         users = list(User.objects.all())
         # the clone carries the template's structure, none of another workspace's people: just its first Admin
         assert [(u.email, u.role, u.full_name) for u in users] == [("admin@gamma.test", Role.ADMIN, "First Admin")]
@@ -130,7 +132,7 @@ def test_stale_template_is_migrated_before_cloning(tenants_provisioned, db, monk
     for schema in (template, tenant.schema_name):
         assert {"audit_auditevent", "audit_auditchainhead"} <= schema_tables(schema), schema
         assert {("audit", "0001_initial"), ("audit", "0002_append_only")} <= schema_migrations(schema)
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         from audit.models import AuditEvent
 
         assert AuditEvent.objects.filter(action="workspace.created").count() == 1
@@ -243,8 +245,8 @@ def test_settings_change_is_audited_once(tenant, admin_user):
 
     tenant = Tenant.objects.get(pk=tenant.pk)  # the service updates the instance: not the shared fixture's
     count = AuditEvent.objects.count()
-    tenant_settings_update(actor=admin_user, tenant=tenant, name="Alpha Two", timezone="Asia/Tokyo")
-    tenant_settings_update(actor=admin_user, tenant=tenant, name="Alpha Two", timezone="Asia/Tokyo")
+    workspace_settings_update(actor=admin_user, tenant=tenant, name="Alpha Two", timezone="Asia/Tokyo")
+    workspace_settings_update(actor=admin_user, tenant=tenant, name="Alpha Two", timezone="Asia/Tokyo")
     assert AuditEvent.objects.count() == count + 1
     event = AuditEvent.objects.order_by("-seq").first()
     assert event.action == "workspace.settings_changed"

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from tenants.models import Domain, Tenant
-from tenants.runtime import tenant_context, tenant_for_host
+from tenants.runtime import workspace_context, workspace_for_host
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.saas_only
@@ -69,7 +69,7 @@ def test_sign_up_lands_the_new_admin_logged_in_on_the_new_subdomain(public_clien
     assert home.wsgi_request.user.email == "grace@gamma.test"
     assert browser.get("/members/").status_code == 200, "the first user is an Admin"
 
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         from audit.models import AuditEvent
 
         actions = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
@@ -187,7 +187,7 @@ def test_suspended_workspace_still_answers_health_checks(tenant_b, db, settings)
 def test_suspended_workspace_refuses_a_logged_in_admin(tenant_b, client_for, db):
     from accounts.models import User
 
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         admin = User.objects.get(email="admin@beta.test")
     client = client_for(tenant_b, admin)
     assert client.get("/").status_code == 200
@@ -214,16 +214,16 @@ def test_template_tenant_is_never_served(tenants_provisioned, db):
     response = host_client("tenant-template.tessera.localhost").get("/accounts/login/")
     assert response.status_code == 404
     assert b"No workspace here" in response.content
-    assert tenant_for_host("tenant-template.tessera.localhost") is None
+    assert workspace_for_host("tenant-template.tessera.localhost") is None
 
 
 def test_template_is_not_listed_among_workspaces(tenants_provisioned, db):
-    from tenants.runtime import tenant_list
+    from tenants.runtime import workspace_list
 
-    slugs = set(tenant_list().values_list("slug", flat=True))
+    slugs = set(workspace_list().values_list("slug", flat=True))
     assert {"alpha", "beta"} <= slugs
-    assert not tenant_list().filter(is_template=True).exists()
-    assert not tenant_list().filter(schema_name="public").exists()
+    assert not workspace_list().filter(is_template=True).exists()
+    assert not workspace_list().filter(schema_name="public").exists()
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,7 @@ def test_template_is_not_listed_among_workspaces(tenants_provisioned, db):
     ],
 )
 def test_tenant_for_host(tenants_provisioned, db, host, slug):
-    tenant = tenant_for_host(host)
+    tenant = workspace_for_host(host)
     assert (tenant.slug if tenant else None) == slug
 
 

@@ -154,24 +154,25 @@ class Workspace:
 
 def _workspace_new(tenants_provisioned) -> Workspace:
     from accounts.models import User
+    from accounts.onboarding import workspace_signup
+    from billing.plans import Plan
     from rbac.roles import Role
     from tenants.models import Tenant
-    from tenants.runtime import tenant_context
-    from tenants.services import tenant_provision
+    from tenants.runtime import workspace_context
 
     if SAAS:
         slug = "wh-" + uuid.uuid4().hex[:8]
-        tenant = tenant_provision(
+        tenant = workspace_signup(
             name="Webhooks live",
             slug=slug,
             admin_email=f"admin@{slug}.test",
             admin_password=None,
-            plan=Tenant.Plan.ENTERPRISE,
+            plan=Plan.ENTERPRISE,
         ).tenant
     else:
         tenant, slug = tenants_provisioned["alpha"], None
-        Tenant.objects.filter(pk=tenant.pk).update(plan=Tenant.Plan.ENTERPRISE)
-    with tenant_context(tenant):
+        Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
+    with workspace_context(tenant):
         admin = User.objects.filter(role=Role.ADMIN, is_active=True).order_by("pk").first()
     return Workspace(tenant=tenant, admin=admin, created_slug=slug)
 
@@ -179,14 +180,14 @@ def _workspace_new(tenants_provisioned) -> Workspace:
 def _workspace_drop(ws: Workspace, plan_before=None) -> None:
     from records.models import Change, Collection, Record
     from tenants.models import Tenant
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
     from tenants.services import tenant_drop
     from webhooks.models import Endpoint, Event
 
     if ws.created_slug:
         tenant_drop(tenant=ws.tenant)
         return
-    with tenant_context(ws.tenant):  # desktop: remove what the test committed to the one workspace
+    with workspace_context(ws.tenant):  # desktop: remove what the test committed to the one workspace
         Endpoint.objects.all().delete()
         Event.objects.all().delete()
         slugs = Collection.objects.filter(slug__startswith="whk").values("pk")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from api.problems import PROBLEM_CODES
 from audit.models import AuditEvent
-from partners.api.problems import PROBLEM_CODES
 from tests.conftest import ApiClient, host_of
-from webhooks import catalogue, services
+from webhooks import catalogue, maintenance, selectors, services
 from webhooks.inspector import inspector_bin_create
 from webhooks.models import Delivery, Endpoint, Event
 
@@ -52,7 +52,7 @@ def test_create_shows_the_secret_once_and_retrieve_never(api, inspector_url):
     assert body["event_types"] == ["record.*"] and body["headers"] == {"X-Token": "abc"}
     assert response["Location"] == f"{BASE}/{body['id']}"
     endpoint = Endpoint.objects.get(pk=body["id"])
-    assert services.endpoint_secrets_valid(endpoint) == [body["secret"]]
+    assert selectors.endpoint_secrets_valid(endpoint) == [body["secret"]]
 
     again = client.get(response["Location"])
     assert again.status_code == 200 and "secret" not in again.json()
@@ -159,7 +159,7 @@ def test_rotate_the_secret_with_an_overlap(api):
     body = response.json()
     assert body["secret"].startswith("whsec_") and body["secret"] != created["secret"]
     assert body["previous_secrets_expire_at"] is not None
-    valid = services.endpoint_secrets_valid(Endpoint.objects.get(pk=created["id"]))
+    valid = selectors.endpoint_secrets_valid(Endpoint.objects.get(pk=created["id"]))
     assert valid == [body["secret"], created["secret"]]  # both sign during the overlap
     too_long = client.post(f"{BASE}/{created['id']}/rotate_secret", {"overlap_seconds": 8 * 86400})
     assert_problem(too_long, 400, "invalid_request", "overlap_seconds")
@@ -197,7 +197,7 @@ def test_a_delivery_shows_each_attempts_request_and_answer(api, admin_user, insp
 
     client = api(scopes=SCOPES, mode="test")
     endpoint_id = create(client, url=inspector_url).json()["id"]
-    delivery = services.test_event_send(actor=admin_user, endpoint=Endpoint.objects.get(pk=endpoint_id))
+    delivery = maintenance.test_event_send(actor=admin_user, endpoint=Endpoint.objects.get(pk=endpoint_id))
     delivery_attempt(delivery.pk)  # the worker's part: recorded by the inspector in-process
 
     body = client.get(f"{BASE}/{endpoint_id}/deliveries/dlv_{delivery.pk}").json()
@@ -222,9 +222,9 @@ def test_the_scope_is_needed(api):
 def test_another_workspaces_endpoint_is_404_and_its_key_401(api, tenant_b):
     from accounts.models import User
     from partners.services import api_key_create
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         b_admin = User.objects.get(email="admin@beta.test")
         theirs, _ = services.endpoint_create(actor=b_admin, url="https://example.com/beta", livemode=True)
         _, their_raw = api_key_create(actor=b_admin, name="beta", mode="live", scopes=list(SCOPES))
@@ -236,7 +236,7 @@ def test_another_workspaces_endpoint_is_404_and_its_key_401(api, tenant_b):
     assert client.get(BASE).json()["data"] == []
     their_key_here = ApiClient(client.tenant, their_raw)
     assert_problem(their_key_here.get(BASE), 401, "unauthenticated")
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         assert Endpoint.objects.get(pk=theirs.pk).enabled is True
 
 
@@ -251,7 +251,7 @@ def test_the_openapi_document_describes_every_event_in_its_webhooks_section(anon
     assert {p["name"] for p in created["parameters"]} >= {"webhook-id", "webhook-timestamp", "webhook-signature"}
     ref = created["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
     envelope = schema["components"]["schemas"][ref]
-    assert envelope["required"] == ["type", "timestamp", "data"]
+    assert envelope["required"] == ["id", "object", "type", "created", "livemode", "data"]
     assert envelope["properties"]["type"]["enum"] == ["record.created"]
     operations = {op["operationId"] for path in schema["paths"].values() for op in path.values() if "operationId" in op}
     assert {
@@ -267,6 +267,16 @@ def test_the_openapi_document_describes_every_event_in_its_webhooks_section(anon
 
 
 def test_problem_codes_of_this_api_are_documented():
-    from webhooks.api.views import SERVICE_PROBLEMS
+    """Every code the webhook services can answer with (error classes, and `code=` where raised) is on
+    the errors page."""
+    import re
+    from pathlib import Path
 
-    assert {code for _, code in SERVICE_PROBLEMS.values()} <= set(PROBLEM_CODES)
+    from webhooks import errors
+
+    codes = {cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, Exception)}
+    for module in ("services.py", "maintenance.py", "api/views.py"):
+        text = (Path(errors.__file__).parent / module).read_text()
+        codes |= set(re.findall(r'raise \w+\([^)]*?code="([a-z_]+)"', text, flags=re.S))
+    assert {"url_refused", "endpoint_disabled", "forbidden"} <= codes
+    assert codes <= set(PROBLEM_CODES)

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from rbac.roles import Role
 from tests.conftest import host_of
 from tests.html_forms import form_with_button
-from webhooks import services
+from webhooks import maintenance, selectors, services
 from webhooks.delivery import delivery_attempt
 from webhooks.inspector import inspector_bin_create
 from webhooks.models import Delivery, Endpoint, Event, WebhookSettings
@@ -65,7 +65,7 @@ def endpoint_of(admin_user, url: str, *, livemode: bool = False, **kw) -> Endpoi
 def test_only_admins_reach_any_webhooks_page(tenant, admin_user, client_for, make_user, inspector_url, role):
     bin, url = inspector_url
     endpoint = endpoint_of(admin_user, url)
-    services.test_event_send(actor=admin_user, endpoint=endpoint)
+    maintenance.test_event_send(actor=admin_user, endpoint=endpoint)
     delivery = Delivery.objects.get(endpoint=endpoint)
     member = client_for(tenant, make_user(role=role))
 
@@ -124,7 +124,7 @@ def test_add_an_endpoint_reveal_its_secret_and_see_it_audited(browser, inspector
     revealed = form_with_button(page, "Reveal secret").submit(browser, response["Location"])
     assert revealed.status_code == 200 and "no-store" in revealed["Cache-Control"]
     secret = secret_shown(revealed)
-    assert services.endpoint_secrets_valid(endpoint) == [secret]
+    assert selectors.endpoint_secrets_valid(endpoint) == [secret]
     assert AuditEvent.objects.filter(action="webhook_endpoint.created", target_id=endpoint.pk).exists()
 
     assert browser.get(f"/webhooks/endpoints/{endpoint.pk}/secret/").status_code == 405  # never by a link
@@ -188,7 +188,7 @@ def test_rotate_the_secret_keeps_the_old_one_for_the_overlap(browser, admin_user
     response = form_with_button(browser.get(path), "Rotate secret").submit(browser, path, overlap="3600")
     assert response.status_code == 302
 
-    valid = services.endpoint_secrets_valid(endpoint)
+    valid = selectors.endpoint_secrets_valid(endpoint)
     assert len(valid) == 2 and valid[1] == old
     detail = f"/webhooks/endpoints/{endpoint.pk}/"
     revealed = form_with_button(browser.get(detail), "Reveal secret").submit(browser, detail)
@@ -235,7 +235,7 @@ def test_a_test_event_reaches_the_inspector_signed_and_shows_in_the_log_and_heal
     headers = {k.lower(): v for k, v in received.headers.items()}
     assert headers["webhook-id"] == delivery.event_id
     event = Webhook(secret).verify(received.body, headers)  # a partner's verification passes
-    assert event["type"] == "test.ping" and event["data"]["endpoint"] == endpoint.pk
+    assert event["type"] == "test.ping" and event["data"]["object"]["endpoint"] == endpoint.pk
 
     log = text(browser.get(detail))
     assert "test.ping" in log and "Succeeded" in log
@@ -337,12 +337,12 @@ def test_the_developer_docs_show_verification_snippets_and_the_catalogue(browser
 @pytest.mark.saas_only
 def test_another_workspaces_endpoints_and_deliveries_are_404(browser, admin_client, tenant, tenant_b):
     from accounts.models import User
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         b_admin = User.objects.get(email="admin@beta.test")
         theirs, _ = services.endpoint_create(actor=b_admin, url="https://example.com/beta", livemode=False)
-        services.test_event_send(actor=b_admin, endpoint=theirs)
+        maintenance.test_event_send(actor=b_admin, endpoint=theirs)
         their_delivery = Delivery.objects.get(endpoint=theirs)
         their_bin = inspector_bin_create(actor=b_admin)
     for path in (
@@ -356,5 +356,5 @@ def test_another_workspaces_endpoints_and_deliveries_are_404(browser, admin_clie
         assert admin_client.post(f"/webhooks/endpoints/{theirs.pk}/{action}/").status_code == 404, action
     assert admin_client.post(f"/webhooks/deliveries/{their_delivery.pk}/resend/").status_code == 404
     assert "example.com/beta" not in text(browser.get(LIST))
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         assert Endpoint.objects.filter(pk=theirs.pk).exists()

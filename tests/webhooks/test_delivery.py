@@ -18,19 +18,16 @@ from records.services import collection_create, record_bulk_upsert, record_creat
 from tests.webhooks.conftest import Reply
 from webhooks.catalogue import CATALOGUE
 from webhooks.delivery import delivery_attempt, endpoint_deliveries_attempt
-from webhooks.models import Attempt, Delivery, Endpoint, Event
-from webhooks.services import (
-    WebhookError,
-    WebhookForbidden,
+from webhooks.errors import WebhookError, WebhookForbidden
+from webhooks.maintenance import (
     deliveries_recover,
     delivery_resend,
-    endpoint_create,
-    endpoint_delete,
-    endpoint_update,
     test_event_send,
     webhook_retention_clean,
     webhook_settings_update,
 )
+from webhooks.models import Attempt, Delivery, Endpoint, Event
+from webhooks.services import endpoint_create, endpoint_delete, endpoint_update
 from webhooks.tasks import deliveries_due
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
@@ -67,12 +64,33 @@ def test_a_record_write_puts_a_signed_event_in_the_outbox_and_it_arrives(
     (request,) = receiver.received
     payload = Webhook(secret).verify(request.body, request.headers)
     assert payload["type"] == "record.created"
-    assert payload["data"]["id"] == record.id and payload["data"]["data"] == {"title": "Fix the roof", "qty": 2}
-    assert payload["timestamp"].endswith("Z")
-    assert request.headers["webhook-id"] == event.id
+    record_out = payload["data"]["object"]
+    assert record_out["id"] == record.id and record_out["data"] == {"title": "Fix the roof", "qty": 2}
+    assert payload["created"].endswith("Z") and payload["object"] == "event"
+    assert request.headers["webhook-id"] == event.id == payload["id"]
+    assert payload["id"].startswith("evt_") and payload["id"].endswith(f"_{record.seq}")
     assert request.headers["content-type"] == "application/json"
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SUCCEEDED and delivery.attempts == 1 and delivery.last_status_code == 200
+
+
+def test_an_event_of_the_events_api_and_its_webhook_body_are_the_same_object(
+    tenant, admin_user, admin_client, collection, receiver
+):
+    """One change, one id and one shape: what a partner reads from /api/v1/events equals, member for
+    member, what its webhook endpoint received for that change."""
+    endpoint, secret = endpoint_create(actor=admin_user, url=receiver.url(), event_types=["record.*"])
+    record = record_create(actor=admin_user, collection=collection, data={"title": "Roof", "qty": 2})
+    record = record_update(actor=admin_user, record=record, data={"qty": 3}).record
+    record_delete(actor=admin_user, record=record)
+    for delivery in Delivery.objects.filter(endpoint=endpoint).order_by("created_at"):
+        assert delivery_attempt(delivery.pk).result == "succeeded"
+
+    bodies = [Webhook(secret).verify(r.body, r.headers) for r in receiver.received]
+    listed = admin_client.get("/api/v1/events", {"collection": collection.slug}).json()["data"]
+    assert [e["type"] for e in listed] == ["record.created", "record.updated", "record.deleted"]
+    assert sorted(bodies, key=lambda b: b["id"]) == sorted(listed, key=lambda e: e["id"])
+    assert [r.headers["webhook-id"] for r in receiver.received] == [b["id"] for b in bodies]
 
 
 def test_updates_and_deletes_are_events_too(tenant, admin_user, collection, receiver):
@@ -100,10 +118,10 @@ def test_a_bulk_write_gives_each_record_its_event_and_reads_the_endpoints_once(
     assert [r.status for r in results] == ["created"] * 5 + ["updated", "error"]
     created = {r.record.id for r in results[:5]}
     got_all = Delivery.objects.filter(endpoint=everything, event__type="record.created").values_list(
-        "event__payload__data__id", flat=True
+        "event__payload__data__object__id", flat=True
     )
     assert set(got_all) == created | {existing.id}  # the record created before the bulk, and the five
-    updates = Delivery.objects.filter(endpoint=only_updates).values_list("event__payload__data__id", flat=True)
+    updates = Delivery.objects.filter(endpoint=only_updates).values_list("event__payload__data__object__id", flat=True)
     assert list(updates) == [existing.id]
     assert len([q for q in queries if "webhooks_endpoint" in q["sql"]]) == 1
 
@@ -140,11 +158,8 @@ def test_collection_member_and_api_key_actions_are_events(tenant, admin_user, ma
     assert test_types == ["api_key.created", "api_key.revoked"]  # a test-mode key: test-mode endpoints only
     changed = Event.objects.get(type="member.role_changed").payload["data"]
     assert changed == {
-        "object": "member",
-        "id": str(member.pk),
-        "email": member.email,
-        "role": "manager",
-        "previous_role": "viewer",
+        "object": {"object": "member", "id": str(member.pk), "email": member.email, "role": "manager"},
+        "previous_attributes": {"role": "viewer"},
     }
     assert set(Event.objects.values_list("type", flat=True)) <= set(CATALOGUE)
 
@@ -160,11 +175,13 @@ def test_pairing_and_revoking_a_phone_are_events(tenant, admin_user, receiver):
     events = [d.event for d in Delivery.objects.filter(endpoint=endpoint).order_by("created_at")]
     assert [e.type for e in events] == ["device.paired", "device.revoked"]
     assert events[0].payload["data"] == {
-        "object": "device",
-        "id": str(device.pk),
-        "name": "Van phone",
-        "role": "manager",
-        "user": admin_user.email,
+        "object": {
+            "object": "device",
+            "id": str(device.pk),
+            "name": "Van phone",
+            "role": "manager",
+            "user": admin_user.email,
+        }
     }
 
 
@@ -188,22 +205,22 @@ def test_filters_disabled_endpoints_and_modes_decide_who_gets_an_event(tenant, a
     assert got[switched_off.pk] == set()
     assert got[sandbox.pk] == {"collection.created", "record.created"}
     sandbox_event = Delivery.objects.get(endpoint=sandbox, event__type="record.created").event
-    assert sandbox_event.livemode is False and sandbox_event.payload["data"]["data"] == {"title": "sandbox"}
+    assert sandbox_event.livemode is False and sandbox_event.payload["data"]["object"]["data"] == {"title": "sandbox"}
 
 
 @pytest.mark.saas_only
 def test_another_workspace_never_gets_this_workspaces_events(tenant, tenant_b, admin_user, collection, receiver):
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         from accounts.models import User
 
         b_admin = User.objects.get(email="admin@beta.test")
         b_endpoint, _ = endpoint_create(actor=b_admin, url=receiver.url("/beta"))
-    with tenant_context(tenant):
+    with workspace_context(tenant):
         record_create(actor=admin_user, collection=collection, data={"title": "alpha's"})
         assert Delivery.objects.count() == 0  # alpha has no endpoint
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         assert not Delivery.objects.filter(endpoint_id=b_endpoint.pk).exists()
         assert not Event.objects.exists()
 

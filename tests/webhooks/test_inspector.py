@@ -9,7 +9,7 @@ import html
 
 import pytest
 
-from partners.ratelimit import Limit
+from core.token_buckets import Limit
 from tests.conftest import host_of
 from tests.html_forms import form_with_button
 from webhooks import inspector
@@ -135,13 +135,13 @@ def test_admins_create_clear_and_delete_inspector_urls(tenant, admin_user, clien
 @pytest.mark.saas_only
 def test_another_workspaces_inspector_is_not_reachable_here(tenant, tenant_b, sender, admin_user, client_for):
     from accounts.models import User
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         theirs = inspector_bin_create(actor=User.objects.get(email="admin@beta.test"))
     assert sender.post(path_of(theirs), "{}", content_type="application/json").status_code == 404
     assert client_for(tenant, admin_user).get(f"/webhooks/inspector/{theirs.pk}/").status_code == 404
     # Their inspector URL is not "ours" for deliveries either: it would go through the SSRF guard.
     assert inspector_bin_for_url(f"https://{host_of(tenant_b)}/webhooks/inspect/{theirs.token}") is None
-    with tenant_context(tenant_b):
+    with workspace_context(tenant_b):
         assert not InspectorRequest.objects.exists()

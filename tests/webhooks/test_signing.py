@@ -10,17 +10,13 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from webhooks.crypto import SecretUndecryptable, secret_decrypt, secret_encrypt
+from core.secrets_at_rest import SecretUndecryptable, secret_decrypt, secret_encrypt
 from webhooks.delivery import delivery_attempt
+from webhooks.errors import WebhookError
+from webhooks.maintenance import test_event_send
 from webhooks.models import Delivery, EndpointSecret
-from webhooks.services import (
-    WebhookError,
-    endpoint_create,
-    endpoint_secret_reveal,
-    endpoint_secret_rotate,
-    endpoint_secrets_valid,
-    test_event_send,
-)
+from webhooks.selectors import endpoint_secrets_valid
+from webhooks.services import endpoint_create, endpoint_secret_reveal, endpoint_secret_rotate
 from webhooks.signing import headers_signed, secret_new
 
 

@@ -10,8 +10,10 @@ import pytest
 
 from webhooks import ssrf
 from webhooks.delivery import delivery_attempt
+from webhooks.errors import WebhookError
+from webhooks.maintenance import test_event_send
 from webhooks.models import Attempt, Delivery
-from webhooks.services import WebhookError, endpoint_create, test_event_send
+from webhooks.services import endpoint_create
 
 REFUSED_HOSTS = [
     "127.0.0.1",

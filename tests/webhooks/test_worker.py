@@ -21,10 +21,10 @@ FIELDS = [{"key": "title", "type": "text"}, {"key": "n", "type": "integer"}]
 
 def _setup(ws, url: str, slug: str = "whkjobs"):
     from records.services import collection_create
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
     from webhooks.services import endpoint_create
 
-    with tenant_context(ws.tenant):
+    with workspace_context(ws.tenant):
         endpoint, secret = endpoint_create(actor=ws.admin, url=url, event_types=["record.*"])
         collection = collection_create(actor=ws.admin, name="Jobs", slug=slug, fields=FIELDS)
     return endpoint, secret, collection
@@ -32,30 +32,30 @@ def _setup(ws, url: str, slug: str = "whkjobs"):
 
 def _write(ws, collection, n: int, start: int = 0) -> list[str]:
     from records.services import record_create
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
 
     ids = []
-    with tenant_context(ws.tenant):
+    with workspace_context(ws.tenant):
         for i in range(start, start + n):
             ids.append(record_create(actor=ws.admin, collection=collection, data={"title": f"job {i}", "n": i}).id)
     return ids
 
 
 def _event_ids(ws) -> set[str]:
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
     from webhooks.models import Event
 
-    with tenant_context(ws.tenant):
+    with workspace_context(ws.tenant):
         return set(Event.objects.filter(type__startswith="record.").values_list("pk", flat=True))
 
 
 def _statuses(ws) -> dict[str, int]:
     from django.db.models import Count
 
-    from tenants.runtime import tenant_context
+    from tenants.runtime import workspace_context
     from webhooks.models import Delivery
 
-    with tenant_context(ws.tenant):
+    with workspace_context(ws.tenant):
         return dict(Delivery.objects.values_list("status").annotate(n=Count("pk")))
 
 
@@ -93,16 +93,16 @@ def test_record_writes_arrive_through_a_real_worker_and_verify(
 
     ours = [r for r in received if r.path == "/a"]
     payloads = [Webhook(secret).verify(r.body, r.headers) for r in ours]
-    assert sorted({p["data"]["id"] for p in payloads}) == sorted(record_ids)
+    assert sorted({p["data"]["object"]["id"] for p in payloads}) == sorted(record_ids)
     assert {p["type"] for p in payloads} == {"record.created"}
     with django_db_blocker.unblock():
         assert {r.webhook_id for r in ours} == _event_ids(ws)
         _wait(lambda: _statuses(ws) == {"succeeded": 5}, 10, "the deliveries to be marked succeeded", worker)
     if SAAS:
         theirs = [r for r in received if r.path == "/b"]
-        assert sorted(Webhook(other_secret).verify(r.body, r.headers)["data"]["id"] for r in theirs) == sorted(
-            other_ids
-        )
+        assert sorted(
+            Webhook(other_secret).verify(r.body, r.headers)["data"]["object"]["id"] for r in theirs
+        ) == sorted(other_ids)
         assert not {r.webhook_id for r in theirs} & {r.webhook_id for r in ours}
 
 

@@ -1,5 +1,6 @@
 """The OpenAPI document's `webhooks` section (OpenAPI 3.1): one entry per event type of the catalogue,
-describing the request Tessera sends — the envelope `{type, timestamp, data}`, the Standard Webhooks
+describing the request Tessera sends — the event `{id, object, type, created, livemode, data}` (the
+same object `/api/v1/events` lists), the Standard Webhooks
 headers, and what the receiver should answer. A drf-spectacular post-processing hook
 (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"], the last one); the catalogue (webhooks.catalogue) is
 the source.
@@ -17,8 +18,9 @@ from webhooks import catalogue
 HEADERS = [
     (
         "webhook-id",
-        "The event's id (`msg_…`), the same on every retry: the idempotency key. Deliveries are at least "
-        "once and their order is not guaranteed, so skip ids you have processed already.",
+        "The event's id (`evt_…`, as in the body and on `/api/v1/events`), the same on every retry: the "
+        "idempotency key. Deliveries are at least once and their order is not guaranteed, so skip ids you have "
+        "processed already.",
     ),
     ("webhook-timestamp", "When this attempt was signed (Unix seconds). Refuse old ones to stop replays."),
     (
@@ -99,13 +101,16 @@ def webhooks_section(result, generator, request, public):
         schemas[name] = {
             "type": "object",
             "description": event.description,
-            "required": ["type", "timestamp", "data"],
+            "required": ["id", "object", "type", "created", "livemode", "data"],
             "properties": {
+                "id": {"type": "string", "description": "The event's id, also the `webhook-id` header."},
+                "object": {"type": "string", "enum": ["event"]},
                 "type": {"type": "string", "enum": [event.name]},
-                "timestamp": {"type": "string", "format": "date-time", "description": "When it happened (UTC)."},
+                "created": {"type": "string", "format": "date-time", "description": "When it happened (UTC)."},
+                "livemode": {"type": "boolean", "description": "False for sandbox (test-mode) data."},
                 "data": {**_schema_of(event.example), "description": "The object the event is about."},
             },
-            "example": {"type": event.name, "timestamp": "2026-02-02T17:04:11.250000Z", "data": event.example},
+            "example": catalogue.event_example(event),
         }
         webhooks[event.name] = {
             "post": {

@@ -9,15 +9,16 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from partners.api.schema import (
+from api.schema import (
     ConstantField,
     StrictBooleanField,
     StrictIntegerField,
     StrictSerializer,
     TextField,
 )
-from webhooks.forms import HEADER_VALUE_MAX, HEADERS_MAX, RATE_LIMIT_MAX, URL_MAX, catalogue_choices_values
+from webhooks.forms import catalogue_choices_values
 from webhooks.models import Delivery
+from webhooks.services import HEADER_VALUE_MAX, HEADERS_MAX, RATE_LIMIT_MAX, URL_MAX
 
 ENDPOINT_ID_PATTERN = r"^ep_[0-9a-z]{26}$"
 DELIVERY_ID_PATTERN = r"^dlv_[0-9]{1,18}$"

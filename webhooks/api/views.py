@@ -10,33 +10,22 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from partners.api.base import ApiJSONParser, ApiView, MergePatchParser
-from partners.api.idempotency import idempotent
-from partners.api.pagination import LIMIT_DEFAULT, LIMIT_MAX, PAGE_PARAMS, keyset_page, list_body, page_request
-from partners.api.problems import ApiProblem
-from partners.api.schema import IDEMPOTENCY_KEY, error_responses
+from api.base import ApiJSONParser, ApiView, MergePatchParser
+from api.idempotency import idempotent
+from api.pagination import LIMIT_DEFAULT, LIMIT_MAX, PAGE_PARAMS, keyset_page, list_body, page_request
+from api.problems import ApiProblem
+from api.schema import IDEMPOTENCY_KEY, error_responses
 from webhooks import catalogue, selectors, services
 from webhooks.api import serializers as s
-from webhooks.forms import custom_headers_check, endpoint_url_check
 from webhooks.models import Delivery, Endpoint
 
 TAG = "Webhook endpoints"
 ENDPOINT_ID_RE = re.compile(s.ENDPOINT_ID_PATTERN)
 DELIVERY_ID_RE = re.compile(s.DELIVERY_ID_PATTERN)
-# A service's error code -> (HTTP status, problem code). Anything else: 422 invalid_request.
-SERVICE_PROBLEMS = {
-    "url_refused": (422, "url_refused"),
-    "endpoint_disabled": (409, "endpoint_disabled"),
-    "limit": (409, "conflict"),
-    "no_secret": (409, "conflict"),
-    "forbidden": (403, "forbidden"),
-}
-
 ENDPOINT_PATH = OpenApiParameter(
     "endpoint_id",
     {"type": "string", "pattern": s.ENDPOINT_ID_PATTERN},
@@ -59,21 +48,6 @@ def validated(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def _service_problem(exc: services.WebhookError) -> ApiProblem:
-    status, code = SERVICE_PROBLEMS.get(exc.code, (422, "invalid_request"))
-    return ApiProblem(status, code, exc.message, param=exc.field)
-
-
-def _semantic_checks(data: dict) -> None:
-    """What the schema cannot say about a well-formed body: 422 with the field at fault."""
-    for name, check in (("url", endpoint_url_check), ("headers", custom_headers_check)):
-        if name in data:
-            try:
-                data[name] = check(data[name])
-            except ValidationError as exc:
-                raise ApiProblem(422, "invalid_request", exc.messages[0], param=name) from None
 
 
 def _endpoint(view: ApiView, endpoint_id: str) -> Endpoint:
@@ -162,11 +136,7 @@ class EndpointsApi(ApiView):
     def post(self, request):
         self.query_params_check(set())
         data = dict(validated(s.EndpointCreateIn, request.data))
-        _semantic_checks(data)
-        try:
-            endpoint, secret = services.endpoint_create(actor=request.user, livemode=self.livemode, **data)
-        except services.WebhookError as exc:
-            raise _service_problem(exc) from None
+        endpoint, secret = services.endpoint_create(actor=request.user, livemode=self.livemode, **data)
         location = reverse("api:webhook_endpoint", kwargs={"endpoint_id": endpoint.pk})
         return Response(_endpoint_out(endpoint, secret), status=201, headers={"Location": location})
 
@@ -202,11 +172,7 @@ class EndpointApi(ApiView):
         self.query_params_check(set())
         data = dict(validated(s.EndpointUpdateIn, request.data))
         endpoint = _endpoint(self, endpoint_id)
-        _semantic_checks(data)
-        try:
-            endpoint = services.endpoint_update(actor=request.user, endpoint=endpoint, **data)
-        except services.WebhookError as exc:
-            raise _service_problem(exc) from None
+        endpoint = services.endpoint_update(actor=request.user, endpoint=endpoint, **data)
         return Response(_endpoint_out(endpoint))
 
     @extend_schema(
@@ -221,10 +187,7 @@ class EndpointApi(ApiView):
         self.query_params_check(set())
         endpoint = _endpoint(self, endpoint_id)
         pk = endpoint.pk
-        try:
-            services.endpoint_delete(actor=request.user, endpoint=endpoint)
-        except services.WebhookError as exc:
-            raise _service_problem(exc) from None
+        services.endpoint_delete(actor=request.user, endpoint=endpoint)
         return Response(s.EndpointDeletedOut({"id": pk, "deleted": True}).data)
 
 
@@ -249,10 +212,7 @@ class EndpointSecretRotateApi(ApiView):
         data = validated(s.SecretRotateIn, request.data or {})
         endpoint = _endpoint(self, endpoint_id)
         overlap = timedelta(seconds=data["overlap_seconds"])
-        try:
-            secret = services.endpoint_secret_rotate(actor=request.user, endpoint=endpoint, overlap=overlap)
-        except services.WebhookError as exc:
-            raise _service_problem(exc) from None
+        secret = services.endpoint_secret_rotate(actor=request.user, endpoint=endpoint, overlap=overlap)
         expires = max((x.expires_at for x in endpoint.secrets.all() if x.expires_at), default=None)
         body = {"endpoint": endpoint.pk, "secret": secret, "previous_secrets_expire_at": expires}
         return Response(s.SecretOut(body).data)

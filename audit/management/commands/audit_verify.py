@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.selectors import audit_chain_verify
-from tenants.runtime import tenant_context, tenant_list
+from tenants.runtime import workspace_context, workspace_list
 
 
 class Command(BaseCommand):
@@ -13,14 +13,14 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", help="Only this workspace (its slug).")
 
     def handle(self, *args, **options):
-        tenants = tenant_list()
+        tenants = workspace_list()
         if options["tenant"]:
             tenants = tenants.filter(slug=options["tenant"])
             if not tenants.exists():
                 raise CommandError(f"No workspace with slug {options['tenant']!r}.")
         broken = 0
         for tenant in tenants:
-            with tenant_context(tenant):
+            with workspace_context(tenant):
                 result = audit_chain_verify()
             if result.ok:
                 self.stdout.write(f"{tenant.slug}: OK, {result.checked} events verified")

@@ -23,9 +23,9 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
-from partners.api.base import api_key_of
-from partners.api.problems import ApiProblem
-from partners.models import IdempotencyRecord
+from api.base import caller_of
+from api.models import IdempotencyRecord
+from api.problems import ApiProblem
 
 HEADER = "Idempotency-Key"
 KEY_MAX_LENGTH = 255
@@ -50,8 +50,8 @@ def _fingerprint(request) -> str:
 
 
 def _scope(request) -> dict:
-    key = api_key_of(request)
-    return {"key": key} if key is not None else {"user": request.user}
+    actor = caller_of(request)
+    return {"caller": f"{actor.type}:{actor.id}"}
 
 
 def _expired(record: IdempotencyRecord, now: datetime) -> bool:

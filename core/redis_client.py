@@ -1,4 +1,4 @@
-"""The Redis connection partners/ keeps rate-limit buckets and usage counters in (SaaS only)."""
+"""The Redis connection of this process (SaaS only): token buckets, usage counters, key generations."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from partners.api.problems import PROBLEM_CONTENT_TYPE, TITLES
+from api.problems import PROBLEM_CONTENT_TYPE, TITLES
 
 NO_NUL = r"^[^\u0000]*$"
 

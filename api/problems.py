@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from records.errors import RecordError
+from core.errors import ServiceError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 ERRORS_PAGE_PATH = "/api/v1/docs/errors/"
@@ -182,9 +182,17 @@ def problem_http_response(
     return response
 
 
-def record_error_body(request, exc: RecordError) -> dict:
+def service_error_body(request, exc: ServiceError) -> dict:
     """A service error as a problem body (bulk writes report one per failed item)."""
     return problem_body(request, exc.status, exc.code, exc.message, param=exc.param, **exc.extra)
+
+
+def service_error_http_response(request, exc: ServiceError) -> HttpResponse:
+    """A service error as a rendered problem response (for views outside DRF and for middleware)."""
+    headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+    return problem_http_response(
+        request, exc.status, exc.code, exc.message, param=exc.param, headers=headers, **exc.extra
+    )
 
 
 def validation_errors(detail, prefix: str = "") -> list[dict]:
@@ -215,8 +223,11 @@ def validation_errors(detail, prefix: str = "") -> list[dict]:
 
 def exception_handler(exc, context):
     request = context.get("request")
-    if isinstance(exc, RecordError):
-        return problem_response(request, exc.status, exc.code, exc.message, param=exc.param, **exc.extra)
+    if isinstance(exc, ServiceError):
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        return problem_response(
+            request, exc.status, exc.code, exc.message, param=exc.param, headers=headers, **exc.extra
+        )
     if isinstance(exc, ApiProblem):
         return problem_response(
             request, exc.status_code, exc.problem_code, str(exc.detail), param=exc.param, **exc.extra

@@ -4,8 +4,8 @@ import getpass
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.services import AccountError
-from tenants.services import ProvisioningError, tenant_provision
+from accounts.onboarding import workspace_signup
+from core.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             except (EOFError, OSError):
                 password = None
         try:
-            result = tenant_provision(
+            result = workspace_signup(
                 name=opts["name"],
                 slug=opts["slug"],
                 admin_email=opts["admin_email"],
@@ -35,7 +35,7 @@ class Command(BaseCommand):
                 admin_name=opts["admin_name"],
                 plan=opts["plan"],
             )
-        except (ProvisioningError, AccountError) as exc:
+        except ServiceError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(
             self.style.SUCCESS(

@@ -10,9 +10,9 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from partners.api.problems import ApiProblem
-from partners.models import ApiKey
-from rbac.permissions import PERMISSIONS, has_permission
+from api.problems import ApiProblem
+from core.actors import Actor, ActorType
+from rbac.permissions import PERMISSIONS, SCOPE_PERMISSIONS, has_permission
 
 SAFE_ALIASES = {"HEAD": "GET"}
 
@@ -56,17 +56,22 @@ class MergePatchParser(ApiJSONParser):
     media_type = "application/merge-patch+json"
 
 
+def caller_of(request: Request) -> Actor:
+    """Who is calling: the API key the request authenticated with, else the console user."""
+    auth = getattr(request, "auth", None)
+    return Actor.of(auth if auth is not None and hasattr(auth, "as_actor") else request.user)
+
+
 def livemode_of(request: Request) -> bool:
     """Test keys act on the sandbox data set (livemode=False); live keys and the console on live data."""
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, ApiKey):
-        return auth.livemode
-    return True
+    actor = caller_of(request)
+    return actor.livemode if actor.type == ActorType.API_KEY and actor.livemode is not None else True
 
 
-def api_key_of(request: Request) -> ApiKey | None:
+def api_key_of(request: Request):
+    """The API key the request authenticated with (None for the console's session)."""
     auth = getattr(request, "auth", None)
-    return auth if isinstance(auth, ApiKey) else None
+    return auth if caller_of(request).type == ActorType.API_KEY else None
 
 
 class MethodPermission(BasePermission):
@@ -87,8 +92,6 @@ class MethodPermission(BasePermission):
 
 
 def _forbidden_message(request, permission: str) -> str:
-    from rbac.permissions import SCOPE_PERMISSIONS
-
     if api_key_of(request) is not None:
         scopes = sorted(s for s, perms in SCOPE_PERMISSIONS.items() if permission in perms)
         return f"This API key lacks the scope this needs: {' or '.join(scopes)}."

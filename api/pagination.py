@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from partners.api.problems import ApiProblem
+from api.problems import ApiProblem
 
 LIMIT_DEFAULT = 10
 LIMIT_MAX = 100

@@ -11,7 +11,7 @@ from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from partners.api.problems import PROBLEM_CODES, TITLES
+from api.problems import PROBLEM_CODES, TITLES
 
 # Redoc renders with styled-components, which injects <style> elements, and runs its search in a
 # blob: worker. The console's policy (config.settings CONTENT_SECURITY_POLICY) allows neither, so this
@@ -34,14 +34,14 @@ class SwaggerView(SpectacularSwaggerSplitView):
     """Swagger UI; its start-up script is a separate request (`?script`), so the page needs no inline
     script and runs under the console's own Content-Security-Policy."""
 
-    template_name = "partners/api/swagger_ui.html"
+    template_name = "api/swagger_ui.html"
     url_name = "api:schema"
     authentication_classes = []
     permission_classes = [AllowAny]
 
 
 class RedocView(SpectacularRedocView):
-    template_name = "partners/api/redoc.html"
+    template_name = "api/redoc.html"
     url_name = "api:schema"
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -59,4 +59,4 @@ def errors_page(request):
         {"code": code, "statuses": [(s, TITLES.get(s, "")) for s in statuses], "meaning": meaning}
         for code, (statuses, meaning) in sorted(PROBLEM_CODES.items(), key=lambda item: (item[1][0][0], item[0]))
     ]
-    return render(request, "partners/api/errors.html", {"codes": codes})
+    return render(request, "api/errors.html", {"codes": codes})

@@ -1,4 +1,5 @@
-"""Secrets the server must reuse (webhook signing secrets), encrypted at rest with Fernet.
+"""Secrets the server must reuse (webhook signing secrets, identity providers' client secrets), encrypted
+at rest with Fernet.
 
 The key comes from the setting TESSERA_SECRETS_KEY: one or more comma-separated passphrases or Fernet
 keys, the first encrypts and all decrypt (so the key itself can be rotated). Unset, it is derived

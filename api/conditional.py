@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from records.errors import VersionMismatch
+from api.problems import ApiProblem
 
 _ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]*"')
 
@@ -26,8 +26,11 @@ def if_match_version(request, *, etag: str, version: int) -> int | None:
         return None
     if "*" in tags or etag in tags:  # strong comparison: a weak tag (W/"…") never matches
         return version
-    raise VersionMismatch(
-        f"The record is at version {version} ({etag}); If-Match named another.", current_version=version
+    raise ApiProblem(
+        412,
+        "version_mismatch",
+        f"The record is at version {version} ({etag}); If-Match named another.",
+        current_version=version,
     )
 
 

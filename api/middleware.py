@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from partners.api.problems import PROBLEM_CONTENT_TYPE, TITLES, problem_http_response
+from api.problems import PROBLEM_CONTENT_TYPE, TITLES, problem_http_response
 
 API_PATH_PREFIX = "/api/"
 CODES = {

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from partners.api import docs
+from api import docs
 
 app_name = "api"
 urlpatterns = [

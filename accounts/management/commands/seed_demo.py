@@ -8,13 +8,15 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User
+from accounts.onboarding import workspace_settings_update, workspace_signup
 from accounts.services import user_create
-from audit.services import Actor, audit_event_record
+from audit.services import audit_event_record
+from core.actors import Actor
 from rbac.roles import Role
 from tenants.backends import tenancy_backend
 from tenants.models import Tenant
-from tenants.runtime import tenant_context
-from tenants.services import tenant_provision, tenant_settings_update, tenant_single_ensure
+from tenants.runtime import workspace_context
+from tenants.services import tenant_single_ensure
 
 DEMO_ADMIN = "admin@demo.tessera.localhost"
 DEMO_MEMBERS = [
@@ -51,7 +53,7 @@ class Command(BaseCommand):
         if backend.multi_tenant:
             tenant = Tenant.objects.filter(slug=opts["slug"]).first()
             if tenant is None:
-                tenant = tenant_provision(
+                tenant = workspace_signup(
                     name=opts["name"],
                     slug=opts["slug"],
                     admin_email=DEMO_ADMIN,
@@ -60,12 +62,12 @@ class Command(BaseCommand):
                 ).tenant
         else:
             tenant = tenant_single_ensure(name=opts["name"])
-        with tenant_context(tenant), transaction.atomic():
+        with workspace_context(tenant), transaction.atomic():
             admin = User.objects.filter(email=DEMO_ADMIN).first()
             if admin is None:
                 admin = user_create(email=DEMO_ADMIN, password=password, full_name="Demo Admin", role=Role.ADMIN)
                 audit_event_record(action="user.signed_up", actor=Actor.system("seed_demo"), target=admin)
-                tenant_settings_update(
+                workspace_settings_update(
                     actor=Actor.system("seed_demo"), tenant=tenant, name=opts["name"], timezone=tenant.timezone
                 )
             admin.set_password(password)

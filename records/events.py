@@ -1,0 +1,135 @@
+"""The events of records and collections (subscribers: settings.TESSERA_EVENT_SUBSCRIBERS).
+
+A record change is one `RecordChanged`: the same id (`evt_<stream>_<seq>`: the workspace's change stream
+and the change's sequence number) and the same body on `/api/v1/events`, in webhook deliveries and (as
+an RxDB document) on the sync stream.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.events import AuditEntry, DomainEvent, instant
+
+EVENT_ID_RE = re.compile(r"^evt_([0-9a-z]{1,16})_([0-9]{1,18})$")
+
+
+def record_event_id(stream: str, seq: int) -> str:
+    return f"evt_{stream}_{seq}"
+
+
+def record_event_seq(event_id: str, stream: str) -> int | None:
+    """The sequence number a record event id of this workspace names (None: not one of its ids)."""
+    match = EVENT_ID_RE.match(event_id or "")
+    if match is None or match.group(1) != stream:
+        return None
+    return int(match.group(2))
+
+
+def record_event_body(
+    *,
+    stream: str,
+    seq: int,
+    op: str,
+    livemode: bool,
+    collection_slug: str,
+    record_id: str,
+    version: int,
+    data: dict,
+    changed_fields: list[str],
+    occurred_at: datetime,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """The one shape of a record change as an event (the API's list of events builds it from the
+    change feed, the outbox from the write itself)."""
+    return {
+        "id": record_event_id(stream, seq),
+        "object": "event",
+        "type": f"record.{op}",
+        "created": instant(occurred_at),
+        "livemode": livemode,
+        "data": {
+            "object": {
+                "object": "record",
+                "id": record_id,
+                "collection": collection_slug,
+                "version": version,
+                "data": data,
+                "deleted": op == "deleted",
+                "livemode": livemode,
+                "created_at": instant(created_at),
+                "updated_at": instant(occurred_at),
+            },
+            "changed_fields": list(changed_fields),
+        },
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordChanged(DomainEvent):
+    """A record was created, updated or deleted (through the write spine, whoever wrote it)."""
+
+    type: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # the record's data after the change
+    seq: int
+    stream: str  # the workspace's change stream name (records.models.ChangeCounter)
+    op: str  # created | updated | deleted
+    collection_id: int
+    collection_slug: str
+    record_id: str
+    version: int
+    changed_fields: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)  # the changed fields' values before (audit)
+    created_at: datetime
+
+    def __post_init__(self):
+        object.__setattr__(self, "type", f"record.{self.op}")
+        object.__setattr__(self, "id", record_event_id(self.stream, self.seq))
+
+    def body(self) -> dict[str, Any]:
+        return record_event_body(
+            stream=self.stream,
+            seq=self.seq,
+            op=self.op,
+            livemode=self.livemode,
+            collection_slug=self.collection_slug,
+            record_id=self.record_id,
+            version=self.version,
+            data=self.data,
+            changed_fields=self.changed_fields,
+            occurred_at=self.occurred_at,
+            created_at=self.created_at,
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return self.body()["data"]
+
+    def audit_entry(self) -> AuditEntry:
+        return AuditEntry(
+            target=("record", self.record_id, f"{self.collection_slug}/{self.record_id}"),
+            changes={
+                "collection": self.collection_slug,
+                "version": self.version,
+                "livemode": self.livemode,
+                "before": dict(self.before) if self.op != "created" else {},
+                "after": {k: self.data.get(k) for k in self.changed_fields} if self.op != "deleted" else {},
+            },
+        )
+
+
+def collection_object(collection) -> dict[str, Any]:
+    """A collection as events carry it."""
+    data = {
+        "object": "collection",
+        "slug": collection.slug,
+        "name": collection.name,
+        "description": collection.description,
+        "fields": collection.fields,
+        "livemode": collection.livemode,
+    }
+    if collection.deleted_at is not None:
+        data["deleted"] = True
+    return data
