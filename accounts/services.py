@@ -22,6 +22,7 @@ from core.errors import ServiceError
 from core.events import DomainEvent, event_emit, target_of
 from rbac.permissions import permission_check
 from rbac.roles import Role
+from tenants.runtime import workspace_current
 
 
 class AccountError(ServiceError):
@@ -170,8 +171,6 @@ def invitation_create(*, actor: User, email: str, role: str, base_url: str | Non
     issued = IssuedInvitation(invitation, token)
     if base_url:
         link = base_url.rstrip("/") + issued.path()
-        from tenants.runtime import workspace_current
-
         context = {"link": link, "inviter": actor, "invitation": invitation, "workspace_name": workspace_current().name}
         transaction.on_commit(
             lambda: send_mail(

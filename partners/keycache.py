@@ -30,6 +30,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from partners.models import ApiKey
+from tenants.runtime import workspace_current_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ def _bump(tenant_id) -> None:
 @receiver(post_save, sender=ApiKey, dispatch_uid="partners.keycache.saved")
 @receiver(post_delete, sender=ApiKey, dispatch_uid="partners.keycache.deleted")
 def _api_key_changed(sender, instance: ApiKey, **kwargs) -> None:
-    from tenants.runtime import workspace_current_or_none
-
     tenant = workspace_current_or_none()
     if tenant is None:
         return

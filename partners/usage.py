@@ -32,7 +32,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.module_loading import import_string
 
+from core.redis_client import redis_client
 from partners.models import ApiKey, ApiUsage
+from tenants.runtime import workspace_current
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +132,6 @@ class RedisUsageCounters:
 
     @staticmethod
     def _client():
-        from core.redis_client import redis_client
-
         return redis_client()
 
     def add(self, *, tenant_id, key_id: int, day: date, error: bool, calls: int = 1) -> None:
@@ -225,8 +225,6 @@ def _usage_write(counts: Counts) -> Counts:
 
 def usage_flush(*, tenant=None) -> int:
     """Move the current workspace's pending counts into ApiUsage; the number of (key, day) rows."""
-    from tenants.runtime import workspace_current
-
     tenant = tenant or workspace_current()
     counters = usage_counters()
     with counters.flush_lock(tenant.pk) as held:

@@ -385,9 +385,6 @@ def endpoint_disable_for_failures(*, endpoint: Endpoint, reason: str) -> bool:
 
 
 def _admins_tell_disabled(endpoint: Endpoint) -> None:
-
-    from tenants.runtime import workspace_current
-
     admins = list(User.objects.filter(role=Role.ADMIN, is_active=True).values_list("email", flat=True))
     if not admins:
         return

@@ -107,7 +107,7 @@ def deliveries_enqueue(
     """Send one task per delivery (from inside the workspace); `endpoint_of` names their endpoints where
     known. A broker that is down is logged, not raised: the deliveries are in the database and the
     sweeper sends them later. Returns how many were sent."""
-    from config.celery_app import app
+    app = delivery_attempt_task.app  # the project's Celery app, without importing config
 
     sent = 0
     try:
