@@ -275,7 +275,7 @@ def measure(tenant, admin, collection, runs: int, saas: bool) -> None:
 
     from records.models import Record
     from records.selectors import record_list
-    from records.tables import cursor_encode, table_query_parse
+    from records.query import cursor_encode, table_query_parse
     from tenants.runtime import workspace_context
 
     host = tenant.host() if saas else "127.0.0.1"
@@ -341,7 +341,7 @@ def measure(tenant, admin, collection, runs: int, saas: bool) -> None:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
-        from records.tables import record_table_page
+        from records.query import record_table_page
 
         say("")
         for label, params in [("first page", {}), ("sorted by score", {"sort": "score"}), ("search", {"q": "kilo"})]:

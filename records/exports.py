@@ -14,7 +14,7 @@ from typing import Any
 from audit.services import audit_event_record
 from rbac.permissions import permission_check
 from records.models import Collection, Record
-from records.tables import TableQuery, record_table_queryset
+from records.query import TableQuery, record_table_queryset
 
 CHUNK_ROWS = 2000
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}

@@ -15,6 +15,7 @@ import logging
 
 from django.db import DatabaseError, connection, transaction
 
+from records.dialect import sort_indexes_supported
 from records.fields import KEY_RE
 from records.models import Collection
 from records.selectors import record_list
@@ -61,7 +62,7 @@ def _ddl(sql: str) -> None:
 
 def sort_index_ensure(collection: Collection, key: str) -> bool:
     """Make sure sorting `collection` by `key` can use an index; True when one is in place."""
-    if connection.vendor != "postgresql":
+    if not sort_indexes_supported():
         return False
     spec = collection.field(key)
     if spec is None or spec["type"] not in INDEXED_TYPES or not KEY_RE.match(key):
@@ -70,7 +71,7 @@ def sort_index_ensure(collection: Collection, key: str) -> bool:
     existing = _existing(collection)
     if existing.get(name):
         return True
-    from records.tables import record_count_fast
+    from records.query import record_count_fast
 
     if name not in existing and record_count_fast(record_list(collection=collection))[0] < SORT_INDEX_MIN_ROWS:
         return False
@@ -90,7 +91,7 @@ def sort_index_ensure(collection: Collection, key: str) -> bool:
 
 def sort_indexes_prune(collection: Collection) -> list[str]:
     """Drop this collection's sort indexes whose field was renamed or removed; returns their names."""
-    if connection.vendor != "postgresql":
+    if not sort_indexes_supported():
         return []
     wanted = {sort_index_name(collection, f) for f in collection.fields}
     stale = [name for name in _existing(collection) if name not in wanted]

@@ -55,6 +55,21 @@ from records.imports import (
 )
 from records.merge import three_way_merge
 from records.models import Collection, Record
+from records.query import (
+    BUILTIN_SORTS,
+    COUNT_CAP,
+    OP_LABELS,
+    PAGE_SIZES,
+    RESERVED_PARAMS,
+    UNSORTABLE_TYPES,
+    Sort,
+    TableQuery,
+    collection_record_counts,
+    record_table_page,
+    record_title,
+    record_titles,
+    table_query_parse,
+)
 from records.selectors import (
     collection_get,
     collection_list,
@@ -72,21 +87,6 @@ from records.services import (
     record_update,
 )
 from records.sort_indexes import sort_index_ensure, sort_indexes_prune
-from records.tables import (
-    BUILTIN_SORTS,
-    COUNT_CAP,
-    OP_LABELS,
-    PAGE_SIZES,
-    RESERVED_PARAMS,
-    UNSORTABLE_TYPES,
-    Sort,
-    TableQuery,
-    collection_record_counts,
-    record_table_page,
-    record_title,
-    record_titles,
-    table_query_parse,
-)
 from tenants.runtime import workspace_current
 
 LIVE = True  # the console always works on live data; sandbox rows belong to test-mode API keys

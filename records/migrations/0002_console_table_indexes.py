@@ -1,4 +1,4 @@
-"""Indexes for the console's records table (records.tables): keyset pages over live rows in id order and
+"""Indexes for the console's records table (records.query): keyset pages over live rows in id order and
 by last update (both runtimes), and on PostgreSQL a trigram index for the table's search.
 
 The search index matches the expression records.selectors.record_search filters on,

@@ -856,7 +856,7 @@ def _page_queries(collection, params: str) -> list[str]:
     from django.http import QueryDict
     from django.test.utils import CaptureQueriesContext
 
-    from records.tables import record_table_page, table_query_parse
+    from records.query import record_table_page, table_query_parse
 
     with CaptureQueriesContext(connection) as captured:
         record_table_page(collection, table_query_parse(collection, QueryDict(params)))
@@ -870,7 +870,7 @@ def test_table_pages_are_read_in_index_order_not_sorted(people, customers):
     """First and deep pages, by id and by last update, come straight off an index: no sort step."""
     from django.db import connection
 
-    from records.tables import cursor_encode
+    from records.query import cursor_encode
 
     cy = people["Cy"]
     cases = [
@@ -915,14 +915,14 @@ def test_search_matches_the_trigram_index(people, customers):
 def test_counts_are_capped_for_filters_and_estimated_for_big_tables(admin_client, people, admin_user, monkeypatch):
     from django.db import connection
 
-    from records import tables, views
+    from records import query, views
 
     collection = people["Ada"].collection
     for i in range(25):
         record_create(actor=admin_user, collection=collection, data={"name": f"More {i}", "tier": "free"})
-    monkeypatch.setattr(tables, "COUNT_CAP", 20)
+    monkeypatch.setattr(query, "COUNT_CAP", 20)
     monkeypatch.setattr(views, "COUNT_CAP", 20)
-    monkeypatch.setattr(tables, "ESTIMATE_ABOVE", 10)
+    monkeypatch.setattr(query, "ESTIMATE_ABOVE", 10)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE records_record")  # the planner's estimate needs statistics

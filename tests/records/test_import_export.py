@@ -364,7 +364,7 @@ def test_export_streams_in_chunks_under_asgi(admin_client, people, admin_user, c
     from django.test import AsyncRequestFactory
 
     from records.exports import records_export
-    from records.tables import table_query_parse
+    from records.query import table_query_parse
     from records.views import _streaming
 
     chunks = records_export(actor=admin_user, collection=customers, query=table_query_parse(customers, {}), fmt="json")

@@ -1,4 +1,4 @@
-"""Reads behind the console's tables: collections with their record counts, and the records table
+"""The query engine of records: collections with their record counts, and record queries
 (sort by any column, `field__op=value` filters, search, keyset pages) that stays fast at 100,000 rows.
 
 Pages are keyset pages on (sort value, id): the next page is "rows after the last one shown", never an
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.expressions import OrderBy
 from django.db.models.fields.json import KeyTransform
 from django.http import QueryDict
 
+from records.dialect import planner_row_estimate
 from records.errors import RecordError
 from records.fields import RECORD_ID_RE
 from records.models import Collection, Record
@@ -342,16 +342,10 @@ def record_count_fast(qs: QuerySet[Record]) -> tuple[int, bool, bool]:
     """(count, exact, estimated) of an unfiltered table. PostgreSQL's planner knows roughly how many
     rows a collection holds; past ESTIMATE_ABOVE its estimate is shown instead of counting them all.
     SQLite counts over the partial index, which stays cheap at this size."""
-    if connection.vendor == "postgresql":
-        sql, params = qs.order_by().values("id").query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-            plan = cursor.fetchone()[0]
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        if estimate > ESTIMATE_ABOVE:
-            return _round(estimate), False, True
+    sql, params = qs.order_by().values("id").query.sql_with_params()
+    estimate = planner_row_estimate(sql, params)
+    if estimate is not None and estimate > ESTIMATE_ABOVE:
+        return _round(estimate), False, True
     return qs.order_by().count(), True, False
 
 
