@@ -21,6 +21,7 @@ ACTIONS: dict[str, str] = {
     "collection.created": "Collection created",
     "collection.updated": "Collection changed",
     "collection.deleted": "Collection deleted",
+    "collection.records_migrated": "Records carried through a field change",
     "record.created": "Record created",
     "record.updated": "Record updated",
     "record.deleted": "Record deleted",

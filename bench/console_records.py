@@ -274,8 +274,8 @@ def measure(tenant, admin, collection, runs: int, saas: bool) -> None:
     from django.utils.http import urlencode
 
     from records.models import Record
-    from records.selectors import record_list
     from records.query import cursor_encode, table_query_parse
+    from records.selectors import record_list
     from tenants.runtime import workspace_context
 
     host = tenant.host() if saas else "127.0.0.1"

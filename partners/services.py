@@ -115,7 +115,7 @@ def api_key_create(
     return key, raw
 
 
-def api_key_revoke(*, actor, key: ApiKey) -> ApiKey:
+def api_key_revoke(*, actor: Actor | Principal, key: ApiKey) -> ApiKey:
     """Stop the key at once. Revoking a revoked key changes nothing."""
     permission_check(actor, "api_keys.manage")
     with transaction.atomic():
@@ -128,7 +128,7 @@ def api_key_revoke(*, actor, key: ApiKey) -> ApiKey:
     return key
 
 
-def api_key_rotate(*, actor, key: ApiKey, overlap: timedelta) -> tuple[ApiKey, str]:
+def api_key_rotate(*, actor: Actor | Principal, key: ApiKey, overlap: timedelta) -> tuple[ApiKey, str]:
     """Replace `key` with a new one (same name, mode and scopes). The old key keeps working for
     `overlap` so deployments can switch over, then stops; `rotated_to` links old to new."""
     permission_check(actor, "api_keys.manage")

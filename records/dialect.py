@@ -21,21 +21,28 @@ def sort_indexes_supported() -> bool:
     return is_postgresql()
 
 
-def data_key_rename_sql(table: str) -> tuple[str, callable]:
-    """An UPDATE moving `old` to `new` in the `data` of the given rows, and how to build its parameters
-    from (old, new, ids)."""
+def records_rows_update(table: str, rows: list[tuple]) -> None:
+    """Write many records' (key, data, version, seq, updated_at, updated_by) in one statement:
+    UPDATE … FROM (VALUES …), which PostgreSQL and SQLite 3.33+ both have; only the casts differ."""
+    if not rows:
+        return
     if is_postgresql():
-        sql = (
-            f"UPDATE {table} SET data = (data - %s) || jsonb_build_object(%s::text, data -> %s) "  # noqa: S608
-            "WHERE id = ANY(%s) AND data ? %s"
-        )
-        return sql, lambda old, new, ids: [old, new, old, list(ids), old]
-    placeholders = "SELECT value FROM json_each(%s)"
+        one = "(%s, %s::jsonb, %s::integer, %s::bigint, %s::timestamptz, %s)"
+    else:
+        one = "(%s, json(%s), %s, %s, %s, %s)"
+    values = ", ".join([one] * len(rows))
+    params: list = []
+    for key, data, version, seq, updated_at, updated_by in rows:
+        updated = updated_at.isoformat() if is_postgresql() else connection.ops.adapt_datetimefield_value(updated_at)
+        params += [key, json.dumps(data, ensure_ascii=False), version, seq, updated, updated_by]
     sql = (
-        f"UPDATE {table} SET data = json_set(json_remove(data, %s), %s, json(data -> %s)) "  # noqa: S608
-        f"WHERE id IN ({placeholders}) AND json_type(data, %s) IS NOT NULL"
+        f"UPDATE {table} SET data = v.data, version = v.version, seq = v.seq, "  # noqa: S608
+        "updated_at = v.updated_at, updated_by = v.updated_by "
+        "FROM (SELECT column1 AS key, column2 AS data, column3 AS version, column4 AS seq, "
+        f"column5 AS updated_at, column6 AS updated_by FROM (VALUES {values}) AS rows) AS v WHERE {table}.key = v.key"
     )
-    return sql, lambda old, new, ids: [f'$."{old}"', f'$."{new}"', f'$."{old}"', json.dumps(list(ids)), f'$."{old}"']
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def planner_row_estimate(sql: str, params) -> int | None:

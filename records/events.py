@@ -84,6 +84,8 @@ class RecordChanged(DomainEvent):
     changed_fields: list[str] = field(default_factory=list)
     before: dict[str, Any] = field(default_factory=dict)  # the changed fields' values before (audit)
     created_at: datetime
+    # False for the records a bulk operation changes that is audited once as a whole (a field migration).
+    audited: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "type", f"record.{self.op}")
@@ -107,7 +109,9 @@ class RecordChanged(DomainEvent):
     def payload(self) -> dict[str, Any]:
         return self.body()["data"]
 
-    def audit_entry(self) -> AuditEntry:
+    def audit_entry(self) -> AuditEntry | None:
+        if not self.audited:
+            return None
         return AuditEntry(
             target=("record", self.record_id, f"{self.collection_slug}/{self.record_id}"),
             changes={

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from audit.services import audit_event_record
+from core.actors import Actor, Principal
 from rbac.permissions import permission_check
 from records.models import Collection, Record
 from records.query import TableQuery, record_table_queryset
@@ -36,7 +37,7 @@ def cell_format(spec: dict, value: Any) -> str:
     return text
 
 
-def records_export(*, actor: Any, collection: Collection, query: TableQuery, fmt: str) -> Iterator[bytes]:
+def records_export(*, actor: Actor | Principal, collection: Collection, query: TableQuery, fmt: str) -> Iterator[bytes]:
     """Check the permission, record the export in the audit log, and return the file's chunks."""
     permission_check(actor, "records.export")
     if fmt not in FORMATS:

@@ -30,6 +30,8 @@ class Collection(models.Model):
     description = models.TextField(blank=True, default="")
     fields = models.JSONField(default=list)
     schema_version = models.PositiveIntegerField(default=1)
+    # Field changes not yet carried into every record (records.data_migrations); {} when there are none.
+    data_migration = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

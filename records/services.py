@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,10 +25,13 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_event_record
 from billing import entitlements
 from core.actors import Actor, Principal
 from core.events import DomainEvent, event_emit
 from rbac.permissions import has_permission
+from records.data_migrations import data_migrated, migration_with, step_for
+from records.dialect import records_rows_update
 from records.errors import (
     Conflict,
     MergeConflict,
@@ -42,6 +46,9 @@ from records.events import RecordChanged, collection_object
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
+from records.sort_indexes import sort_indexes_prune
+
+logger = logging.getLogger(__name__)
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _RECORD_ID = re.compile(RECORD_ID_RE)
@@ -207,7 +214,7 @@ def collection_update(
             except FieldDefinitionError as exc:
                 raise RecordError(exc.message, param=exc.param, code="invalid_field") from exc
             _references_check(cleaned, livemode=collection.livemode)
-            _fields_migrate(collection, collection.fields, cleaned)
+            _fields_migrate(collection, collection.fields, cleaned, actor=Actor.of(actor))
             collection.fields = cleaned
             collection.schema_version += 1
         collection.save()
@@ -221,39 +228,59 @@ def collection_update(
                 "after": {k: v for k, v in after.items() if v != before[k]},
             },
         )
+    if fields is not None:
+        sort_indexes_prune(collection)  # a renamed or removed field's sort index is of no use any more
+    pending = bool(collection.data_migration.get("steps"))
+    if pending and not collection_records_migrate(collection=collection, limit=INLINE_RECORDS):
+        transaction.on_commit(lambda: collection_records_migrate_queue(collection_id=collection.pk))
     return collection
 
 
-def _fields_migrate(collection: Collection, old: list[dict], new: list[dict]) -> None:
-    """Carry record data through a field change: renames move values, removals drop them, new
-    required fields are filled with their default, new unique fields are checked."""
+def collection_records_migrate_queue(*, collection_id: int) -> None:
+    """Hand the rest of a collection's field migration to a worker (records.tasks); a lost message is
+    found again by the periodic resume (records.tasks.collection_migrations_resume)."""
+    from records.tasks import collection_records_migrate_task  # the tasks module imports these services
+
+    try:
+        collection_records_migrate_task.delay(collection_id)
+    except Exception:
+        logger.exception(
+            "could not queue the field migration of collection %s; the periodic resume will", collection_id
+        )
+
+
+def _fields_migrate(collection: Collection, old: list[dict], new: list[dict], *, actor: Actor) -> None:
+    """Plan how record data follows a field change (a step of the collection's data migration, carried
+    out record by record afterwards: collection_records_migrate), and check what must hold first: new
+    required fields have a value or a default, new unique fields have no duplicates."""
     old_by_id = {f["id"]: f for f in old}
     new_by_id = {f["id"]: f for f in new}
+    step = step_for(old, new)
+    migration = migration_with(collection.data_migration, step, actor_stamp=actor.stamp()) if step else None
     live = Record.objects.filter(collection=collection, deleted_at=None)
-    for fid, f in old_by_id.items():
+
+    def live_data():
+        for r in live.only("id", "data").iterator(chunk_size=2000):
+            yield r, data_migrated(migration or collection.data_migration, r.data)
+
+    for fid in old_by_id:
         if fid not in new_by_id:
-            _data_key_drop(collection, f["key"])
             RecordUniqueValue.objects.filter(collection=collection, field_id=fid).delete()
-        elif new_by_id[fid]["key"] != f["key"]:
-            _data_key_rename(collection, f["key"], new_by_id[fid]["key"])
     for fid, f in new_by_id.items():
         is_new = fid not in old_by_id
-        if f["required"] and (is_new or not old_by_id[fid]["required"]):
-            missing = [r for r in live.only("id", "data") if r.data.get(f["key"]) is None]
-            if missing and "default" not in f:
+        if f["required"] and (is_new or not old_by_id[fid]["required"]) and "default" not in f:
+            missing = sum(1 for _, data in live_data() if data.get(f["key"]) is None)
+            if missing:
                 raise RecordError(
-                    f"{len(missing)} existing record(s) have no `{f['key']}`: give the field a default.",
+                    f"{missing} existing record(s) have no `{f['key']}`: give the field a default.",
                     param="fields",
                     code="required_without_default",
                 )
-            for r in missing:
-                r.data[f["key"]] = f["default"]
-            Record.objects.bulk_update(missing, ["data"], batch_size=1000)
         if f["unique"] and (is_new or not old_by_id[fid]["unique"]):
             RecordUniqueValue.objects.filter(collection=collection, field_id=fid).delete()
             rows, seen = [], set()
-            for r in live.only("id", "data").iterator(chunk_size=2000):
-                value = r.data.get(f["key"])
+            for r, data in live_data():
+                value = data.get(f["key"])
                 if value is None:
                     continue
                 h = _value_hash(value)
@@ -266,37 +293,124 @@ def _fields_migrate(collection: Collection, old: list[dict], new: list[dict]) ->
             RecordUniqueValue.objects.bulk_create(rows, batch_size=2000)
         if not f["unique"] and not is_new and old_by_id[fid]["unique"]:
             RecordUniqueValue.objects.filter(collection=collection, field_id=fid).delete()
+    if migration is not None:
+        collection.data_migration = migration
 
 
-def _data_key_rename(collection: Collection, old: str, new: str) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "UPDATE records_record SET data = (data - %s) || jsonb_build_object(%s::text, data -> %s) "
-                "WHERE collection_id = %s AND data ? %s",
-                [old, new, old, collection.pk, old],
-            )
-        else:
-            cursor.execute(
-                "UPDATE records_record SET data = json_set(json_remove(data, %s), %s, json(data -> %s)) "
-                "WHERE collection_id = %s AND json_type(data, %s) IS NOT NULL",
-                [f'$."{old}"', f'$."{new}"', f'$."{old}"', collection.pk, f'$."{old}"'],
-            )
+# Records carried through a field change per transaction: the change lock is held for one batch only, so
+# other writers get their turn between batches. The request that changed the fields carries the first
+# INLINE_RECORDS itself (a small collection is done when it answers); a worker does the rest.
+MIGRATION_BATCH = 500
+INLINE_RECORDS = 1000
 
 
-def _data_key_drop(collection: Collection, key: str) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "UPDATE records_record SET data = data - %s WHERE collection_id = %s AND data ? %s",
-                [key, collection.pk, key],
+def _records_commit_migrated(
+    *, actor: Actor, collection: Collection, changed: list[tuple[Record, dict, dict]], now: datetime
+) -> None:
+    """Steps 4–7 of the spine for a batch of records whose data a field change moved: new versions and
+    sequence numbers, their changes in the feed, their events (not audited one by one). The same rows and
+    events `_record_commit` writes, in a statement per step for the whole batch (the change lock is held)."""
+    if not changed:
+        return
+    first = _seq_next(len(changed))
+    stamp = actor.stamp()
+    records, changes, events = [], [], []
+    for offset, (record, before, data) in enumerate(changed):
+        record.data, record.version, record.seq = data, record.version + 1, first + offset
+        record.updated_at, record.updated_by = now, stamp
+        fields_changed = sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))
+        records.append(record)
+        changes.append(
+            Change(
+                seq=record.seq,
+                livemode=record.livemode,
+                collection=collection,
+                record_id=record.id,
+                op=Change.Op.UPDATED,
+                version=record.version,
+                data=data,
+                changed_fields=fields_changed,
+                actor=stamp,
+                occurred_at=now,
             )
-        else:
-            cursor.execute(
-                "UPDATE records_record SET data = json_remove(data, %s) "
-                "WHERE collection_id = %s AND json_type(data, %s) IS NOT NULL",
-                [f'$."{key}"', collection.pk, f'$."{key}"'],
+        )
+        events.append(
+            RecordChanged(
+                actor=actor,
+                livemode=record.livemode,
+                occurred_at=now,
+                batch=_notice_batch.get(),
+                seq=record.seq,
+                stream=_stream.get(),
+                op=Change.Op.UPDATED,
+                collection_id=collection.pk,
+                collection_slug=collection.slug,
+                record_id=record.id,
+                version=record.version,
+                data=data,
+                changed_fields=fields_changed,
+                before={k: before.get(k) for k in fields_changed},
+                created_at=record.created_at,
+                audited=False,
             )
+        )
+    records_rows_update(
+        connection.ops.quote_name(Record._meta.db_table),
+        [(r.key, r.data, r.version, r.seq, r.updated_at, r.updated_by) for r in records],
+    )
+    Change.objects.bulk_create(changes)
+    for event in events:
+        event_emit(event)
+
+
+def collection_records_migrate(*, collection: Collection, limit: int | None = None) -> bool:
+    """Carry the collection's records through its pending field changes, through the spine: each record
+    whose data changes gets a new version, a change in the feed, its webhook event and its sync frame
+    (audited once, as the field change that caused them). Batches of MIGRATION_BATCH records, each its
+    own transaction. Stops after about `limit` records (None: all); True when nothing is left to do."""
+    done = 0
+    while limit is None or done < limit:
+        with transaction.atomic(), _seq_locked_for_many():
+            current = Collection.objects.select_for_update().filter(pk=collection.pk).first()
+            migration = current.data_migration if current is not None else {}
+            if not migration.get("steps"):
+                return True
+            batch = list(
+                Record.objects.filter(collection=current, id__gt=migration.get("after_id", "")).order_by("id")[
+                    :MIGRATION_BATCH
+                ]
+            )
+            actor = Actor.from_stamp(migration.get("actor", ""))
+            if not batch:
+                current.data_migration = {}
+                current.save(update_fields=["data_migration", "updated_at"])
+                audit_event_record(
+                    action="collection.records_migrated",
+                    actor=actor,
+                    target=("collection", str(current.pk), current.name),
+                    changes={"records": migration.get("migrated", 0), "steps": migration["steps"]},
+                )
+                return True
+            now = timezone.now()
+            changed = []
+            for record in batch:
+                data = data_migrated(migration, record.data)
+                if data == record.data:
+                    continue
+                if record.deleted_at is not None:  # a tombstone: its data follows, no event (nothing changed)
+                    Record.objects.filter(pk=record.pk).update(data=data)
+                    continue
+                changed.append((record, record.data, data))
+            _records_commit_migrated(actor=actor, collection=current, changed=changed, now=now)
+            migrated = len(changed)
+            current.data_migration = {
+                **migration,
+                "after_id": batch[-1].id,
+                "migrated": migration.get("migrated", 0) + migrated,
+            }
+            current.save(update_fields=["data_migration", "updated_at"])
+        done += len(batch)
+    return False
 
 
 def collection_delete(*, actor: Actor | Principal, collection: Collection) -> Collection:
@@ -417,7 +531,13 @@ def _defaults(collection: Collection, data: dict) -> dict:
 
 
 def _record_commit(
-    *, actor: Actor | Principal, collection: Collection, record: Record, op: str, before: dict | None, now: datetime
+    *,
+    actor: Actor | Principal,
+    collection: Collection,
+    record: Record,
+    op: str,
+    before: dict | None,
+    now: datetime,
 ) -> None:
     """Steps 4–7 of the spine for one record whose new state is already on `record`."""
     record.seq = _seq_next()
@@ -514,6 +634,7 @@ def record_update(
     base_data: dict | None = None,
     on_conflict: str = "raise",
     undelete: bool = False,
+    keep_current: Iterable[str] = (),
 ) -> RecordWrite:
     """Update a record.
 
@@ -522,6 +643,8 @@ def record_update(
     - `base_version` / `base_data`: what the writer's change was made against. When the record moved on
       since, the writer's result is three-way merged field by field. Same field changed differently on
       both sides: MergeConflict (`on_conflict="raise"`), or `"incoming"` / `"current"` wins.
+    - `keep_current`: fields whose stored value wins over the writer's (a person resolving a conflict
+      chose "keep the saved value"), read inside this write's transaction.
     """
     _require(actor, "records.edit")
     if not isinstance(data, dict):
@@ -532,6 +655,7 @@ def record_update(
         if current is None or (current.deleted_at is not None and not undelete):
             raise NotFound("No such record.", param="id")
         collection = current.collection
+        current.data = data_migrated(collection.data_migration, current.data)  # a field change not yet carried
         if expected_version is not None and current.version != expected_version:
             raise VersionMismatch(
                 f"The record is at version {current.version}, not {expected_version}.",
@@ -542,9 +666,24 @@ def record_update(
             if base_data is None:
                 raise VersionMismatch(f"Version {base_version} of this record is unknown.")
         if base_data is not None:
+            base_data = data_migrated(collection.data_migration, base_data)
+        if base_data is not None:
             incoming = merge_patch(base_data, data) if partial else data
         else:
             incoming = merge_patch(current.data, data) if partial else data
+        kept = [key for key in keep_current if collection.field(key) is not None]
+        if kept:
+            incoming = dict(incoming)
+            for key in kept:
+                if key in current.data:
+                    incoming[key] = current.data[key]
+                else:
+                    incoming.pop(key, None)
+            if base_data is not None:  # what was kept is no longer a change of the writer's
+                base_data = {**base_data, **{k: current.data[k] for k in kept if k in current.data}}
+                for key in kept:
+                    if key not in current.data:
+                        base_data.pop(key, None)
         merged = False
         conflicts: list[FieldConflict] = []
         new_data = incoming
@@ -595,13 +734,40 @@ def record_delete(*, actor: Actor | Principal, record: Record, expected_version:
                 current_version=current.version,
             )
         now = timezone.now()
-        before = current.data
+        before = data_migrated(current.collection.data_migration, current.data)
+        current.data = before
         current.version += 1
         current.deleted_at = now
         _record_commit(
             actor=actor, collection=current.collection, record=current, op=Change.Op.DELETED, before=before, now=now
         )
     return current
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    """What saving `data` (made against `base_version`) over the record as it is now would give: the
+    merged data with the writer's value in each conflicting field, and those conflicts."""
+
+    current: Record
+    merged: dict
+    conflicts: list[FieldConflict]
+
+
+def record_merge_preview(*, record: Record, base_version: int, data: dict) -> MergePreview:
+    """The three-way merge a write would do, without writing: for a conflict screen that shows each
+    conflicting field's saved, original and new value and lets the person choose. The same merge and
+    resolution rule as `record_update` (the writer's value wins where it is kept)."""
+    current = Record.objects.select_related("collection").get(pk=record.pk)
+    current.data = data_migrated(current.collection.data_migration, current.data)
+    base = data_migrated(current.collection.data_migration, _base_data(current, base_version) or {})
+    merged, conflicts = three_way_merge(base, current.data, data)
+    for c in conflicts:
+        if c.incoming is None:
+            merged.pop(c.field, None)
+        else:
+            merged[c.field] = c.incoming
+    return MergePreview(current=current, merged=merged, conflicts=conflicts)
 
 
 @dataclass

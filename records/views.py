@@ -28,6 +28,7 @@ from django.utils.html import conditional_escape, format_html
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.registry import action_label
+from core.actors import Actor
 from rbac.permissions import has_permission, permission_required
 from records.errors import MergeConflict, NotFound, RecordError, VersionMismatch, WriteForbidden
 from records.exports import FORMATS, records_export
@@ -53,7 +54,6 @@ from records.imports import (
     mapping_guess,
     records_import,
 )
-from records.merge import three_way_merge
 from records.models import Collection, Record
 from records.query import (
     BUILTIN_SORTS,
@@ -76,7 +76,6 @@ from records.selectors import (
     record_get,
     record_history,
     record_list,
-    record_version_data,
 )
 from records.services import (
     collection_create,
@@ -84,9 +83,10 @@ from records.services import (
     collection_update,
     record_create,
     record_delete,
+    record_merge_preview,
     record_update,
 )
-from records.sort_indexes import sort_index_ensure, sort_indexes_prune
+from records.sort_indexes import sort_index_request
 from tenants.runtime import workspace_current
 
 LIVE = True  # the console always works on live data; sandbox rows belong to test-mode API keys
@@ -315,8 +315,7 @@ def _fields_save(request: HttpRequest, collection: Collection, fields: list[dict
             code = exc.code
             form_errors_from(form, exc, field_for=lambda p: _field_error_target(p, code))
         return False
-    sort_indexes_prune(updated)  # a renamed or removed field's sort index is of no use any more
-    return True
+    return updated is not None
 
 
 @require_POST
@@ -438,7 +437,7 @@ def record_table(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         query = table_query_parse(collection, request.GET)
         if query.sort.key not in BUILTIN_SORTS:
-            sort_index_ensure(collection, query.sort.key)  # big collections: the first sort builds its index
+            sort_index_request(collection, query.sort.key)  # big collections: a worker builds its sort index
         page = record_table_page(collection, query)
     except RecordError as exc:
         error = exc
@@ -753,15 +752,15 @@ def record_detail(request: HttpRequest, slug: str, record_id: str) -> HttpRespon
     if not form.is_valid():
         return _page(request, "records/record_form.html", context, status=400)
     data = form.record_data(base=record.data)
-    for key in request.POST.getlist("theirs"):  # after a conflict: "keep the saved value" for these fields
-        if collection.field(key) is not None:
-            if key in record.data:
-                data[key] = record.data[key]
-            else:
-                data.pop(key, None)
     try:
         write = record_update(
-            actor=request.user, record=record, data=data, partial=False, base_version=base_version, on_conflict="raise"
+            actor=request.user,
+            record=record,
+            data=data,
+            partial=False,
+            base_version=base_version,
+            on_conflict="raise",
+            keep_current=request.POST.getlist("theirs"),  # after a conflict: "keep the saved value" for these
         )
     except MergeConflict as exc:
         return _conflict(request, context, collection, record, base_version, data, exc)
@@ -791,14 +790,8 @@ def record_detail(request: HttpRequest, slug: str, record_id: str) -> HttpRespon
 def _conflict(request, context, collection, record, base_version, data, exc: MergeConflict) -> HttpResponse:
     """Show the form again with the fields both sides changed: the saved value and the user's, side by side.
     Other fields show the merged result, so saving again keeps the other person's changes."""
-    current = _record(collection, record.id)
-    base = record_version_data(record=current, version=base_version) or {}
-    merged, conflicts = three_way_merge(base, current.data, data)
-    for c in conflicts:
-        if c.incoming is None:
-            merged.pop(c.field, None)
-        else:
-            merged[c.field] = c.incoming
+    preview = record_merge_preview(record=record, base_version=base_version, data=data)
+    current, merged, conflicts = preview.current, preview.merged, preview.conflicts
     tz = _tz()
     rows = []
     for c in conflicts:
@@ -812,7 +805,7 @@ def _conflict(request, context, collection, record, base_version, data, exc: Mer
                 "base": _cell(spec, c.base, tz, set())["text"] or "(empty)",
             }
         )
-    who = current.updated_by.split(":", 2)[-1] if current.updated_by else "someone"
+    who = Actor.from_stamp(current.updated_by).display if current.updated_by else "someone"
     context.update(
         form=_record_form(collection, initial=merged),
         base_version=current.version,

@@ -42,6 +42,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from core.errors import ServiceError
 from core.request_context import client_address
 from rbac.permissions import has_permission
 from records.models import Change, Collection
@@ -217,7 +218,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
         request_id, slug = request.get("id"), request.get("collection")
         try:
             await self._handle(request_id, slug, request.get("method"), request.get("params", []))
-        except ProtocolError as exc:
+        except ServiceError as exc:  # a malformed request, or a service's refusal (ServiceError: core.errors)
             await self._error(request_id, slug, exc.code, exc.message)
         except Exception:
             logger.exception("sync request failed")

@@ -33,6 +33,8 @@ from typing import Any
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from core.actors import Actor, Principal
+from core.errors import ServiceError
 from rbac.permissions import has_permission
 from records.errors import RecordError
 from records.fields import RECORD_ID_RE
@@ -55,12 +57,13 @@ MAX_ROWS = 1_000
 _RECORD_ID = re.compile(RECORD_ID_RE)
 
 
-class ProtocolError(Exception):
+class ProtocolError(ServiceError):
     """A request the server cannot answer with a result; sent back as an error frame."""
 
+    status = 400
+
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(message, code=code)
 
 
 def checkpoint_parse(value: Any) -> tuple[int, str]:
@@ -139,7 +142,7 @@ def _rows_check(rows: Any) -> list[dict]:
     return rows
 
 
-def master_write(*, actor: Any, collection: Collection, rows: Any) -> list[dict]:
+def master_write(*, actor: Actor | Principal, collection: Collection, rows: Any) -> list[dict]:
     """`masterWrite`: apply each row; answer the master documents of the rows that differ from it."""
     conflicts = []
     for row in _rows_check(rows):
@@ -158,7 +161,7 @@ def _master(collection: Collection, record_id: str) -> tuple[Record | None, dict
     return record, document_of(record)
 
 
-def _row_write(actor: Any, collection: Collection, new: dict, assumed: dict | None) -> dict | None:
+def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None) -> dict | None:
     record_id = new["id"]
     record, master = _master(collection, record_id)
     if same_document(new, master) or (master is None and document_deleted(new)):

@@ -17,7 +17,7 @@ from django.db.models import Case, F, GenericIPAddressField, Value, When
 from django.utils import timezone
 
 from audit.services import audit_event_record
-from core.actors import Actor
+from core.actors import Actor, Principal
 from core.errors import ServiceError, Throttled
 from core.events import DomainEvent, event_emit, target_of
 from core.token_buckets import Limit, bucket_name, buckets_take
@@ -96,7 +96,7 @@ class PairingStarted:
     pin: str  # to type
 
 
-def pairing_start(*, actor, user=None, role: str | None = None) -> PairingStarted:
+def pairing_start(*, actor: Actor | Principal, user=None, role: str | None = None) -> PairingStarted:
     """A new single-use pairing for `user` (default: the actor) with `role` (default: the user's role,
     at most Manager). The raw code and PIN are returned once and stored only as hashes."""
     permission_check(actor, "devices.pair")
@@ -270,7 +270,7 @@ def device_can_revoke(actor, device: Device) -> bool:
     return has_permission(actor, "devices.pair") and actor.pk in (device.user_id, device.paired_by_id)
 
 
-def device_revoke(*, actor, device: Device) -> Device:
+def device_revoke(*, actor: Actor | Principal, device: Device) -> Device:
     """Stop the device at once: its token stops working and its open sockets are closed on commit."""
     if not device_can_revoke(actor, device):
         permission_check(actor, "devices.manage")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from core.actors import Actor, Principal
 from core.token_buckets import Limit, buckets_take
 from tenants.runtime import workspace_current, workspace_for_host
 from webhooks.models import InspectorBin, InspectorRequest
@@ -51,7 +52,7 @@ class InspectorAnswer:
 RECEIVED = InspectorAnswer(200)
 
 
-def inspector_bin_create(*, actor, name: str = "") -> InspectorBin:
+def inspector_bin_create(*, actor: Actor | Principal, name: str = "") -> InspectorBin:
     if InspectorBin.objects.count() >= BINS_MAX:
         raise InspectorError(f"A workspace has at most {BINS_MAX} inspector URLs; delete one first.")
     return InspectorBin.objects.create(token=secrets.token_urlsafe(24), name=name.strip()[:100], created_by=actor)

@@ -270,6 +270,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TESSERA_WEBHOOK_SWEEP_SECONDS", "30")),
     },
     "webhooks-retention": {"task": "webhooks.retention_clean_all_workspaces", "schedule": 6 * 3600.0},
+    # Field changes a worker did not finish carrying into records (records.tasks).
+    "records-migrations-resume": {"task": "records.collection_migrations_resume_all_workspaces", "schedule": 300.0},
 }
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the

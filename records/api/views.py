@@ -33,6 +33,7 @@ from api.schema import (
 )
 from records import selectors
 from records.api import serializers as s
+from records.data_migrations import data_migrated
 from records.events import EVENT_ID_RE, record_event_body, record_event_seq
 from records.fields import RECORD_ID_RE
 from records.services import (
@@ -243,6 +244,7 @@ RECORD_EXAMPLE = OpenApiExample(
 
 def _record_out(record, collection) -> dict:
     record.collection = collection
+    record.data = data_migrated(collection.data_migration, record.data)  # a field change not yet carried
     return s.RecordOut(record).data
 
 
@@ -308,6 +310,7 @@ class RecordsApi(ApiView):
         )
         for row in rows:
             row.collection = collection
+            row.data = data_migrated(collection.data_migration, row.data)  # a field change not yet carried
         return Response(list_body(request, s.RecordOut(rows, many=True).data, has_more=has_more))
 
     @extend_schema(

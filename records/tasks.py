@@ -1,0 +1,40 @@
+"""Celery tasks of records: thin wrappers around records.services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from records.models import Collection
+from records.services import collection_records_migrate, collection_records_migrate_queue
+from records.sort_indexes import sort_index_ensure
+from tenants.runtime import workspace_context, workspace_list
+
+
+@shared_task(name="records.collection_records_migrate")
+def collection_records_migrate_task(collection_id: int) -> bool:
+    """Carry one collection's records through its pending field changes (in the task's workspace)."""
+    collection = Collection.objects.filter(pk=collection_id).first()
+    if collection is None:
+        return True
+    return collection_records_migrate(collection=collection)
+
+
+@shared_task(name="records.collection_migrations_resume_all_workspaces")
+def collection_migrations_resume_all_workspaces() -> int:
+    """Queue again every field migration left unfinished (a lost message, a killed worker), looking at
+    each workspace itself (one query) and sending tasks only for what it finds; a migration already
+    running only finds less to do. Returns how many were queued."""
+    queued = 0
+    for workspace in workspace_list():
+        with workspace_context(workspace):
+            for collection_id in Collection.objects.exclude(data_migration={}).values_list("pk", flat=True):
+                collection_records_migrate_queue(collection_id=collection_id)
+                queued += 1
+    return queued
+
+
+@shared_task(name="records.sort_index_build")
+def sort_index_build_task(collection_id: int, key: str) -> bool:
+    """Build the sort index a page asked for (CREATE INDEX CONCURRENTLY: writers are not blocked)."""
+    collection = Collection.objects.filter(pk=collection_id, deleted_at=None).first()
+    return collection is not None and sort_index_ensure(collection, key)
