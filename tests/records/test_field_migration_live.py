@@ -48,7 +48,7 @@ def test_a_rename_on_10000_records_reaches_phones_and_webhooks_while_api_reads_g
     rx,
     receiver,
     settings,
-    request,  # noqa: F811 (the fixtures imported above)
+    request,
 ):
     settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the receiver is on this machine
     slug = live.collection("rx-rename", records=RECORDS)
