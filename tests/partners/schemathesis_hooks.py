@@ -5,7 +5,7 @@ Idempotency-Key such a request is — correctly — answered with the first resp
 resource it created was deleted; the stateful checks then report a created resource that cannot be
 found. So every positive call that carries a well-formed key gets a key of its own. Negative cases are
 left exactly as generated: changing them would make schemathesis re-validate the case as positive and
-send headers it meant to leave out. Replays themselves are tested in tests/partners/test_api_idempotency.py.
+send headers it meant to leave out. Replays themselves are tested in tests/api/test_idempotency.py.
 """
 
 from __future__ import annotations
