@@ -110,7 +110,7 @@ def committed_database_env(connection, workdir: Path, name: str) -> dict[str, st
     return {"TESSERA_SQLITE_PATH": str(copy)}
 
 
-def run_module(module: str, env: dict, *args: str) -> str:
+def run_module(module: str, env: dict, *args: str, timeout: float = 120) -> str:
     """Run `python -m <module> args…` with the production settings against `env`'s database; its stdout."""
     out = subprocess.run(
         [sys.executable, "-m", module, *args],
@@ -118,7 +118,7 @@ def run_module(module: str, env: dict, *args: str) -> str:
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -98,7 +98,10 @@ def test_a_rename_on_10000_records_reaches_phones_and_webhooks_while_api_reads_g
 
         # What the worker does with the task the request queued, in a process of its own.
         worker_env = {**live.env_db, "TESSERA_BASE_DOMAIN": live.base_domain}
-        assert run_module("tests.records.migration_worker", worker_env, live.tenant.slug, slug).strip() == "done"
+        assert (
+            run_module("tests.records.migration_worker", worker_env, live.tenant.slug, slug, timeout=600).strip()
+            == "done"
+        )
     finally:
         stop.set()
         reader.join(timeout=60)
