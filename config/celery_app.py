@@ -1,6 +1,7 @@
 """The Celery app. SaaS uses the tenant-aware app (tenant carried on every task); desktop a plain one."""
 
 import os
+import sys
 
 from celery.signals import worker_process_init
 from django.utils.module_loading import import_string
@@ -14,12 +15,20 @@ app = app_class("tessera")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+_PARENT_PID = os.getpid()
+_POSTGRESQL_BACKEND = "django.db.backends.postgresql.base"
+
 
 @worker_process_init.connect
 def _database_pools_forget(**kwargs) -> None:
     """A prefork child must not use a connection pool (its sockets, its threads) inherited from the
     parent: forget it without closing it (closing would end the parent's connections), and let the
-    child open its own on first use."""
-    from django.db.backends.postgresql.base import DatabaseWrapper
+    child open its own on first use.
 
-    DatabaseWrapper._connection_pools.clear()
+    The solo pool sends the same signal in the worker's own process (the desktop app, `-P solo`): its
+    pool is its own and stays. A process that never loaded the PostgreSQL backend has no pool to forget
+    (the desktop ships without it)."""
+    backend = sys.modules.get(_POSTGRESQL_BACKEND)
+    if backend is None or os.getpid() == _PARENT_PID:
+        return
+    backend.DatabaseWrapper._connection_pools.clear()

@@ -30,3 +30,20 @@ def files_dir(base: Path | None = None) -> Path:
 
 def queue_dir(base: Path | None = None) -> Path:
     return (base or data_dir()) / "queue"
+
+
+def database_file(base: Path | None = None) -> Path:
+    """The workspace's SQLite database (TESSERA_SQLITE_PATH overrides: tests hand in a copy)."""
+    override = os.environ.get("TESSERA_SQLITE_PATH")
+    return Path(override) if override else (base or data_dir()) / "tessera.sqlite3"
+
+
+def private_folder(path: Path) -> Path:
+    """Create (or tighten) a folder only this user can enter: the business's data, its logs (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
+    return path

@@ -170,6 +170,8 @@ class Desktop:
 
     def sync_status_text(self) -> str:
         lan = self._lan
+        if lan.listening and lan.port_taken:
+            return f"LAN sync hub: on at {lan.address}:{lan.port} (port {lan.port_taken} is in use)"
         if lan.listening:
             return f"LAN sync hub: on at {lan.address}:{lan.port}"
         if lan.enabled:
@@ -198,7 +200,13 @@ class Desktop:
         with self._lan_lock:
             if enabled and not self._lan.listening:
                 self._lan = self._lan_start()
-                if self._lan.listening:
+                if self._lan.port_taken:
+                    self.notify(
+                        "LAN sync hub on another port",
+                        f"Port {self._lan.port_taken} is in use by another program: phones paired with it cannot "
+                        f"reach this computer until it is free. Listening on {self._lan.port} for now.",
+                    )
+                elif self._lan.listening:
                     self.notify("LAN sync hub on", f"Phones on this network can sync at {self._lan.address}.")
             elif not enabled and self._lan.enabled:
                 self._lan_stop()
@@ -224,9 +232,12 @@ class Desktop:
         except OSError as exc:
             return LanStatus(enabled=True, address=address, error=str(exc))
         port = sock.getsockname()[1]
-        if port != prefs.lan_port:
+        port_taken = prefs.lan_port if prefs.lan_port and port != prefs.lan_port else None
+        if not prefs.lan_port:  # the first port the hub gets is the one phones are paired with
             prefs.lan_port = port
             preferences_save(prefs)
+        elif port_taken:
+            logger.warning("LAN sync hub: port %d is in use by another program; listening on %d for now", port_taken, port)
         if address not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(address)
         self.host.serve("lan", LanOnlySync(application), sock)
@@ -238,7 +249,7 @@ class Desktop:
             address=address, port=port, name=self._workspace_name(), properties={"version": app_version()}
         )
         threading.Thread(target=self._mdns_start, args=(self._mdns,), name="mdns", daemon=True).start()
-        return LanStatus(enabled=True, listening=True, address=address, port=port)
+        return LanStatus(enabled=True, listening=True, address=address, port=port, port_taken=port_taken)
 
     def _mdns_start(self, advertiser) -> None:
         if advertiser.start():
@@ -371,8 +382,18 @@ def run_window(desktop: Desktop) -> int:
     return 0 if app.backend_error is None else 1
 
 
+NEEDS_WORKSPACE = {"backup", "jobs_probe"}  # commands that read a workspace and must not create one
+
+
 def manage(argv: list[str]) -> int:
     environment_defaults()
+    data_dir = paths.data_dir()
+    if argv[:1] and argv[0] in NEEDS_WORKSPACE and not paths.database_file(data_dir).is_file():
+        _say(
+            f"There is no Tessera workspace in {data_dir} yet. Start Tessera once to create one, "
+            "or restore a backup there with `tessera manage restore FILE`."
+        )
+        return 1
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(["tessera manage", *argv])
@@ -385,27 +406,45 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Tessera desktop: your business data on this computer. `tessera manage --help` for admin commands.",
     )
     parser.add_argument("--server-only", action="store_true", help="serve without a window or browser (headless)")
+    parser.add_argument("--minimized", action="store_true", help="start in the tray without opening the window")
     parser.add_argument("--data-dir", help="keep the data in this folder instead of your user data folder")
     parser.add_argument("--version", action="version", version=f"Tessera {app_version()}")
     return parser.parse_args(argv)
 
 
+def _split_command(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """`tessera [options] [manage|window] [args]`: the options before a subcommand are tessera's own."""
+    for index, arg in enumerate(argv):
+        if arg in SUBCOMMANDS and (index == 0 or argv[index - 1] != "--data-dir"):
+            return argv[:index], arg, argv[index + 1 :]
+    return argv, None, []
+
+
+SUBCOMMANDS = ("manage", "window")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["manage"]:
-        return manage(argv[1:])
-    args = parse_args(argv)
+    os.umask(0o077)  # everything the app writes (database, logs, queue, backups) is this user's only
+    options, command, rest = _split_command(argv)
+    args = parse_args(options)
     if args.data_dir:
         os.environ["TESSERA_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    if command == "manage":
+        return manage(rest)
+    if command == "window":
+        from desktop.window import window_main
+
+        return window_main(rest)
     environment_defaults()
     arenas_limit()
-    data_dir = paths.data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the business's data: this user's only
+    data_dir = paths.private_folder(paths.data_dir())
+    paths.private_files(data_dir)
     lock = InstanceLock(paths.instance_lock(data_dir))
     if not lock.acquire():
         return _hand_over(data_dir, server_only=args.server_only)
     gui = not args.server_only and gui_available()
     desktop = Desktop(data_dir=data_dir, lock=lock, gui=gui)
     if gui:
-        return run_window(desktop)
+        return run_gui(desktop, minimized=args.minimized)
     return run_headless(desktop, open_browser=not args.server_only)

@@ -18,6 +18,9 @@ class LanStatus:
     port: int | None = None
     advertised: bool = False
     error: str = ""
+    # The remembered port was taken by another program: listening elsewhere for now, the remembered
+    # one kept (paired phones know it) and tried again at the next start.
+    port_taken: int | None = None
 
     @property
     def sync_url(self) -> str | None:

@@ -85,6 +85,9 @@ TESSERA_EVENT_SUBSCRIBERS = {
     ],
 }
 
+# Plans and billing (Stripe) are the SaaS's; the desktop edition is unlimited and shows no Billing section.
+TESSERA_BILLING_ENABLED = True
+
 ROOT_URLCONF = "config.urls_tenant"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"

@@ -4,13 +4,14 @@ import secrets
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, logging_config
-from core.data_folder import data_dir, files_dir, log_dir, queue_dir
+from core.data_folder import data_dir, database_file, files_dir, log_dir, private_folder, queue_dir
 
 TESSERA_MULTI_TENANT = False
+TESSERA_BILLING_ENABLED = False  # one business on its own computer: no plans, no Billing section
 DATA_DIR = data_dir()  # platformdirs' user data folder; TESSERA_DATA_DIR overrides
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+private_folder(DATA_DIR)  # the business's data and logs: this user's only (0700)
 LOG_DIR = log_dir()
-LOG_DIR.mkdir(parents=True, exist_ok=True)
+private_folder(LOG_DIR)
 MEDIA_ROOT = files_dir(DATA_DIR)
 TESSERA_DEMO_CREDENTIALS_FILE = DATA_DIR / "demo-password"  # seed_demo keeps the demo password here
 
@@ -41,7 +42,7 @@ MIDDLEWARE = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env("TESSERA_SQLITE_PATH") or str(DATA_DIR / "tessera.sqlite3"),
+        "NAME": str(database_file(DATA_DIR)),
         "OPTIONS": {
             # IMMEDIATE takes the write lock when a transaction starts, so two writers queue on
             # busy_timeout instead of failing with "database is locked" on lock upgrade.

@@ -88,6 +88,62 @@ def briefcase(tool: Path, command: str, *options: str) -> None:
     subprocess.run([str(tool), command, "linux", "system", "--no-input", *options], cwd=ROOT, env=env, check=True)
 
 
+def installed_size_kib(root: Path) -> int:
+    """What dpkg counts for Installed-Size: each file's size in KiB rounded up, one KiB per folder or link."""
+    total = 0
+    for path in root.rglob("*"):
+        if "DEBIAN" in path.relative_to(root).parts[:1]:
+            continue
+        if path.is_symlink() or path.is_dir():
+            total += 1
+        elif path.is_file():
+            total += -(-path.stat().st_size // 1024)
+    return total
+
+
+def _ar_members(data: bytes) -> list[tuple[bytes, bytes]]:
+    assert data.startswith(b"!<arch>\n"), "not an ar archive"
+    members, offset = [], 8
+    while offset < len(data):
+        header = data[offset : offset + 60]
+        size = int(header[48:58].decode().strip())
+        members.append((header, data[offset + 60 : offset + 60 + size]))
+        offset += 60 + size + (size % 2)
+    return members
+
+
+def deb_control_field_set(deb: Path, name: str, value: str) -> None:
+    """Add (or replace) one field of a .deb's control file in place; the data member is left as built.
+
+    Briefcase writes no Installed-Size, so apt showed "0 B" for a 90 MB install."""
+    import io
+    import lzma
+    import tarfile
+
+    members = _ar_members(deb.read_bytes())
+    out = [b"!<arch>\n"]
+    for header, body in members:
+        if header[:16].decode().strip().rstrip("/") == "control.tar.xz":
+            src = tarfile.open(fileobj=io.BytesIO(lzma.decompress(body)))
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as dst:
+                for info in src.getmembers():
+                    content = src.extractfile(info).read() if info.isfile() else None
+                    if info.name.lstrip("./") == "control":
+                        lines = [line for line in content.decode().splitlines() if not line.startswith(f"{name}:")]
+                        at = next(i for i, line in enumerate(lines) if line.startswith("Architecture:")) + 1
+                        lines.insert(at, f"{name}: {value}")
+                        content = ("\n".join(lines) + "\n").encode()
+                        info.size = len(content)
+                    dst.addfile(info, io.BytesIO(content) if content is not None else None)
+            body = lzma.compress(buffer.getvalue(), preset=1)
+            header = header[:48] + str(len(body)).ljust(10).encode() + header[58:]
+        out += [header, body, b"\n" if len(body) % 2 else b""]
+    tmp = deb.with_name(f".{deb.name}.tmp")
+    tmp.write_bytes(b"".join(out))
+    os.replace(tmp, deb)
+
+
 def build(force: bool = False) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from icons import icons_write
@@ -118,6 +174,8 @@ def build(force: bool = False) -> Path:
     if not debs:
         raise SystemExit("Briefcase finished without a .deb in dist/")
     deb = debs[-1]
+    package_root = next((BUILD / "tessera").glob("debian/*/tessera-*/"))
+    deb_control_field_set(deb, "Installed-Size", str(installed_size_kib(package_root)))
     shutil.rmtree(cached_dir, ignore_errors=True)
     cached_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(deb, cached_dir / deb.name)

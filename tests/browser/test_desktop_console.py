@@ -178,3 +178,23 @@ def test_desktop_htmx_loaded_from_origin(tessera_server, browser_context, deskto
 def _luminance(css_colour: str) -> float:
     r, g, b = (int(x) for x in re.findall(r"\d+", css_colour)[:3])
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_desktop_sidebar_has_no_billing_and_the_new_collection_form_lines_up(
+    tessera_server, browser_context, desktop_admin
+):
+    """The desktop edition has no plans: no Billing section. The New collection form's Name and Slug
+    inputs sit on one line although only Slug has a help text under it."""
+    page = browser_context().new_page()
+    log_in(page, tessera_server, desktop_admin)
+    sections = page.get_by_role("navigation", name="Sections").locator("a")
+    expect(sections.filter(has_text="Settings")).to_have_count(1)
+    assert "Billing" not in sections.all_inner_texts()
+    assert page.goto(tessera_server.url("/billing/")).status == 404
+    page.goto(tessera_server.url("/records/"))
+    name, slug = page.get_by_label("Name", exact=True), page.get_by_label("Slug")
+    name_box, slug_box = name.bounding_box(), slug.bounding_box()
+    assert abs(name_box["y"] - slug_box["y"]) < 1 and abs(name_box["height"] - slug_box["height"]) < 1, (
+        name_box,
+        slug_box,
+    )
