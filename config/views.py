@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 
 from rbac.permissions import permission_check
@@ -33,6 +34,8 @@ def health(request: HttpRequest) -> JsonResponse:
             checks["redis"] = {"ok": ok, "ms": round((time.perf_counter() - started) * 1000, 1)}
         except Exception as exc:
             checks["redis"] = {"ok": False, "error": exc.__class__.__name__}
+    for check in settings.TESSERA_HEALTH_CHECKS:
+        checks.update(import_string(check)())
     healthy = all(c["ok"] for c in checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503

@@ -92,7 +92,10 @@ def backup_write(*, db_path: Path, data_dir: Path, dest: Path | None = None, rea
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(prefix=".backup-", dir=data_dir) as tmp:
         snapshot = Path(tmp) / DATABASE
-        source = sqlite3.connect(db_path, timeout=30)
+        try:
+            source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+        except sqlite3.Error as exc:  # never create a database where there is none
+            raise BackupError(f"There is no workspace database at {db_path}.") from exc
         try:
             source.execute("VACUUM INTO ?", (str(snapshot),))
         except sqlite3.DatabaseError as exc:
@@ -210,8 +213,18 @@ def _extract_verified(path: Path, into: Path) -> dict:
     return manifest
 
 
-def backup_restore(*, path: Path, db_path: Path, data_dir: Path, known_migrations: dict[str, set[str]]) -> BackupInfo:
+def backup_restore(
+    *,
+    path: Path,
+    db_path: Path,
+    data_dir: Path,
+    known_migrations: dict[str, set[str]],
+    replace_files: bool = False,
+) -> BackupInfo:
     """Check the backup completely, then replace the database, files and secret key with its content.
+
+    `replace_files`: the database file is replaced rather than written into (nothing has it open;
+    the only way onto a damaged file).
 
     `known_migrations` ({app: names}) are the migrations this version ships: a backup that applied one
     it does not know was made by a newer Tessera and is refused (an upgrade first, then restore)."""
@@ -237,13 +250,22 @@ def backup_restore(*, path: Path, db_path: Path, data_dir: Path, known_migration
                     f"({manifest.get('app_version') or 'unknown'}). Update Tessera, then restore it."
                 )
 
-        source = sqlite3.connect(snapshot)
-        target = sqlite3.connect(db_path, timeout=30)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        if replace_files:
+            # Nothing serves from the database (a restore from the command line or the start-up error
+            # page, the app's lock held): the restored file takes its place, with no WAL of the old one.
+            for suffix in ("-wal", "-shm", "-journal"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+            shutil.copyfile(snapshot, db_path)
+            db_path.chmod(0o600)
+        else:
+            # The running app keeps serving: SQLite's online backup copies the pages in under its own lock.
+            source = sqlite3.connect(snapshot)
+            target = sqlite3.connect(db_path, timeout=30)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+                source.close()
 
         files = paths.files_dir(data_dir)
         staged_files = staged / FILES.rstrip("/")
@@ -266,9 +288,68 @@ def backup_restore(*, path: Path, db_path: Path, data_dir: Path, known_migration
     )
 
 
-def backups_prune(data_dir: Path, *, keep: int = 10) -> int:
-    """Keep the newest `keep` automatic backups (pre-migration, pre-restore, scheduled); never manual ones."""
-    automatic = [b for b in backup_list(data_dir) if b.reason != "manual"]
+def database_state(db_path: Path) -> str:
+    """ "missing", "empty" (no tables: a fresh install), "ok", or "damaged" (SQLite cannot read it)."""
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return "missing"
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "django_migrations" not in tables:
+                return "empty" if not tables else "damaged"
+            row = conn.execute("PRAGMA quick_check(1)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return "damaged"
+    return "ok" if row and row[0] == "ok" else "damaged"
+
+
+def database_set_aside(*, db_path: Path, data_dir: Path, reason: str = "pre-restore") -> Path:
+    """A copy of a database SQLite cannot read (and its WAL, and the secret key), byte for byte, in
+    backups/: whatever was there is kept before a restore replaces it. Returns the folder."""
+    folder = paths.backups_dir(data_dir) / backup_filename(f"{reason}-damaged").replace(SUFFIX, "")
+    folder.mkdir(parents=True, exist_ok=False, mode=0o700)
+    for source in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), data_dir / "secret_key"):
+        if source.is_file():
+            shutil.copy2(source, folder / source.name)
+    return folder
+
+
+def backup_latest_automatic(data_dir: Path) -> BackupInfo | None:
+    """The newest backup Tessera made by itself (daily, pre-migration, pre-restore) that reads whole."""
+    for info in backup_list(data_dir):
+        if info.reason in AUTOMATIC_REASONS:
+            try:
+                return backup_check(info.path)
+            except BackupError:
+                continue
+    return None
+
+
+AUTOMATIC_REASONS = {"daily", "pre-migration", "pre-restore"}
+
+
+def backup_daily_due(data_dir: Path, *, now: datetime | None = None, every_hours: float = 24) -> bool:
+    """True when no daily backup was made in the last `every_hours` (the file names carry the time)."""
+    now = now or datetime.now(UTC)
+    folder = paths.backups_dir(data_dir)
+    newest = max((p.name for p in folder.glob(f"*-daily{SUFFIX}")), default=None) if folder.is_dir() else None
+    if newest is None:
+        return True
+    try:
+        made = datetime.strptime(newest[len("tessera-") : len("tessera-") + 15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    return (now - made).total_seconds() >= every_hours * 3600 - 60
+
+
+def backups_prune(data_dir: Path, *, keep: int = 10, reasons: set[str] | None = None) -> int:
+    """Keep the newest `keep` automatic backups of `reasons` (default: all automatic ones); never
+    people's own (manual) backups, nor a damaged database set aside."""
+    reasons = reasons if reasons is not None else AUTOMATIC_REASONS
+    automatic = [b for b in backup_list(data_dir) if b.reason in reasons]
     removed = 0
     for info in automatic[keep:]:
         with contextlib.suppress(FileNotFoundError):

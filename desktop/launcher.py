@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import secrets
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -44,7 +46,7 @@ from desktop.version import app_version
 logger = logging.getLogger("desktop.launcher")
 
 HANDOVER_WAIT = 30.0
-HEALTH_WAIT = 60.0
+HEALTH_WAIT = 20.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -80,6 +82,14 @@ def wait_health(port: int, timeout: float) -> bool:
     return False
 
 
+class StartupFailure(Exception):
+    """Tessera cannot start because of its storage (desktop.storage.StorageFailure says what)."""
+
+    def __init__(self, failure):
+        super().__init__(failure.message)
+        self.failure = failure
+
+
 class Desktop:
     """The running app: server, jobs, LAN hub, port file. The console reaches it via desktop.runtime."""
 
@@ -92,7 +102,8 @@ class Desktop:
         self.jobs_enabled = jobs
         self.host = ServerHost()
         self.jobs = None
-        self.window = None
+        self.window = None  # desktop.launcher.WindowHost while there is a display
+        self.tray = None
         self.notifier = None
         self.portfile: PortFile | None = None
         self.timings: dict[str, float] = {}
@@ -102,27 +113,44 @@ class Desktop:
         self._mdns = None
         self._stop_lock = threading.Lock()
         self._stopped = False
+        self._port = 0
+        self._recovery = None
 
     # --- start ----------------------------------------------------------------------------------
 
     def start(self) -> str:
+        """Check the storage, migrate, serve, wait for /health. A storage problem is a StartupFailure
+        naming it, within seconds (a lock held elsewhere is waited for 3 s, not SQLite's timeout)."""
         started = time.perf_counter()
         import django
 
         django.setup()
         self.timings["django_setup"] = time.perf_counter() - started
 
+        from django.conf import settings
+
+        from desktop.storage import database_check, storage_failure_of
         from desktop.upgrade import database_upgrade
 
-        upgrade = database_upgrade(data_dir=self.data_dir)
+        db_path = Path(settings.DATABASES["default"]["NAME"])
+        failure = database_check(db_path, self.data_dir)
+        if failure is not None:
+            raise StartupFailure(failure)
+        try:
+            upgrade = database_upgrade(data_dir=self.data_dir)
+        except Exception as exc:
+            failure = storage_failure_of(exc, self.data_dir)
+            if failure is not None:
+                raise StartupFailure(failure) from exc
+            raise
         if upgrade.migrated:
             logger.info("database migrated (%d migrations; backup: %s)", upgrade.migrated, upgrade.backup)
         self.timings["database"] = time.perf_counter() - started
 
         from config.asgi import application
-        from desktop.server import ControlRoutes, loopback_socket
+        from desktop.server import ControlRoutes
 
-        sock = loopback_socket()
+        sock = self._console_socket()
         port = sock.getsockname()[1]
         token = secrets.token_urlsafe(24)
         self.host.start()
@@ -148,6 +176,61 @@ class Desktop:
         logger.info("Tessera %s serving %s (data: %s)", app_version(), self.portfile.url, self.data_dir)
         settle_later()
         return self.portfile.url
+
+    def _console_socket(self):
+        """The console's loopback socket: a kernel-picked port, the same one again after a recovery."""
+        from desktop.server import loopback_socket
+
+        sock = loopback_socket(self._port)
+        self._port = sock.getsockname()[1]
+        return sock
+
+    # --- when it cannot start: the recovery page ----------------------------------------------------
+
+    def recovery_serve(self, failure) -> str:
+        """Serve the page that says what went wrong (and offers the latest automatic backup) on the
+        console's address; returns its URL."""
+        from desktop.backup import backup_latest_automatic
+        from desktop.recovery import RecoveryApp, RecoveryState
+
+        state = RecoveryState(failure, backup_latest_automatic(self.data_dir), str(self.data_dir))
+        self._recovery = RecoveryApp(state, on_restore=self._recovery_restore)
+        sock = self._console_socket()
+        self.host.start()
+        self.host.serve("recovery", self._recovery, sock)
+        self.host.wait_started("recovery")
+        url = f"http://127.0.0.1:{self._port}/"
+        logger.error("Tessera could not start: %s (recovery page at %s)", failure.message, url)
+        return url
+
+    def _recovery_restore(self, name: str) -> None:
+        threading.Thread(target=self._recovery_restore_run, args=(name,), name="recovery", daemon=True).start()
+
+    def _recovery_restore_run(self, name: str) -> None:
+        from desktop.backup import BackupError
+        from desktop.services import backup_restore
+
+        state = self._recovery.state
+        path = paths.backups_dir(self.data_dir) / Path(name).name
+        try:
+            info = backup_restore(path=path, offline=True)
+        except (BackupError, OSError, sqlite3.Error) as exc:
+            state.result = f"The backup could not be restored: {getattr(exc, 'message', exc)}"
+            state.restoring = False
+            return
+        logger.info("recovery: restored %s (made %s)", info.name, info.created_at.isoformat())
+        self.host.stop("recovery", timeout=5)
+        try:
+            url = self.start()
+        except StartupFailure as exc:
+            self.recovery_serve(exc.failure)
+            return
+        except Exception as exc:
+            logger.exception("Tessera could not start after the restore")
+            state.result = str(exc)
+            return
+        if self.window is not None:
+            self.window.show(url)
 
     def _jobs_start(self) -> None:
         from desktop.jobs import JobRunner
@@ -183,16 +266,19 @@ class Desktop:
             self.notifier.notify(title, body)
 
     def _activate(self) -> bool:
+        """A second launch (or the tray) wants the window: open it, or bring it forward."""
         window = self.window
         if window is None:
             return False
-        window.loop.call_soon_threadsafe(window.activate)
+        window.open_soon()
         return True
 
     def _tray_refresh(self) -> None:
-        window = self.window
-        if window is not None:
-            window.loop.call_soon_threadsafe(window.sync_status_refresh)
+        tray = self.tray
+        if tray is not None:
+            from gi.repository import GLib
+
+            GLib.idle_add(lambda: tray.status_refresh() and False)
 
     # --- LAN sync hub ---------------------------------------------------------------------------
 
@@ -237,7 +323,9 @@ class Desktop:
             prefs.lan_port = port
             preferences_save(prefs)
         elif port_taken:
-            logger.warning("LAN sync hub: port %d is in use by another program; listening on %d for now", port_taken, port)
+            logger.warning(
+                "LAN sync hub: port %d is in use by another program; listening on %d for now", port_taken, port
+            )
         if address not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(address)
         self.host.serve("lan", LanOnlySync(application), sock)
@@ -342,6 +430,17 @@ def _hand_over(data_dir: Path, *, server_only: bool) -> int:
     return 0
 
 
+def _failure_say(desktop: Desktop, failure) -> None:
+    from desktop.backup import backup_latest_automatic
+
+    _say(f"Tessera could not start: {failure.message}")
+    if failure.code in {"database_damaged", "database_unwritable"}:
+        latest = backup_latest_automatic(desktop.data_dir)
+        if latest is not None:
+            _say(f"The latest automatic backup is {latest.path} (made {latest.created_at:%Y-%m-%d %H:%M} UTC).")
+            _say(f"Restore it with: tessera --data-dir {desktop.data_dir} manage restore {latest.path}")
+
+
 def run_headless(desktop: Desktop, *, open_browser: bool) -> int:
     stop = threading.Event()
 
@@ -352,8 +451,15 @@ def run_headless(desktop: Desktop, *, open_browser: bool) -> int:
         signal.signal(signum, on_signal)
     try:
         url = desktop.start()
-    except Exception:
+    except StartupFailure as exc:
+        _failure_say(desktop, exc.failure)
+        if not open_browser:  # --server-only: a service manager (or the person) acts on the message
+            desktop.stop()
+            return 1
+        url = desktop.recovery_serve(exc.failure)
+    except Exception as exc:
         logger.exception("Tessera could not start")
+        _say(f"Tessera could not start: {exc}")
         desktop.stop()
         return 1
     _say(f"Tessera is running at {url}  (data: {desktop.data_dir})")
@@ -365,21 +471,170 @@ def run_headless(desktop: Desktop, *, open_browser: bool) -> int:
     return 0
 
 
-def run_window(desktop: Desktop) -> int:
-    os.environ.setdefault("TOGA_BACKEND", "toga_gtk")
-    os.environ.setdefault("NO_AT_BRIDGE", "1")
-    from desktop.notify import Notifier
-    from desktop.window import TesseraApp, signal_exit_install, window_process_gl_off
+def self_command() -> list[str]:
+    """How this process was started, without its own arguments: `python -m desktop` from a checkout,
+    `/usr/bin/python3.11 -I /usr/lib/tessera/boot.py` installed. The window process is started so."""
+    own = len(sys.argv) - 1
+    return list(sys.orig_argv[: len(sys.orig_argv) - own] if own else sys.orig_argv)
 
-    window_process_gl_off()
-    app = TesseraApp(desktop, icon=icon_path())
-    desktop.window = app
+
+class WindowHost:
+    """The window's process, seen from the app: opened on demand, told what to show, closed with the app.
+
+    Its close is either "to the tray" (the app keeps serving) or, with the quit-on-close preference or
+    no tray to come back from, the end of the app (`on_quit`). All methods but `open_soon` run on the
+    GLib main loop's thread."""
+
+    def __init__(self, *, on_quit, quit_on_close, tray_available):
+        self.on_quit = on_quit
+        self.quit_on_close = quit_on_close
+        self.tray_available = tray_available
+        self.proc: subprocess.Popen | None = None
+        self.url: str | None = None
+        self.error: dict | None = None
+        self.opened_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def open_soon(self) -> None:
+        from gi.repository import GLib
+
+        GLib.idle_add(lambda: self.open() and False)
+
+    def open(self) -> None:
+        with self._lock:
+            if self.is_open:
+                self._send({"present": True})
+                return
+            command = [*self_command(), "window"]
+            if self.url:
+                command += ["--url", self.url]
+            self.opened_at = time.perf_counter()
+            self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            logger.info("window: opened (pid %d)", self.proc.pid)
+            if self.error is not None:
+                self._send({"error": self.error})
+            threading.Thread(target=self._watch, args=(self.proc,), name="window-watch", daemon=True).start()
+
+    def show(self, url: str) -> None:
+        self.url, self.error = url, None
+        self._send({"show": url})
+
+    def show_error(self, message: str, url: str | None) -> None:
+        self.error = {"message": message, "url": url}
+        self.url = url
+        self._send({"error": self.error})
+
+    def _send(self, message: dict) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None or proc.stdin is None:
+            return
+        try:
+            proc.stdin.write(json.dumps(message) + "\n")
+            proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        closed = False
+        for line in proc.stdout:
+            try:
+                closed = closed or bool(json.loads(line).get("closed"))
+            except (ValueError, AttributeError):
+                continue
+        code = proc.wait()
+        from gi.repository import GLib
+
+        GLib.idle_add(lambda: self._ended(proc, code, closed) and False)
+
+    def _ended(self, proc: subprocess.Popen, code: int, closed: bool) -> None:
+        if proc is not self.proc:
+            return
+        self.proc = None
+        if closed and (self.quit_on_close() or not self.tray_available):
+            logger.info("window: closed; Tessera quits")
+            self.on_quit()
+        elif closed:
+            logger.info("window: closed to the tray (its WebKit processes end with it)")
+        else:
+            logger.error("window: its process ended unexpectedly (exit %s); open it again from the tray", code)
+
+    def close(self, timeout: float = 5.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()  # end of its messages: the window closes
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_gui(desktop: Desktop, *, minimized: bool) -> int:
+    """The app with a display: the tray (D-Bus, no GTK here), the window in its own process, and a
+    GLib loop on the main thread for both. The server starts on a thread meanwhile."""
+    from gi.repository import GLib
+
+    from desktop.preferences import preferences_load
+    from desktop.tray import Notifier, Tray
+
+    loop = GLib.MainLoop()
+    exit_code = [0]
+
+    def quit_app():
+        if loop.is_running():
+            loop.quit()
+
+    tray = Tray(on_open=lambda: desktop.window.open(), on_quit=quit_app, status_text=desktop.sync_status_text)
+    tray_available = tray.start()
+    desktop.tray = tray if tray_available else None
     desktop.notifier = Notifier()
-    signal_exit_install(app, STOP_SIGNALS)
-    app.main_loop()
+    desktop.window = WindowHost(
+        on_quit=quit_app, quit_on_close=lambda: preferences_load().quit_on_close, tray_available=tray_available
+    )
+    for signum in STOP_SIGNALS:
+        GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, lambda *_: quit_app() or GLib.SOURCE_REMOVE)
+
+    def start_backend():
+        try:
+            url = desktop.start()
+        except StartupFailure as exc:
+            failure = exc.failure
+            _failure_say(desktop, failure)
+            url = desktop.recovery_serve(failure)
+            GLib.idle_add(lambda: desktop.window.show_error(failure.message, url) and False)
+            GLib.idle_add(lambda: desktop.window.open() and False)
+            return
+        except Exception as exc:
+            logger.exception("Tessera could not start")
+            message = str(exc) or type(exc).__name__
+            exit_code[0] = 1
+            GLib.idle_add(lambda: desktop.window.show_error(message, None) and False)
+            GLib.idle_add(lambda: desktop.window.open() and False)
+            return
+        GLib.idle_add(lambda: desktop.window.show(url) and False)
+        if desktop.tray is not None:
+            GLib.idle_add(lambda: tray.status_refresh() and False)
+
+    threading.Thread(target=start_backend, name="backend-start", daemon=True).start()
+    if not minimized or not tray_available:
+        desktop.window.open()  # shows "Starting…" until the console answers
+    loop.run()
+    desktop.window.close()
+    tray.stop()
     desktop.window = None
     desktop.stop()
-    return 0 if app.backend_error is None else 1
+    return exit_code[0]
 
 
 NEEDS_WORKSPACE = {"backup", "jobs_probe"}  # commands that read a workspace and must not create one

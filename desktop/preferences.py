@@ -18,6 +18,12 @@ from desktop import paths
 class Preferences:
     lan_hub_enabled: bool = False
     lan_port: int = 0
+    # Closing the window keeps Tessera running in the tray (phones, jobs, LAN hub); or quits it.
+    quit_on_close: bool = False
+    # How many automatic daily backups are kept.
+    backups_keep: int = 7
+    # Where to look for a newer .deb (a JSON feed, signed); empty: never looks.
+    update_feed_url: str = ""
 
 
 def preferences_load(path: Path | None = None) -> Preferences:
@@ -28,8 +34,14 @@ def preferences_load(path: Path | None = None) -> Preferences:
         return Preferences()
     known = {f.name for f in fields(Preferences)}
     prefs = Preferences(**{k: v for k, v in data.items() if k in known})
-    prefs.lan_hub_enabled = bool(prefs.lan_hub_enabled)
-    prefs.lan_port = int(prefs.lan_port or 0)
+    try:
+        prefs.lan_hub_enabled = bool(prefs.lan_hub_enabled)
+        prefs.lan_port = int(prefs.lan_port or 0)
+        prefs.quit_on_close = bool(prefs.quit_on_close)
+        prefs.backups_keep = min(max(int(prefs.backups_keep), 1), 365)
+        prefs.update_feed_url = str(prefs.update_feed_url or "")
+    except (TypeError, ValueError):
+        return Preferences()
     return prefs
 
 

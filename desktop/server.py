@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 def loopback_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the same port again after a recovery
     sock.bind(("127.0.0.1", port))
     sock.listen(128)
     sock.setblocking(False)

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from desktop import backup
+from desktop.preferences import preferences_load
 from desktop.selectors import HEARTBEAT_FILE
 
 
@@ -23,8 +24,25 @@ def heartbeat() -> float:
 
 @shared_task(name="desktop.backups_prune")
 def backups_prune() -> int:
-    """Daily: keep the newest automatic backups; people's own backups are never removed."""
-    return backup.backups_prune(Path(settings.DATA_DIR), keep=10)
+    """Kept for jobs queued by an earlier version: the daily backup prunes now."""
+    return backup.backups_prune(Path(settings.DATA_DIR), keep=10, reasons={"pre-migration", "pre-restore"})
+
+
+@shared_task(name="desktop.backup_daily")
+def backup_daily() -> str:
+    """Hourly: the automatic daily backup when the last is a day old; the oldest beyond the kept count go."""
+    from desktop.services import backup_daily as daily
+
+    info = daily(keep=preferences_load().backups_keep)
+    return info.name if info is not None else ""
+
+
+@shared_task(name="desktop.notices")
+def notices() -> int:
+    """Every minute: desktop notifications for what needs the owner's attention (desktop.notices)."""
+    from desktop.notices import notices_send
+
+    return notices_send()
 
 
 @shared_task(name="desktop.probe")

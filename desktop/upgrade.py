@@ -42,10 +42,10 @@ def migrations_fingerprint() -> str:
 
 
 def known_migrations() -> dict[str, set[str]]:
-    from django.db import connection
     from django.db.migrations.loader import MigrationLoader
 
-    loader = MigrationLoader(connection, ignore_no_migrations=True, load=True)
+    # From the files only: the database may be missing or damaged (a restore is about to replace it).
+    loader = MigrationLoader(None, ignore_no_migrations=True, load=True)
     known: dict[str, set[str]] = {}
     for app, name in loader.disk_migrations:
         known.setdefault(app, set()).add(name)

@@ -14,14 +14,25 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from desktop import paths
+from desktop.autostart import autostart_enabled
 from desktop.backup import SUFFIX
+from desktop.preferences import preferences_load
 from desktop.selectors import backup_find, backup_list, jobs_status, lan_status
-from desktop.services import BackupError, backup_create, backup_restore, lan_hub_set
+from desktop.services import (
+    BackupError,
+    backup_create,
+    backup_restore,
+    desktop_preferences_set,
+    lan_hub_set,
+    update_check_now,
+    update_install_start,
+)
+from desktop.updates import UpdateError
 from desktop.version import app_version
 from rbac.permissions import permission_required
 
 
-def _page(request: HttpRequest, *, status: int = 200, error: str = "") -> HttpResponse:
+def _page(request: HttpRequest, *, status: int = 200, error: str = "", update=None) -> HttpResponse:
     lan = lan_status()
     qr = None
     if lan.sync_url:
@@ -39,6 +50,9 @@ def _page(request: HttpRequest, *, status: int = 200, error: str = "") -> HttpRe
         "version": app_version(),
         "restore_error": error,
         "backup_suffix": SUFFIX,
+        "prefs": preferences_load(),
+        "autostart": autostart_enabled(),
+        "update": update,
     }
     return render(request, "desktop/settings.html", context, status=status)
 
@@ -115,3 +129,54 @@ def restore(request: HttpRequest) -> HttpResponse:
         request, f"Restored the workspace as of {info.created_at:%Y-%m-%d %H:%M} UTC. Log in again to continue."
     )
     return redirect("accounts:login")
+
+
+@require_POST
+@permission_required("settings.manage")
+def preferences(request: HttpRequest) -> HttpResponse:
+    try:
+        keep = int(request.POST.get("backups_keep") or 7)
+    except ValueError:
+        keep = 0
+    if not 1 <= keep <= 365:
+        messages.error(request, "Keep between 1 and 365 daily backups.")
+        return redirect("desktop:settings")
+    try:
+        desktop_preferences_set(
+            actor=request.user,
+            quit_on_close=request.POST.get("on_close") == "quit",
+            autostart=request.POST.get("autostart") == "on",
+            backups_keep=keep,
+            update_feed_url=request.POST.get("update_feed_url", ""),
+        )
+    except BackupError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Preferences saved.")
+    return redirect("desktop:settings")
+
+
+@require_POST
+@permission_required("settings.manage")
+def update_check(request: HttpRequest) -> HttpResponse:
+    try:
+        offer = update_check_now(actor=request.user)
+    except UpdateError as exc:
+        messages.error(request, f"No update: {exc.message}")
+        return redirect("desktop:settings")
+    if offer is None:
+        messages.success(request, f"Tessera {app_version()} is the newest version.")
+        return redirect("desktop:settings")
+    return _page(request, update=offer)
+
+
+@require_POST
+@permission_required("settings.manage")
+def update_install(request: HttpRequest) -> HttpResponse:
+    try:
+        update_install_start(actor=request.user, name=request.POST.get("name", ""))
+    except UpdateError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The update was handed to the system's package installer.")
+    return redirect("desktop:settings")

@@ -1,35 +1,49 @@
-"""The native window (Toga): the console in a WebView, a tray icon (Open, sync status, Quit).
+"""The window: the console in a WebView, in a process of its own that lives only while it is open.
 
-The window appears at once with a "Starting" page; the server starts on a background thread and the
-WebView navigates to the console as soon as /health answers. Closing the window quits the app; the
-launcher then shuts the server and jobs down. Toga's GTK backend ships in the .deb; unit tests run
-this with Toga's dummy backend.
+The app (server, jobs, LAN hub, tray) runs in the launcher's process; `tessera window` is started by
+it when the window is wanted and exits when the window is closed, taking WebKit's processes (web
+content, network) with it: closed to the tray, Tessera holds no browser engine at all. The session
+survives because the WebView keeps its cookies in the data folder (webview/cookies.sqlite).
+
+The launcher talks to the window over its stdin, one JSON object a line: {"show": url} (the console
+is up), {"error": {...}} (it could not start: the page says why), {"present": true} (come forward).
+End of stdin (the app quit or died) closes the window. The window says {"closed": true} on stdout
+when the person closes it. Size and position are remembered in window.json.
+
+Downloads (a backup, an export) ask where to save with the desktop's own file dialog; file fields
+(restore, import) open the desktop's own file chooser. Toga's GTK backend ships in the .deb; unit
+tests run this with Toga's dummy backend.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import glob
 import html
+import json
 import logging
 import os
+import sys
 import threading
-from collections.abc import Callable
-from typing import Protocol
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import toga
 from toga.style import Pack
 
+from desktop import paths
 from desktop.version import app_version
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("desktop.window")
 
 APP_ID = "org.tessera.tessera"
+DEFAULT_SIZE = (1200, 800)
+MIN_SIZE = (640, 480)
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Tessera</title><style>
 body{{font-family:system-ui,sans-serif;display:flex;align-items:center;justify-content:center;height:90vh;
-color:#333;background:#f6f7f9}}main{{text-align:center}}h1{{font-weight:600}}p{{color:#666}}
+color:#333;background:#f6f7f9}}main{{text-align:center;max-width:40rem}}h1{{font-weight:600}}p{{color:#666}}
 @media (prefers-color-scheme:dark){{body{{background:#1d1f23;color:#eee}}p{{color:#aaa}}}}
 </style></head><body><main><h1>{title}</h1><p>{body}</p></main></body></html>"""
 
@@ -38,31 +52,36 @@ def page(title: str, body: str) -> str:
     return _PAGE.format(title=html.escape(title), body=html.escape(body))
 
 
-class MainThreadLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    """The GUI toolkit's loop policy for the main thread only; plain asyncio (uvloop) everywhere else.
+# --- where the window was --------------------------------------------------------------------------
 
-    Toga's GTK backend installs GLib's policy process-wide, and that refuses non-GLib loops in any
-    thread: the server's uvloop thread and asgiref's async_to_sync loops would fail."""
 
-    def __init__(self, main_policy: asyncio.AbstractEventLoopPolicy):
-        super().__init__()
-        self.main_policy = main_policy
+@dataclass(frozen=True)
+class Geometry:
+    size: tuple[int, int] = DEFAULT_SIZE
+    position: tuple[int, int] | None = None
 
-    @staticmethod
-    def _main() -> bool:
-        return threading.current_thread() is threading.main_thread()
 
-    def get_event_loop(self):
-        return self.main_policy.get_event_loop() if self._main() else super().get_event_loop()
+def geometry_load(path: Path | None = None) -> Geometry:
+    path = path or paths.data_dir() / "window.json"
+    try:
+        data = json.loads(path.read_text())
+        width, height = (int(v) for v in data["size"])
+        size = (max(width, MIN_SIZE[0]), max(height, MIN_SIZE[1]))
+        position = data.get("position")
+        pos = (max(int(position[0]), 0), max(int(position[1]), 0)) if position else None
+        return Geometry(size, pos)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return Geometry()
 
-    def set_event_loop(self, loop):
-        if self._main():
-            self.main_policy.set_event_loop(loop)
-        else:
-            super().set_event_loop(loop)
 
-    def new_event_loop(self):
-        return self.main_policy.new_event_loop() if self._main() else super().new_event_loop()
+def geometry_save(geometry: Geometry, path: Path | None = None) -> None:
+    path = path or paths.data_dir() / "window.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"size": list(geometry.size), "position": list(geometry.position or (0, 0))}))
+    os.replace(tmp, path)
+
+
+# --- WebKit, set up for a small local console ------------------------------------------------------
 
 
 def gpu_render_node_present() -> bool:
@@ -100,46 +119,118 @@ def window_process_gl_off() -> bool:
     return True
 
 
+def web_context_persistent(folder: Path):
+    """A WebKit context whose cookies (the console's session) and storage live in `folder`, not in
+    memory: a log-in outlives the window and the app. Pages are not cached (the console comes from
+    this computer's own server: the "document viewer" model keeps one page, not a history)."""
+    from gi.repository import WebKit2
+
+    paths.private_folder(folder)
+    manager = WebKit2.WebsiteDataManager(
+        base_data_directory=str(folder / "data"), base_cache_directory=str(folder / "cache")
+    )
+    context = WebKit2.WebContext.new_with_website_data_manager(manager)
+    context.set_cache_model(WebKit2.CacheModel.DOCUMENT_VIEWER)
+    cookies = manager.get_cookie_manager()
+    cookies.set_persistent_storage(str(folder / "cookies.sqlite"), WebKit2.CookiePersistentStorage.SQLITE)
+    cookies.set_accept_policy(WebKit2.CookieAcceptPolicy.NO_THIRD_PARTY)
+    return context
+
+
 def webview_tune(native) -> None:
-    """WebKit set for a small local console's memory. Pages are not cached. Without a GPU, WebKit's
-    accelerated mode runs its GL on Mesa's CPU rasterizer (llvmpipe) and the web process keeps that
-    rasterizer's buffers and compiled shaders (about 65 MB at idle, bench/desktop --gui) for nothing
-    WebKit's CPU painter does not draw as well. With a GPU, WebKit keeps its default."""
+    """Without a GPU, WebKit's accelerated mode runs its GL on Mesa's CPU rasterizer (llvmpipe) and the
+    web process keeps that rasterizer's buffers and compiled shaders (about 65 MB at idle) for nothing
+    WebKit's CPU painter does not draw as well. Media, WebGL and WebAudio are off: the console has none."""
     get_settings = getattr(native, "get_settings", None)
     if get_settings is None:  # not a WebKit2.WebView (Toga's dummy backend in tests)
         return
     from gi.repository import WebKit2
 
-    # The console comes from this computer's own server: no page cache or memory cache of pages
-    # already left (the "document viewer" model), so the web process holds one page, not a history.
-    native.get_context().set_cache_model(WebKit2.CacheModel.DOCUMENT_VIEWER)
+    settings = get_settings()
     if not gpu_render_node_present():
-        get_settings().set_hardware_acceleration_policy(WebKit2.HardwareAccelerationPolicy.NEVER)
+        settings.set_hardware_acceleration_policy(WebKit2.HardwareAccelerationPolicy.NEVER)
+    for name in ("enable-webgl", "enable-webaudio", "enable-media", "enable-media-stream", "enable-mediasource"):
+        if settings.find_property(name) is not None:
+            settings.set_property(name, False)
+    settings.set_property("enable-developer-extras", False)
 
 
-def loop_policy_per_thread() -> None:
-    policy = asyncio.get_event_loop_policy()
-    if not isinstance(policy, asyncio.DefaultEventLoopPolicy):
-        asyncio.set_event_loop_policy(MainThreadLoopPolicy(policy))
+class ConsoleWebView(toga.WebView):
+    """Toga's WebView, on GTK built on the persistent context above (Toga's own uses WebKit's default,
+    which keeps cookies in memory only), with the desktop's own dialogs for downloads and file fields."""
+
+    def _create(self):
+        impl_class = self.factory.WebView
+        if getattr(self.factory, "__name__", "") != "toga_gtk.factory":
+            return impl_class(interface=self)
+        from gi.repository import WebKit2
+
+        context = web_context_persistent(paths.webview_dir())
+        dialogs = NativeDialogs()
+        context.connect("download-started", dialogs.download_started)
+
+        class PersistentWebView(impl_class):
+            def create(impl):
+                impl.native = WebKit2.WebView.new_with_context(context)
+                impl.native.connect("load-changed", impl.gtk_on_load_changed)
+                impl.native.connect("run-file-chooser", dialogs.file_chooser)
+                impl.load_future = None
+
+        return PersistentWebView(interface=self)
 
 
-class Backend(Protocol):
-    """What the window needs from the launcher."""
+class NativeDialogs:
+    """The desktop's own file dialogs (GTK's native chooser: the portal where there is one)."""
 
-    def start(self) -> str: ...  # blocks until the console answers; returns its URL
+    def download_started(self, context, download) -> None:
+        download.connect("decide-destination", self.download_destination)
+        download.connect("failed", lambda d, error: logger.warning("download failed: %s", error.message))
+        download.connect("finished", lambda d: logger.info("window: saved %s", d.get_destination()))
 
-    def sync_status_text(self) -> str: ...
+    def download_destination(self, download, suggested: str) -> bool:
+        from gi.repository import GLib, Gtk
+
+        chooser = Gtk.FileChooserNative.new("Save as", None, Gtk.FileChooserAction.SAVE, "_Save", "_Cancel")
+        chooser.set_do_overwrite_confirmation(True)
+        chooser.set_current_name(suggested or "download")
+        downloads = GLib.get_user_special_dir(GLib.UserDirectory.DIRECTORY_DOWNLOAD) or str(Path.home())
+        chooser.set_current_folder(downloads)
+        if chooser.run() == Gtk.ResponseType.ACCEPT:
+            download.set_destination(chooser.get_uri())
+        else:
+            download.cancel()
+        chooser.destroy()
+        return True
+
+    def file_chooser(self, webview, request) -> bool:
+        from gi.repository import Gtk
+
+        chooser = Gtk.FileChooserNative.new("Open", None, Gtk.FileChooserAction.OPEN, "_Open", "_Cancel")
+        chooser.set_select_multiple(request.get_select_multiple())
+        file_filter = request.get_mime_types_filter()
+        if file_filter is not None:
+            chooser.add_filter(file_filter)
+        if chooser.run() == Gtk.ResponseType.ACCEPT:
+            request.select_files([f.get_path() for f in chooser.get_files()])
+        else:
+            request.cancel()
+        chooser.destroy()
+        return True
 
 
-class TesseraApp(toga.App):
-    def __init__(self, backend: Backend, *, icon=None, on_backend_error: Callable[[BaseException], None] | None = None):
-        self.backend = backend
+# --- the window app ------------------------------------------------------------------------------
+
+
+class WindowApp(toga.App):
+    """One main window with the console; closing it ends this process."""
+
+    def __init__(self, *, url: str | None = None, icon=None, geometry_file: Path | None = None, out=None):
         self.console_url: str | None = None
-        self.tray: toga.MenuStatusIcon | None = None
-        self._status_command: toga.Command | None = None
-        self._on_backend_error = on_backend_error
-        self.backend_error: BaseException | None = None
         self.shown = ""
+        self._initial_url = url
+        self._geometry_file = geometry_file
+        self._out = out if out is not None else sys.stdout
+        self.opened_at = time.perf_counter()
         super().__init__(
             formal_name="Tessera",
             app_id=APP_ID,
@@ -150,113 +241,120 @@ class TesseraApp(toga.App):
             author="Tessera",
         )
 
-    # --- lifecycle ------------------------------------------------------------------------------
-
     def startup(self) -> None:
-        self.main_window = toga.MainWindow(id="main", title="Tessera", size=(1200, 800))
-        self.webview = toga.WebView(style=Pack(flex=1), on_webview_load=self._loaded)
-        webview_tune(getattr(self.webview._impl, "native", None))  # before the first page starts WebKit
-        self.show_page("Tessera", "Starting…")
+        geometry = geometry_load(self._geometry_file)
+        self.main_window = toga.MainWindow(
+            id="main", title="Tessera", size=geometry.size, position=geometry.position or (100, 100)
+        )
+        self.main_window.on_close = self._on_close
+        self.webview = ConsoleWebView(style=Pack(flex=1), on_webview_load=self._loaded)
+        webview_tune(getattr(self.webview._impl, "native", None))
         self.main_window.content = self.webview
-        self.open_command = toga.Command(self._open_action, text="Open Tessera", id="tessera-open")
-        self.commands.add(self.open_command)
-        self.tray_install()
+        if self._initial_url:
+            self.show_console(self._initial_url)
+        else:
+            self.show_page("Tessera", "Starting…")
         self.main_window.show()
-        loop_policy_per_thread()  # before any other thread makes an event loop
-        threading.Thread(target=self._start_backend, name="backend-start", daemon=True).start()
 
-    def _start_backend(self) -> None:
-        try:
-            url = self.backend.start()
-        except BaseException as exc:  # shown in the window; the launcher logs it
-            self.backend_error = exc
-            self.loop.call_soon_threadsafe(self.show_error, exc)
-            if self._on_backend_error is not None:
-                self._on_backend_error(exc)
-            return
-        self.loop.call_soon_threadsafe(self.show_console, url)
+    # --- what the launcher says --------------------------------------------------------------------
+
+    def handle(self, message: dict) -> None:
+        """One message from the launcher (main thread)."""
+        if "show" in message:
+            self.show_console(str(message["show"]))
+        elif "error" in message:
+            error = message["error"] or {}
+            self.show_error(str(error.get("message") or "unknown error"), url=error.get("url"))
+        elif message.get("present"):
+            self.activate()
+        elif message.get("quit"):
+            self.request_exit()
 
     def show_console(self, url: str) -> None:
         self.console_url = url
         self.shown = url
         self.webview.url = url
-        self.sync_status_refresh()
 
     def _loaded(self, widget, **kwargs) -> None:
-        if self.console_url and (widget.url or "").startswith(self.console_url):
-            logger.info("window: console shown (%s)", widget.url)
+        url = widget.url or ""
+        if self.console_url and url.startswith(self.console_url):
+            logger.info("window: console shown (%s) %.3f s after opening", url, time.perf_counter() - self.opened_at)
 
     def show_page(self, title: str, body: str) -> None:
         """A page of the window's own (starting, errors): `shown` remembers what it says."""
         self.shown = f"{title}: {body}"
         self.webview.set_content("http://127.0.0.1/", page(title, body))
 
-    def show_error(self, exc: BaseException) -> None:
-        self.show_page("Tessera could not start", str(exc) or type(exc).__name__)
+    def show_error(self, message: str, url: str | None = None) -> None:
+        if url:  # the launcher serves a recovery page (it offers the latest backup): show it
+            self.console_url = url
+            self.shown = f"Tessera could not start: {message}"
+            self.webview.url = url
+            return
+        self.show_page("Tessera could not start", message)
 
     def activate(self) -> None:
-        """Bring the window forward (a second launch asked for it). Main thread only."""
+        """Bring the window forward (the tray's Open, a second launch)."""
         logger.info("window: brought forward")
         self.main_window.show()
         native = getattr(self.main_window._impl, "native", None)
         if native is not None and hasattr(native, "present"):
             native.present()
 
-    def _open_action(self, command, **kwargs) -> None:
-        self.activate()
-
-    # --- tray -----------------------------------------------------------------------------------
-
-    def tray_install(self) -> None:
-        """A status icon with Open, the sync status and Quit, where the desktop offers a tray."""
+    def _on_close(self, window, **kwargs) -> bool:
         try:
-            tray = toga.MenuStatusIcon(id="tessera-tray", icon=self.icon, text="Tessera")
-            self.status_icons.add(tray)
-        except Exception as exc:  # no tray support (e.g. libxapp missing): the window is enough
-            logger.info("no tray icon: %s", exc)
-            self.tray = None
-            return
-        self.tray = tray
-        commands = self.status_icons.commands
-        commands.add(toga.Command(self._open_action, text="Open Tessera", group=tray, section=0, id="tray-open"))
-        if toga.Command.EXIT in commands:  # Toga's standard item says "Exit"; desktops say Quit
-            commands.remove(commands[toga.Command.EXIT])
-        commands.add(toga.Command(self._quit_action, text="Quit Tessera", group=tray, section=9, id="tray-quit"))
-        self.sync_status_refresh()
-
-    def _quit_action(self, command, **kwargs) -> None:
+            geometry_save(Geometry(tuple(window.size), tuple(window.position)), self._geometry_file)
+        except (OSError, TypeError, ValueError):
+            logger.warning("window: size and position not saved", exc_info=True)
+        self.tell({"closed": True})
         self.request_exit()
+        return False
 
-    def sync_status_refresh(self) -> None:
-        if self.tray is None:
-            return
-        text = self.backend.sync_status_text()
-        if self._status_command is not None and self._status_command.text == text:
-            return
-        if self._status_command is not None:
-            self.status_icons.commands.remove(self._status_command)
-        self._status_command = toga.Command(None, text=text, group=self.tray, section=1, enabled=False, id=None)
-        self.status_icons.commands.add(self._status_command)
+    def tell(self, message: dict) -> None:
+        try:
+            self._out.write(json.dumps(message) + "\n")
+            self._out.flush()
+        except (OSError, ValueError):
+            pass
 
-    @property
-    def tray_texts(self) -> list[str]:
-        """The tray menu's items, in order (separators left out)."""
-        if self.tray is None:
-            return []
-        groups = (self.tray, toga.Group.COMMANDS)
-        return [c.text for c in self.status_icons.commands if isinstance(c, toga.Command) and c.group in groups]
+    def listen(self, stream) -> threading.Thread:
+        """Read the launcher's messages on a thread; its end (EOF) closes the window."""
+
+        def read():
+            for line in stream:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(message, dict):
+                    self.loop.call_soon_threadsafe(self.handle, message)
+            self.loop.call_soon_threadsafe(self.request_exit)
+
+        thread = threading.Thread(target=read, name="launcher-messages", daemon=True)
+        thread.start()
+        return thread
 
 
-def signal_exit_install(app: TesseraApp, signals: tuple[int, ...]) -> None:
-    """SIGTERM/SIGINT quit the window app through its own loop (GLib handles them natively)."""
-    try:
-        from gi.repository import GLib
-    except ImportError:  # pragma: no cover - only the GTK backend reaches here
-        return
+def window_main(argv: list[str]) -> int:
+    """`tessera window [--url URL]`: the window process (started by the launcher, never by people)."""
+    import argparse
 
-    def on_signal(*_):
-        app.request_exit()
-        return GLib.SOURCE_REMOVE
+    parser = argparse.ArgumentParser(prog="tessera window")
+    parser.add_argument("--url")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("TESSERA_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    os.environ.setdefault("TOGA_BACKEND", "toga_gtk")
+    os.environ.setdefault("NO_AT_BRIDGE", "1")
+    window_process_gl_off()
+    from desktop.launcher import icon_path
 
-    for signum in signals:
-        GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, on_signal)
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever the toolkit prints goes to the log, not into the launcher's messages
+    app = WindowApp(url=args.url, icon=icon_path(), out=out)
+    app.listen(sys.stdin)
+    app.main_loop()
+    return 0

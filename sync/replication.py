@@ -33,6 +33,7 @@ from typing import Any
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from audit.services import audit_event_record
 from core.actors import Actor, Principal
 from core.errors import ServiceError
 from rbac.permissions import has_permission
@@ -161,6 +162,18 @@ def _master(collection: Collection, record_id: str) -> tuple[Record | None, dict
     return record, document_of(record)
 
 
+def _conflict_record(actor: Actor | Principal, record: Record, conflicts: list) -> None:
+    """The phone and the server changed the same fields: the server's values stayed and the phone's
+    were dropped. Recorded, so someone can look (the audit log; the desktop tells its owner)."""
+    audit_event_record(
+        action="record.sync_conflict",
+        actor=actor,
+        target=record,
+        # field names only: record values stay out of the audit chain
+        changes={"collection": record.collection.slug, "fields": sorted(c.field for c in conflicts)},
+    )
+
+
 def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None) -> dict | None:
     record_id = new["id"]
     record, master = _master(collection, record_id)
@@ -184,14 +197,17 @@ def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assu
         elif document_deleted(new):
             record = record_delete(actor=actor, record=record)
         else:
-            record = record_update(
+            written = record_update(
                 actor=actor,
                 record=record,
                 data=document_fields(new),
                 partial=False,
                 base_data=document_fields(assumed),
                 on_conflict="current",
-            ).record
+            )
+            record = written.record
+            if written.conflicts:
+                _conflict_record(actor, record, written.conflicts)
     except RecordError:
         _, master = _master(collection, record_id)
         return master or tombstone(record_id)

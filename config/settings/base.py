@@ -87,6 +87,8 @@ TESSERA_EVENT_SUBSCRIBERS = {
 
 # Plans and billing (Stripe) are the SaaS's; the desktop edition is unlimited and shows no Billing section.
 TESSERA_BILLING_ENABLED = True
+# More /health checks (dotted callables returning {name: {"ok": bool, ...}}); the desktop adds its storage.
+TESSERA_HEALTH_CHECKS: list[str] = []
 
 ROOT_URLCONF = "config.urls_tenant"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -33,11 +33,16 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 TESSERA_TENANCY = "tenants.backends.SingleTenancy"
 
 MIDDLEWARE = [
-    *MIDDLEWARE[:2],
+    MIDDLEWARE[0],
+    # A locked database, a full disk: a 503 with the reason (API problem, console page), never a 500.
+    "desktop.middleware.StorageFailureMiddleware",
+    MIDDLEWARE[1],
     "tenants.middleware.SingleTenantMiddleware",
     "accounts.middleware.FirstRunSetupMiddleware",
     *MIDDLEWARE[2:],
 ]
+# /health also says whether Tessera can write now (free space, the database's write lock).
+TESSERA_HEALTH_CHECKS = ["desktop.storage.health_storage"]
 
 DATABASES = {
     "default": {
@@ -45,9 +50,11 @@ DATABASES = {
         "NAME": str(database_file(DATA_DIR)),
         "OPTIONS": {
             # IMMEDIATE takes the write lock when a transaction starts, so two writers queue on
-            # busy_timeout instead of failing with "database is locked" on lock upgrade.
+            # busy_timeout instead of failing with "database is locked" on lock upgrade. The app's own
+            # writes take milliseconds; a lock held longer is another program's, and the request
+            # gets a 503 saying so after 5 s instead of waiting 20 s for a 500.
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            "timeout": 5,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         },
     }
@@ -77,7 +84,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "desktop-heartbeat": {"task": "desktop.heartbeat", "schedule": 60.0},
-    "desktop-backups-prune": {"task": "desktop.backups_prune", "schedule": 24 * 3600.0},
+    # Hourly look, a backup when the last daily one is a day old (a computer is not always on at 3 am).
+    "desktop-backup-daily": {"task": "desktop.backup_daily", "schedule": 3600.0},
+    "desktop-notices": {"task": "desktop.notices", "schedule": 60.0},
 }
 TESSERA_CELERY_APP_CLASS = "celery.Celery"
 # Webhooks from a desktop go to the business's own machines too: its LAN and this computer are

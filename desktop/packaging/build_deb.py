@@ -124,9 +124,11 @@ def deb_control_field_set(deb: Path, name: str, value: str) -> None:
     out = [b"!<arch>\n"]
     for header, body in members:
         if header[:16].decode().strip().rstrip("/") == "control.tar.xz":
-            src = tarfile.open(fileobj=io.BytesIO(lzma.decompress(body)))
             buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as dst:
+            with (
+                tarfile.open(fileobj=io.BytesIO(lzma.decompress(body))) as src,
+                tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as dst,
+            ):
                 for info in src.getmembers():
                     content = src.extractfile(info).read() if info.isfile() else None
                     if info.name.lstrip("./") == "control":

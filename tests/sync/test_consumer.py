@@ -343,6 +343,11 @@ def test_stale_write_is_merged_and_the_merge_returned(tenant, pair, jobs, admin_
     assert merged["notes"] == "server note"  # the server's change to a field only it changed
     assert merged["qty"] == 2  # both changed it: the server's value stays
     assert merged == _doc(record)  # what the phone gets is exactly the stored master
+    # The phone's qty was dropped: recorded for someone to look at (the desktop tells its owner).
+    from audit.models import AuditEvent
+
+    conflict = AuditEvent.objects.get(action="record.sync_conflict")
+    assert conflict.target_id == "m1" and conflict.changes == {"collection": "jobs", "fields": ["qty"]}
 
 
 def test_resent_write_is_idempotent(tenant, pair, jobs, admin_user):

@@ -11,7 +11,10 @@ from desktop.services import BackupError, backup_restore
 
 
 class Command(BaseCommand):
-    help = "Restore the workspace from a .tessera-backup file. Quit the app first (or use the console's Restore)."
+    help = (
+        "Restore the workspace from a .tessera-backup file, also onto a new computer or over a damaged database "
+        "(what was there is kept in backups/ first). Quit the app first (or use the console's Restore)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("backup", help="The .tessera-backup file")
@@ -24,7 +27,7 @@ class Command(BaseCommand):
         if not lock.acquire():
             raise CommandError("Tessera is running on this data folder: quit it first, or restore from its console.")
         try:
-            info = backup_restore(path=path)
+            info = backup_restore(path=path, offline=True)
         except BackupError as exc:
             raise CommandError(exc.message) from exc
         finally:
