@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import types
 
 from celery.signals import worker_process_init
 
-from config import celery_app
+celery_app = importlib.import_module("config.celery_app")  # (config.celery_app is also the app object)
 
 
 def _fake_postgresql_backend(monkeypatch) -> dict:
