@@ -242,6 +242,9 @@ class Desktop:
             logger.exception("background jobs could not start")
             return
         self.jobs = runner
+        from desktop.tasks import backup_daily
+
+        backup_daily.delay()  # at every start: a day-old (or no) daily backup is made now, not in an hour
 
     # --- runtime (what the console and the tray see) ---------------------------------------------
 
@@ -509,7 +512,7 @@ class WindowHost:
             if self.is_open:
                 self._send({"present": True})
                 return
-            command = [*self_command(), "window"]
+            command = [*self_command(), "window", "--asked-at", repr(time.time())]
             if self.url:
                 command += ["--url", self.url]
             self.opened_at = time.perf_counter()
