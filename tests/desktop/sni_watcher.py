@@ -8,7 +8,7 @@ import sys
 if len(sys.argv) > 1:
     sys.path.insert(0, sys.argv[1])
 
-from gi.repository import Gio, GLib  # noqa: E402
+from gi.repository import Gio, GLib
 
 XML = """<node><interface name="org.kde.StatusNotifierWatcher">
 <method name="RegisterStatusNotifierItem"><arg type="s" direction="in"/></method>
