@@ -206,16 +206,30 @@ def session_bus(tmp_path):
     os.kill(pid, signal.SIGTERM)
 
 
-def _webkit_children(pid: int) -> list[str]:
-    names = []
+def _webkit_of(app_pid: int) -> set[int]:
+    """WebKit's processes under the app (the window's web and network processes)."""
+    parents: dict[int, int] = {}
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and "WebKit" in (proc / "comm").read_text():
-                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                names.append(f"{proc.name} (parent {stat[1]})")
+            if proc.name.isdigit():
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    found = set()
+    for pid, parent in parents.items():
+        chain, seen = parent, 0
+        while chain not in (0, 1, app_pid) and seen < 10:
+            chain, seen = parents.get(chain, 0), seen + 1
+        try:
+            if chain == app_pid and "WebKit" in Path(f"/proc/{pid}/comm").read_text():
+                found.add(pid)
         except OSError:
             continue
-    return names
+    return found
+
+
+def _gone(pids: set[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -267,9 +281,11 @@ def test_installed_app_window_tray_and_close_to_tray_under_xvfb(installed_deb, t
 
     # Closed (as a window manager's close button asks): the window's process and WebKit's are gone,
     # Tessera goes on serving from the tray. The console's cookies were kept in the data folder.
+    webkit = _webkit_of(app.proc.pid)
+    assert len(webkit) >= 2, webkit  # a web process and a network process, under the window's process
     assert window_close(xvfb, "Tessera") == 1
     _wait(lambda: "closed to the tray" in app.log(), 20, "the window to close")
-    _wait(lambda: not _webkit_children(app.proc.pid), 20, "WebKit's processes to end")
+    _wait(lambda: _gone(webkit), 20, "WebKit's processes to end")
     assert app.proc.poll() is None and Console(app.url).http.get("/health").status_code == 200
     cookies = sqlite3.connect(data / "webview" / "cookies.sqlite")
     assert ("tessera_csrftoken",) in cookies.execute("SELECT name FROM moz_cookies").fetchall()
@@ -292,9 +308,11 @@ def test_installed_app_window_tray_and_close_to_tray_under_xvfb(installed_deb, t
         assert "swrast_dri" not in Path(f"/proc/{window_pid}/maps").read_text()
     assert "swrast_dri" not in Path(f"/proc/{app.proc.pid}/maps").read_text()
 
+    webkit = _webkit_of(app.proc.pid)
+    assert webkit
     assert app.stop(signal.SIGTERM) == 0, app.log()
     assert not app.port_file.exists()
-    _wait(lambda: not _webkit_children(app.proc.pid), 20, "WebKit's processes to end with the app")
+    _wait(lambda: _gone(webkit), 20, "WebKit's processes to end with the app")
 
 
 def test_a_session_survives_a_restart_in_the_window(installed_deb, tmp_path, xvfb, session_bus):
