@@ -149,3 +149,31 @@ def test_pruning_keeps_the_newest_automatic_backups_and_every_manual_one(workspa
     left = sorted(p.name for p in folder.iterdir())
     assert made.name in left and len(left) == 3
     assert "tessera-20200103-000000-pre-migration.tessera-backup" in left
+
+
+def test_a_daily_backup_is_due_once_a_day_and_only_the_kept_count_stays(workspace):
+    from datetime import UTC, datetime, timedelta
+
+    from desktop.backup import backup_daily_due, backup_filename
+
+    data, db = workspace
+    assert backup_daily_due(data)
+    folder = data / "backups"
+    folder.mkdir()
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    made = backup_write(db_path=db, data_dir=data, reason="daily")
+    for days in range(1, 6):
+        made.path.with_name(backup_filename("daily", now - timedelta(days=days))).write_bytes(made.path.read_bytes())
+    made.path.rename(folder / backup_filename("daily", now - timedelta(hours=3)))
+    assert not backup_daily_due(data, now=now)
+    assert backup_daily_due(data, now=now + timedelta(hours=21))
+    manual = backup_write(db_path=db, data_dir=data, reason="manual")
+    assert backups_prune(data, keep=3, reasons={"daily"}) == 3
+    left = sorted(p.name for p in folder.iterdir())
+    assert manual.name in left and len([n for n in left if n.endswith("-daily.tessera-backup")]) == 3
+
+
+def test_no_backup_of_a_database_that_is_not_there(tmp_path):
+    with pytest.raises(BackupError, match="no workspace database"):
+        backup_write(db_path=tmp_path / "tessera.sqlite3", data_dir=tmp_path)
+    assert not (tmp_path / "tessera.sqlite3").exists()  # not created by the attempt

@@ -225,3 +225,26 @@ def test_without_a_display_the_console_opens_in_the_browser(tmp_path):
     assert again.returncode == 0
     wait_for(lambda: opened.read_text().count(f"{app.url}/") == 2, 20, "the second launch to open the browser")
     assert app.stop() == 0
+
+
+def test_a_taken_lan_port_is_kept_for_the_paired_phones(tmp_path):
+    """Another program on the remembered port: the hub listens elsewhere for now, says so, and keeps
+    the remembered port (paired phones know it) for the next start."""
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.2", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "desktop.json").write_text(json.dumps({"lan_hub_enabled": True, "lan_port": port}))
+    try:
+        app = checkout_start(data, "--server-only", TESSERA_LAN_ADDRESS="127.0.0.2").wait_ready()
+        console = Console(app.url)
+        console.set_up(OWNER)
+        page = console.http.get("/settings/desktop/").text
+        assert 'data-testid="lan-port-taken"' in page and f"Port {port}, the one paired phones use" in page
+        assert json.loads((data / "desktop.json").read_text())["lan_port"] == port
+        console.close()
+        assert app.stop() == 0
+    finally:
+        blocker.close()

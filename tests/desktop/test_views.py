@@ -79,3 +79,50 @@ def test_the_lan_switch_is_saved_for_the_next_start_without_the_app(admin_client
     assert AuditEvent.objects.filter(action="workspace.lan_hub_changed").exists()
     admin_client.post("/settings/desktop/lan/", {})
     assert preferences_load().lan_hub_enabled is False
+
+
+@pytest.fixture
+def machine_preferences(tmp_path, monkeypatch):
+    before = preferences_load()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    yield tmp_path / "config" / "autostart" / "org.tessera.tessera.desktop"
+    preferences_save(before)
+
+
+def test_this_computers_preferences_close_to_tray_autostart_backups_kept(admin_client, machine_preferences):
+    from audit.models import AuditEvent
+
+    page = admin_client.get("/settings/desktop/").content.decode()
+    assert 'value="tray" checked' in page and "Start Tessera in the tray when I log in" in page
+    response = admin_client.post(
+        "/settings/desktop/preferences/",
+        {"on_close": "quit", "autostart": "on", "backups_keep": "14", "update_feed_url": ""},
+        follow=True,
+    )
+    assert "Preferences saved." in response.content.decode()
+    prefs = preferences_load()
+    assert prefs.quit_on_close is True and prefs.backups_keep == 14
+    entry = machine_preferences.read_text()
+    assert "Exec=" in entry and "--minimized" in entry and "X-GNOME-Autostart-enabled=true" in entry
+    assert AuditEvent.objects.filter(action="workspace.desktop_preferences_changed").exists()
+
+    admin_client.post("/settings/desktop/preferences/", {"on_close": "tray", "backups_keep": "14"})
+    assert preferences_load().quit_on_close is False and not machine_preferences.exists()
+
+    refused = admin_client.post(
+        "/settings/desktop/preferences/", {"on_close": "tray", "backups_keep": "0"}, follow=True
+    )
+    assert "between 1 and 365" in refused.content.decode() and preferences_load().backups_keep == 14
+    refused = admin_client.post(
+        "/settings/desktop/preferences/",
+        {"on_close": "tray", "backups_keep": "7", "update_feed_url": "file:///etc/passwd"},
+        follow=True,
+    )
+    assert "must be an http(s) address" in refused.content.decode() and preferences_load().update_feed_url == ""
+
+
+def test_only_admins_change_this_computers_preferences(make_user, client_for, tenant, machine_preferences):
+    viewer = client_for(tenant, make_user("viewer"))
+    assert viewer.post("/settings/desktop/preferences/", {"on_close": "quit"}).status_code == 403
+    assert viewer.post("/settings/desktop/update/check/").status_code == 403
+    assert preferences_load().quit_on_close is False
