@@ -146,7 +146,9 @@ def desktop_preferences_set(
     from desktop.autostart import autostart_enabled, autostart_set
 
     if update_feed_url and not update_feed_url.startswith(("https://", "http://")):
-        raise BackupError("The update feed must be an http(s) address.")
+        from desktop.updates import UpdateError
+
+        raise UpdateError("The update feed must be an http(s) address.")
     prefs = preferences.preferences_load()
     before = {
         "quit_on_close": prefs.quit_on_close,

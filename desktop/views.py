@@ -149,7 +149,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
             backups_keep=keep,
             update_feed_url=request.POST.get("update_feed_url", ""),
         )
-    except BackupError as exc:
+    except UpdateError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, "Preferences saved.")
