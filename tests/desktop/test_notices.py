@@ -52,3 +52,14 @@ def test_conflicts_and_disabled_endpoints_are_told_once(db, tenants_provisioned,
     assert titles == ["2 sync conflicts need attention", "Webhook endpoint disabled"]
     assert "jobs" in told.notices[0][1] and "https://erp.example/hook" in told.notices[1][1]
     assert notices_send() == 0 and len(told.notices) == 2  # told once
+
+
+def test_a_failed_daily_backup_is_told(db, told, settings, monkeypatch, tmp_path):
+    from desktop import services
+    from desktop.backup import BackupError
+
+    monkeypatch.setattr(services, "_db_path", lambda: tmp_path / "gone" / "tessera.sqlite3")
+    with pytest.raises(BackupError):
+        services.backup_daily(keep=7)
+    assert told.notices and told.notices[0][0] == "Tessera could not back up"
+    assert "no workspace database" in told.notices[0][1]

@@ -103,3 +103,19 @@ def test_the_trusted_comment_is_signed_too(keys, tmp_path):
     forged = signature.replace("trusted comment: tessera release", "trusted comment: tessera 99 release")
     with pytest.raises(UpdateError, match="does not match"):
         minisign_verify(b"{}", forged, public)
+
+
+def test_a_checked_package_is_handed_to_the_system_installer(tmp_path, monkeypatch):
+    from desktop.updates import update_install
+
+    handed = tmp_path / "handed.txt"
+    installer = tmp_path / "installer"
+    installer.write_text(f'#!/bin/sh\necho "$@" > {handed}\n')
+    installer.chmod(0o755)
+    monkeypatch.setenv("TESSERA_UPDATE_INSTALLER", str(installer))
+    deb = tmp_path / "tessera_9.0.0-1_amd64.deb"
+    deb.write_bytes(b"package")
+    assert update_install(deb).wait(30) == 0
+    assert handed.read_text().strip() == str(deb)
+    with pytest.raises(UpdateError, match="no downloaded update"):
+        update_install(tmp_path / "missing.deb")
