@@ -44,7 +44,7 @@ def _storage_failure_seen(sender, request=None, **kwargs) -> None:
 def storage_failure_response(request: HttpRequest, failure: StorageFailure) -> HttpResponse:
     headers = {"Retry-After": str(failure.retry_after)}
     if request.path_info.startswith(API_PREFIX) or "json" in request.headers.get("Accept", ""):
-        from partners.api.problems import problem_http_response
+        from api.problems import problem_http_response
 
         return problem_http_response(request, 503, failure.code, failure.message, headers=headers)
     page = render_to_string(

@@ -194,5 +194,7 @@ def update_install_start(*, actor: Any, name: str):
     from desktop.updates import update_install
 
     process = update_install(_data_dir() / "updates" / Path(name).name)
-    audit_event_record(action="workspace.update_started", actor=actor, target=workspace_current(), changes={"file": name})
+    audit_event_record(
+        action="workspace.update_started", actor=actor, target=workspace_current(), changes={"file": name}
+    )
     return process

@@ -8,9 +8,11 @@ Requests that meet one get a 503 with the reason (desktop.middleware); /health p
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import sqlite3
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +20,6 @@ from pathlib import Path
 
 # Below this much free space the next write may well fail half-way: /health says so before it does.
 DISK_FULL_BYTES = 8 * 1024 * 1024
-LOCK_PROBE_SECONDS = 0.5
 RECENT_SECONDS = 30.0
 
 
@@ -120,24 +121,45 @@ def storage_failure_clear() -> None:
 # --- probes -------------------------------------------------------------------------------------
 
 
-def storage_probe(db_path: Path, data_dir: Path, *, lock_timeout: float = LOCK_PROBE_SECONDS) -> StorageFailure | None:
-    """Can Tessera write now? Free space, then the database's write lock (taken and given back at once,
-    nothing written). Cheap enough for every /health and for the start-up check."""
+# SQLite's locks are POSIX record locks: the writer of a WAL database holds byte 120 of the -shm
+# file (WAL_WRITE_LOCK), a database in exclusive locking mode the RESERVED byte of the file itself.
+_WRITER_LOCKS = (("-shm", 120), ("", 0x40000001))
+_FLOCK = "@hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid
+
+
+def locked_by_another_process(db_path: Path) -> bool:
+    """Does another process hold the database's write lock now? Asked of the kernel (F_GETLK), which
+    never reports this process's own locks: the app's own writes in flight are not "locked"."""
+    for suffix, offset in _WRITER_LOCKS:
+        try:
+            fd = os.open(f"{db_path}{suffix}", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+            answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+            if struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK:
+                return True
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return False
+
+
+def storage_probe(db_path: Path, data_dir: Path) -> StorageFailure | None:
+    """Can Tessera write now? Free space, and whether another program holds the database's write lock.
+    Waits for nothing and writes nothing: cheap enough for every /health."""
     if _disk_nearly_full(data_dir):
         return StorageFailure(
             "disk_full", f"The disk holding {data_dir} is full{_free_text(data_dir)}. Free some space, then try again."
         )
-    if not db_path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=lock_timeout, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-    except (sqlite3.Error, OSError) as exc:
-        return storage_failure_of(exc, data_dir) or StorageFailure("database_unwritable", str(exc))
+    if db_path.exists() and locked_by_another_process(db_path):
+        return StorageFailure(
+            "database_locked",
+            "The database is locked by another program (a backup tool, a database browser, or another "
+            "Tessera using the same files). Close it, then try again.",
+        )
     return None
 
 

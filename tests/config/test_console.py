@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from audit.models import AuditEvent
@@ -13,9 +14,11 @@ from rbac.roles import Role
 from tenants.models import Tenant
 from tests.html_forms import form_with_button, forms_of, nav_links, nav_sections
 
-# Sections each role finds in the navigation, in order (Records is everyone's).
+# Sections each role finds in the navigation, in order (Records is everyone's). The desktop edition
+# has no plans, so no Billing.
+BILLING = ["Billing"] if settings.TESSERA_BILLING_ENABLED else []
 NAV = {
-    Role.ADMIN: ["Records", "API & keys", "Webhooks", "Devices", "Members", "Billing", "Audit", "Settings"],
+    Role.ADMIN: ["Records", "API & keys", "Webhooks", "Devices", "Members", *BILLING, "Audit", "Settings"],
     Role.MANAGER: ["Records", "Devices", "Members"],
     Role.ANALYST: ["Records"],
     Role.VIEWER: ["Records"],

@@ -42,7 +42,8 @@ def test_health_reports_each_check(anon_client):
     if SAAS:
         assert body["checks"]["redis"]["ok"] is True
     else:
-        assert set(body["checks"]) == {"database"}, "no Redis on the desktop"
+        assert set(body["checks"]) == {"database", "storage"}, "no Redis on the desktop; its disk and lock instead"
+        assert body["checks"]["storage"] == {"ok": True}
 
 
 def test_health_is_503_when_the_database_fails(anon_client):

@@ -29,7 +29,8 @@ def told(settings, tmp_path):
 
 
 def test_conflicts_and_disabled_endpoints_are_told_once(db, tenants_provisioned, told, tmp_path):
-    from audit.services import Actor, audit_event_record
+    from audit.services import audit_event_record
+    from core.actors import Actor
 
     audit_event_record(action="webhook_endpoint.disabled", actor=Actor.system("test"), target=("endpoint", "e0", "old"))
     assert notices_send() == 0 and told.notices == []  # the first run starts at the log's end

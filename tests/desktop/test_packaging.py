@@ -70,5 +70,5 @@ def test_desktop_settings_agree_with_the_launcher():
     assert settings.CELERY_BROKER_TRANSPORT == "desktop.broker:Transport"
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"] == str(paths.queue_dir(settings.DATA_DIR))
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"desktop.heartbeat", "desktop.backups_prune"} <= tasks
+    assert {"desktop.heartbeat", "desktop.backup_daily", "desktop.notices"} <= tasks
     assert settings.ROOT_URLCONF == "config.urls_desktop"
