@@ -1,14 +1,18 @@
 """The desktop app's entry point: one instance per data folder, Tessera served in-process, a window.
 
-    tessera                 window (Toga WebView) with the console; the system browser without a display
+    tessera                 the tray icon and a window with the console; the system browser without a display
+    tessera --minimized     the tray only (the autostart entry): the window opens from the tray
     tessera --server-only   headless: serve until SIGTERM/SIGINT
     tessera manage ...      Django management commands on this data folder (backup, restore, ...)
 
-Start: take the instance lock (or hand over to the running instance), migrate (pre-migration backup
-kept), serve on 127.0.0.1:<kernel-picked port>, wait for /health, write the port file, start the
-background jobs, open the LAN sync hub if switched on. Stop (window closed, Quit, SIGTERM): LAN hub
-and console server stopped (requests in flight finish), jobs stopped warm, SQLite WAL checkpointed,
-port file removed, exit 0.
+Start: take the instance lock (or hand over to the running instance), check the storage (a locked,
+full or damaged one is named within seconds; the recovery page offers the latest backup), migrate
+(pre-migration backup kept), serve on 127.0.0.1:<kernel-picked port>, wait for /health, write the
+port file, start the background jobs, open the LAN sync hub if switched on. The window runs in a
+process of its own (desktop.window) while it is open; closing it leaves Tessera in the tray unless
+"quit on close" is chosen or there is no tray. Stop (Quit, SIGTERM): window closed, LAN hub and
+console server stopped (requests in flight finish), jobs stopped warm, SQLite WAL checkpointed, port
+file removed, exit 0.
 """
 
 from __future__ import annotations

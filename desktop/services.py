@@ -64,6 +64,9 @@ def backup_restore(*, actor: Any = None, path: Path, offline: bool = False) -> B
     known = known_migrations()
     db_path, data_dir = _db_path(), _data_dir()
     state = backup.database_state(db_path)
+    # Before anything of ours opens the files: SQLite's locks belong to the process, and a copy's
+    # close of the database file would drop those of any connection still open on it.
+    connections.close_all()
     previous = ""
     if state == "ok":
         previous = backup.backup_write(db_path=db_path, data_dir=data_dir, reason="pre-restore").name

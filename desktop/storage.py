@@ -8,11 +8,9 @@ Requests that meet one get a 503 with the reason (desktop.middleware); /health p
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import sqlite3
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -124,26 +122,39 @@ def storage_failure_clear() -> None:
 # SQLite's locks are POSIX record locks: the writer of a WAL database holds byte 120 of the -shm
 # file (WAL_WRITE_LOCK), a database in exclusive locking mode the RESERVED byte of the file itself.
 _WRITER_LOCKS = (("-shm", 120), ("", 0x40000001))
-_FLOCK = "@hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid
 
 
 def locked_by_another_process(db_path: Path) -> bool:
-    """Does another process hold the database's write lock now? Asked of the kernel (F_GETLK), which
-    never reports this process's own locks: the app's own writes in flight are not "locked"."""
+    """Does another process hold the database's write lock now? Read from the kernel's table of
+    record locks (/proc/locks), which names each lock's process: the app's own writes in flight are
+    never "locked". The files are not opened: closing any descriptor of a database file would drop
+    every lock this process's SQLite connections hold on it (POSIX locks belong to the process)."""
+    wanted: dict[tuple[str, int], int] = {}
     for suffix, offset in _WRITER_LOCKS:
         try:
-            fd = os.open(f"{db_path}{suffix}", os.O_RDONLY)
+            st = os.stat(f"{db_path}{suffix}")
         except OSError:
             continue
-        try:
-            query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
-            answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
-            if struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK:
-                return True
-        except OSError:
+        wanted[(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)] = offset
+    if not wanted:
+        return False
+    me = str(os.getpid())
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        # "3: POSIX  ADVISORY  WRITE 4821 00:2a:1234567 120 120"; a waiter's line has "->" after the number
+        parts = line.split()
+        if len(parts) < 8 or parts[1] != "POSIX" or parts[3] != "WRITE" or parts[4] == me:
             continue
-        finally:
-            os.close(fd)
+        device, _, inode = parts[5].rpartition(":")
+        offset = wanted.get((device, int(inode) if inode.isdigit() else -1))
+        if offset is None:
+            continue
+        start, end = int(parts[6]), parts[7]
+        if start <= offset and (end == "EOF" or offset <= int(end)):
+            return True
     return False
 
 
