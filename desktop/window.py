@@ -291,6 +291,11 @@ class WindowApp(toga.App):
         self.webview.url = url
 
     def _loaded(self, widget, **kwargs) -> None:
+        native = getattr(widget._impl, "native", None)
+        if native is not None and hasattr(native, "is_loading") and native.is_loading():
+            # Toga fakes a "finished" for the WebView's first, empty page; it arrives while the
+            # console's own load is still under way, and says nothing about what is on screen.
+            return
         url = widget.url or ""
         if self.console_url and url.startswith(self.console_url):
             logger.info("window: console shown (%s) %.3f s after it was asked for", url, time.time() - self.asked_at)
