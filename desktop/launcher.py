@@ -388,7 +388,8 @@ class Desktop:
             self.jobs.stop(timeout=60)
         self.timings["stop_jobs"] = time.perf_counter() - began
         self.host.shutdown()
-        self._database_checkpoint()
+        if self.portfile is not None:  # it served: fold the WAL in (a start that failed left nothing)
+            self._database_checkpoint()
         portfile_remove(paths.port_file(self.data_dir), pid=os.getpid())
         self.lock.release()
         self.timings["stop"] = time.perf_counter() - began
@@ -405,7 +406,7 @@ class Desktop:
         except Exception:
             return
         try:
-            conn = sqlite3.connect(name, timeout=20)
+            conn = sqlite3.connect(name, timeout=5)
             try:
                 busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
