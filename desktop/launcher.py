@@ -124,7 +124,7 @@ class Desktop:
 
     def start(self) -> str:
         """Check the storage, migrate, serve, wait for /health. A storage problem is a StartupFailure
-        naming it, within seconds (a lock held elsewhere is waited for 3 s, not SQLite's timeout)."""
+        naming it, within seconds (a lock held elsewhere is waited for 2 s)."""
         started = time.perf_counter()
         import django
 

@@ -174,9 +174,9 @@ def storage_probe(db_path: Path, data_dir: Path) -> StorageFailure | None:
     return None
 
 
-def database_check(db_path: Path, data_dir: Path, *, lock_timeout: float = 3.0) -> StorageFailure | None:
+def database_check(db_path: Path, data_dir: Path, *, lock_timeout: float = 2.0) -> StorageFailure | None:
     """At start, before Django touches the database: is it whole, writable and not locked? Answers in
-    a few seconds at most (a lock held elsewhere is waited for `lock_timeout`, not SQLite's 20 s)."""
+    a few seconds at most (a lock held elsewhere is waited for `lock_timeout`, not for minutes)."""
     if not db_path.exists():
         try:  # a new workspace: the folder must take a file
             probe = data_dir / f".write-check-{os.getpid()}"
