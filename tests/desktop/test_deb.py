@@ -459,49 +459,53 @@ def test_a_locked_database_and_a_full_disk_give_503s_with_the_reason(installed_d
 
     data = small_disk / "data"
     app = app_start([TESSERA, "--server-only"], data).wait_ready()
-    console = Console(app.url)
-    console.set_up("owner@disk.example")
-    made = console.api(
-        "POST", "collections", {"name": "Notes", "slug": "notes", "fields": [{"key": "t", "type": "text"}]}
-    )
-    assert made.status_code == 201, made.text
+    try:
+        console = Console(app.url)
+        console.set_up("owner@disk.example")
+        made = console.api(
+            "POST", "collections", {"name": "Notes", "slug": "notes", "fields": [{"key": "t", "type": "text"}]}
+        )
+        assert made.status_code == 201, made.text
 
-    # Another program holds the database's write lock.
-    holder = sqlite3.connect(data / "tessera.sqlite3", isolation_level=None, timeout=10)
-    holder.execute("BEGIN EXCLUSIVE")
-    write = console.api("POST", "collections/notes/records", {"data": {"t": "while locked"}})
-    assert write.status_code == 503 and write.json()["code"] == "database_locked", write.text
-    assert "locked by another program" in write.json()["detail"] and write.headers["Retry-After"]
-    health = httpx.get(f"{app.url}/health", trust_env=False)
-    assert health.status_code == 503 and health.json()["checks"]["storage"]["error"] == "database_locked"
-    page = console.post_form("/settings/", {"name": "Renamed", "timezone": "UTC"})
-    assert page.status_code == 503 and "locked by another program" in page.text
-    holder.execute("ROLLBACK")
-    holder.close()
-    assert httpx.get(f"{app.url}/health", trust_env=False).status_code == 200
-    assert console.api("POST", "collections/notes/records", {"data": {"t": "after"}}).status_code == 201
+        # Another program holds the database's write lock.
+        holder = sqlite3.connect(data / "tessera.sqlite3", isolation_level=None, timeout=10)
+        holder.execute("BEGIN EXCLUSIVE")
+        write = console.api("POST", "collections/notes/records", {"data": {"t": "while locked"}})
+        assert write.status_code == 503 and write.json()["code"] == "database_locked", write.text
+        assert "locked by another program" in write.json()["detail"] and write.headers["Retry-After"]
+        health = httpx.get(f"{app.url}/health", trust_env=False)
+        assert health.status_code == 503 and health.json()["checks"]["storage"]["error"] == "database_locked"
+        page = console.post_form("/settings/", {"name": "Renamed", "timezone": "UTC"})
+        assert page.status_code == 503 and "locked by another program" in page.text
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert httpx.get(f"{app.url}/health", trust_env=False).status_code == 200
+        assert console.api("POST", "collections/notes/records", {"data": {"t": "after"}}).status_code == 201
 
-    # The disk fills up.
-    filler = small_disk / "filler"
-    with filler.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 20))
-                f.flush()
-        except OSError:
-            pass
-    for _ in range(1000):  # until the database needs a page the disk has not got
-        write = console.api("POST", "collections/notes/records", {"data": {"t": "x" * 500}})
-        if write.status_code != 201:
-            break
-    assert write.status_code == 503 and write.json()["code"] == "disk_full", write.text
-    health = httpx.get(f"{app.url}/health", trust_env=False)
-    assert health.status_code == 503 and health.json()["checks"]["storage"]["error"] == "disk_full"
-    filler.unlink()
-    assert httpx.get(f"{app.url}/health", trust_env=False).status_code == 200
-    assert console.api("POST", "collections/notes/records", {"data": {"t": "x" * 500}}).status_code == 201
-    console.close()
-    assert app.stop() == 0
+        # The disk fills up.
+        filler = small_disk / "filler"
+        with filler.open("wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        for _ in range(1000):  # until the database needs a page the disk has not got
+            write = console.api("POST", "collections/notes/records", {"data": {"t": "x" * 500}})
+            if write.status_code != 201:
+                break
+        assert write.status_code == 503 and write.json()["code"] == "disk_full", write.text
+        health = httpx.get(f"{app.url}/health", trust_env=False)
+        assert health.status_code == 503 and health.json()["checks"]["storage"]["error"] == "disk_full"
+        filler.unlink()
+        assert httpx.get(f"{app.url}/health", trust_env=False).status_code == 200
+        assert console.api("POST", "collections/notes/records", {"data": {"t": "x" * 500}}).status_code == 201
+        console.close()
+    finally:  # a failed check must not leave the app running on the tmpfs
+        if app.proc.poll() is None:
+            app.stop()
+    assert app.proc.returncode == 0
 
     # At start: a lock held elsewhere is named in seconds, not after a minute of waiting.
     holder = sqlite3.connect(data / "tessera.sqlite3", isolation_level=None, timeout=10)
