@@ -36,6 +36,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "Installing Debian packages: ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # an install killed half-way leaves dpkg "interrupted": finish it first, as apt asks
+    [ -z "$(dpkg --audit 2>/dev/null)" ] || dpkg --configure -a >/dev/null
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" fonts-dejavu-core >/dev/null
   else

@@ -58,10 +58,15 @@ def installed_deb() -> Path:
         stamp = STATE / "installed-deb.sha256"
         installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "tessera"], capture_output=True, text=True)
         if not (stamp.exists() and stamp.read_text() == digest and "installed" in installed.stdout):
+            apt_env = {**env, "DEBIAN_FRONTEND": "noninteractive"}
+            # An install killed half-way (a timed-out run on this machine) leaves dpkg "interrupted" and
+            # apt refuses everything until it is finished; finish it as apt's own message says.
+            if subprocess.run(["dpkg", "--audit"], capture_output=True, text=True).stdout.strip():
+                _run(["dpkg", "--configure", "-a"], timeout=15 * 60, env=apt_env)
             _run(
                 ["apt-get", "install", "-y", "-q", "--reinstall", "--no-install-recommends", str(deb)],
                 timeout=15 * 60,
-                env={**env, "DEBIAN_FRONTEND": "noninteractive"},
+                env=apt_env,
             )
             stamp.write_text(digest)
     return deb
