@@ -39,7 +39,8 @@ def test_swagger_ui_renders_under_the_strict_policy(tessera_server, page):
 def test_redoc_renders_under_its_own_policy(tessera_server, page):
     errors, fetched = watch(page)
     page.goto(docs_url(tessera_server, "/api/v1/redoc/"))
-    expect(page.get_by_role("heading", name="Create a record").first).to_be_visible()
+    # Redoc parses the whole schema in the page before it draws anything: seconds on a loaded machine
+    expect(page.get_by_role("heading", name="Create a record").first).to_be_visible(timeout=45_000)
     # Redoc's sidebar shows its maker's logo from cdn.redoc.ly; the policy blocks it (the page works
     # offline: the image hides itself on error). That is the one thing it may refuse.
     logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
