@@ -93,10 +93,19 @@ def test_a_rename_on_10000_records_reaches_phones_and_webhooks_while_api_reads_g
         fields = live.rest("GET", f"/collections/{slug}").json()["fields"]
         renamed = [{**f, "key": "label"} if f["key"] == "title" else f for f in fields]
         started = time.monotonic()
-        response = live.rest("PATCH", f"/collections/{slug}", json={"fields": renamed})
+        # (a generous client timeout: on a loaded 2-core machine the first share takes tens of seconds)
+        response = live.rest("PATCH", f"/collections/{slug}", json={"fields": renamed}, timeout=180)
         renamed_at = time.monotonic()
         answered = renamed_at - started
         assert response.status_code == 200, response.text[:500]
+
+        def pending():
+            from records.models import Collection
+
+            return Collection.objects.get(slug=slug, livemode=True).data_migration
+
+        # the request carried a first share only: the rest is left, written down, for the worker
+        assert live.committed(pending), "the request migrated every record itself"
 
         # What the worker does with the task the request queued, in a process of its own.
         worker_env = {**live.env_db, "TESSERA_BASE_DOMAIN": live.base_domain}
@@ -133,7 +142,7 @@ def test_a_rename_on_10000_records_reaches_phones_and_webhooks_while_api_reads_g
     # A page shows one schema, old or new, never a half-renamed collection; once renamed, the new one.
     assert not [keys for _, _, keys in reads if {"title", "label"} <= keys]
     assert all("title" not in keys and "label" in keys for keys in after_rename)
-    assert answered < 30  # the request carried a first share only; the worker did the rest
+    assert answered < 120, answered  # seconds on a quiet machine; bounded however loaded
 
     # The phone holds every record under the new field, at its new version.
     def phone_renamed():
