@@ -100,7 +100,7 @@ def test_bad_uploads_are_400(admin_client, customers, content, name, error):
 
 
 def test_upload_without_a_file_or_too_big_is_400(admin_client, customers, monkeypatch):
-    from records import views
+    from records.views import imports as views
 
     missing = admin_client.post("/records/customers/import/", {})
     monkeypatch.setattr(views, "IMPORT_MAX_BYTES", 10)
@@ -365,7 +365,7 @@ def test_export_streams_in_chunks_under_asgi(admin_client, people, admin_user, c
 
     from records.exports import records_export
     from records.query import table_query_parse
-    from records.views import _streaming
+    from records.views.common import _streaming
 
     chunks = records_export(actor=admin_user, collection=customers, query=table_query_parse(customers, {}), fmt="json")
     response = _streaming(AsyncRequestFactory().get("/"), chunks, "application/json")
