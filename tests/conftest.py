@@ -78,7 +78,9 @@ def tenant(tenants_provisioned, db):
     """Tenant alpha, entered for the duration of the test (schema in SaaS; the database on desktop)."""
     from tenants.runtime import workspace_context
 
-    with workspace_context(tenants_provisioned["alpha"]) as t:
+    alpha = tenants_provisioned["alpha"]
+    alpha.refresh_from_db()  # the object lives for the session: a test's in-memory edits must not leak
+    with workspace_context(alpha) as t:
         yield t
 
 

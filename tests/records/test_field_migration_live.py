@@ -157,7 +157,7 @@ def test_a_rename_on_10000_records_reaches_phones_and_webhooks_while_api_reads_g
         # phone's network drops and comes back (the SaaS run sees them arrive live, through Redis).
         rx.call("offline", name="phone")
         rx.call("online", name="phone")
-    wait_until(phone_renamed, timeout=120, interval=1, what="the phone to hold every renamed record")
+    wait_until(phone_renamed, timeout=300, interval=1, what="the phone to hold every renamed record")
 
     # The outbox holds one record.updated per record for the endpoint, with the new field; the receiver
     # gets them (the first DELIVERED of them here: delivering all 10,000 would take the suite a minute and
