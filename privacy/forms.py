@@ -25,3 +25,27 @@ class ExtendForm(forms.Form):
 class CloseForm(forms.Form):
     status = forms.ChoiceField(choices=[("completed", "Completed"), ("rejected", "Rejected")])
     note = forms.CharField(max_length=1000, required=False, label="Note (required to reject)")
+
+
+class ReportForm(forms.Form):
+    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+
+class RetentionPolicyForm(forms.Form):
+    collection = forms.ChoiceField()
+    days = forms.IntegerField(min_value=1, max_value=36500, label="Keep for (days since the last change)")
+    action = forms.ChoiceField(choices=[("erase", "Erase the records"), ("anonymise", "Anonymise (personal fields)")])
+    status_field = forms.CharField(required=False, max_length=63, label="Only in status: field (optional)")
+    status_value = forms.CharField(required=False, max_length=200, label="Status value")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, collections=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["collection"].choices = [(str(c.pk), c.name) for c in collections]

@@ -10,12 +10,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.services import audit_event_record
 from core.errors import ServiceError
 from core.forms import form_error_add
 from privacy import selectors, services
-from privacy.forms import CloseForm, ExtendForm, SubjectRequestForm
-from privacy.models import SubjectRequest
+from privacy.forms import CloseForm, ExtendForm, ReportForm, RetentionPolicyForm, SubjectRequestForm
+from privacy.models import RetentionPolicy, RetentionRun, SubjectRequest
 from privacy.package import package_chunks, package_token_request_id
+from privacy.reports import compliance_report, report_csv, report_pdf
+from privacy.retention import retention_apply, retention_policy_set
 from rbac.permissions import permission_check, permission_required
 from records.models import Collection
 
@@ -167,3 +170,77 @@ def data_map(request: HttpRequest) -> HttpResponse:
         for c in collections
     ]
     return render(request, "privacy/data_map.html", {"rows": rows, "error": error}, status=422 if error else 200)
+
+
+@_compliance
+def report(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    form = ReportForm(request.GET or {"date_from": today.replace(day=1), "date_to": today})
+    if not form.is_valid():
+        return render(request, "privacy/report.html", {"form": form}, status=400)
+    date_from, date_to = form.cleaned_data["date_from"], form.cleaned_data["date_to"]
+    found = compliance_report(date_from=date_from, date_to=date_to)
+    fmt = request.GET.get("format", "")
+    if fmt in ("csv", "pdf"):
+        audit_event_record(
+            action="compliance_report.exported",
+            actor=request.user,
+            target=("compliance_report", f"{date_from}..{date_to}", f"{date_from} to {date_to}"),
+            changes={"format": fmt, "from": str(date_from), "to": str(date_to)},
+        )
+        name = f"compliance-{date_from}-{date_to}.{fmt}"
+        if fmt == "csv":
+            response = HttpResponse(report_csv(found), content_type="text/csv; charset=utf-8")
+        else:
+            response = HttpResponse(report_pdf(found), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    return render(request, "privacy/report.html", {"form": form, "report": found, "query": request.GET.urlencode()})
+
+
+@_compliance
+def retention(request: HttpRequest) -> HttpResponse:
+    """Policies per collection; a dry run shows what a run would take, "Run now" applies it."""
+    collections = list(Collection.objects.filter(livemode=True, deleted_at=None).order_by("name"))
+    form = RetentionPolicyForm(collections=collections)
+    context: dict = {"dry_run": None}
+    status = 200
+    if request.method == "POST" and request.POST.get("action_run") in ("dry", "run"):
+        policy = RetentionPolicy.objects.filter(pk=request.POST.get("policy")).select_related("collection").first()
+        if policy is None:
+            raise Http404("No such policy.")
+        run = retention_apply(policy=policy, dry_run=request.POST["action_run"] == "dry", actor=request.user)
+        if run.dry_run:
+            context["dry_run"] = run
+        else:
+            messages.success(request, f"{run.applied} record(s) of {run.collection_slug} were {run.action}d.")
+            return redirect("privacy:retention")
+    elif request.method == "POST":
+        form = RetentionPolicyForm(request.POST, collections=collections)
+        if form.is_valid():
+            data = form.cleaned_data
+            collection = next(c for c in collections if str(c.pk) == data["collection"])
+            try:
+                retention_policy_set(
+                    actor=request.user,
+                    collection=collection,
+                    days=data["days"],
+                    action=data["action"],
+                    status_field=data["status_field"].strip(),
+                    status_value=data["status_value"].strip(),
+                    enabled=data["enabled"],
+                )
+            except ServiceError as exc:
+                form_error_add(form, exc)
+            else:
+                messages.success(request, f"The retention policy of {collection.name} was saved.")
+                return redirect("privacy:retention")
+        status = 400
+    context.update(
+        {
+            "form": form,
+            "policies": RetentionPolicy.objects.select_related("collection").order_by("collection__name"),
+            "runs": RetentionRun.objects.all()[:50],
+        }
+    )
+    return render(request, "privacy/retention.html", context, status=status)

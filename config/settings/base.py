@@ -98,6 +98,13 @@ TESSERA_DSR_REMIND_DAYS = 7
 # How long an access package's signed download link works.
 TESSERA_DSR_PACKAGE_LINK_SECONDS = 7 * 24 * 3600
 
+# Sections other apps add to the compliance report (privacy.reports): callables taking
+# (date_from=, date_to=) and returning {"title", "columns", "rows"}.
+TESSERA_COMPLIANCE_REPORT_SECTIONS = [
+    "partners.selectors.compliance_api_keys_section",
+    "webhooks.selectors.compliance_subprocessors_section",
+]
+
 # Plans and billing (Stripe) are the SaaS's; the desktop edition is unlimited and shows no Billing section.
 TESSERA_BILLING_ENABLED = True
 # More /health checks (dotted callables returning {name: {"ok": bool, ...}}); the desktop adds its storage.

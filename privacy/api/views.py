@@ -81,7 +81,7 @@ class SubjectRequestsApi(_Compliance):
         description="Due 30 days after `received_at` under the GDPR, 45 under the CCPA.",
         request=s.SubjectRequestCreateIn,
         parameters=[IDEMPOTENCY_KEY],
-        responses={201: s.SubjectRequestOut, **error_responses(400, 415, 422)},
+        responses={201: s.SubjectRequestOut, **error_responses(400, 413, 415, 422)},
     )
     @idempotent
     def post(self, request):
@@ -115,33 +115,78 @@ class SubjectRequestApi(_Compliance):
         return Response(_out(self._get(request_id)))
 
 
-class SubjectRequestActionApi(_Compliance):
-    """POST /subject_requests/<id>/<action>: extend, erase, package, close."""
-
+class _SubjectRequestActionApi(_Compliance):
     permissions = {"POST": "compliance.manage"}
-    action: str = ""
 
-    @extend_schema(
+
+def _action_schema(name: str, summary: str, description: str, request=None, response=s.SubjectRequestOut):
+    return extend_schema(
+        operation_id=f"subject_requests_{name}",
         tags=[TAG],
+        summary=summary,
+        description=description,
         parameters=[REQUEST_PATH],
-        request=None,
-        responses={200: s.SubjectRequestOut, **error_responses(400, 404, 409, 422)},
+        request=request,
+        responses={200: response, **error_responses(400, 404, 409, 413, 415, 422)},
+    )
+
+
+class SubjectRequestExtendApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "extend",
+        "Extend the due date",
+        "Once per request: GDPR by 60 days (art. 12(3)), CCPA by 45. 409 `already_extended` the second time.",
+        request=s.SubjectRequestExtendIn,
     )
     def post(self, request, request_id: str):
         self.query_params_check(set())
         dsr = self._get(request_id)
-        if self.action == "extend":
-            data = validated(s.SubjectRequestExtendIn, request.data)
-            dsr = services.subject_request_extend(actor=request.user, request=dsr, reason=data["reason"])
-        elif self.action == "erase":
-            dsr = services.subject_request_erase(actor=request.user, request=dsr)
-        elif self.action == "close":
-            data = validated(s.SubjectRequestCloseIn, request.data)
-            dsr = services.subject_request_close(
-                actor=request.user, request=dsr, status=data["status"], note=data["note"]
-            )
-        elif self.action == "package":
-            token, expires_at = services.subject_request_package(actor=request.user, request=dsr)
-            url = request.build_absolute_uri(reverse("privacy:package", args=[token]))
-            return Response(s.PackageLinkOut({"object": "package_link", "url": url, "expires_at": expires_at}).data)
-        return Response(_out(dsr))
+        data = validated(s.SubjectRequestExtendIn, request.data)
+        return Response(_out(services.subject_request_extend(actor=request.user, request=dsr, reason=data["reason"])))
+
+
+class SubjectRequestEraseApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "erase",
+        "Erase the subject's data",
+        "Erases every record the personal-data map finds for the subject, everywhere (history, webhook "
+        "payloads and logs, cached responses, the audit vault), sends `record.deleted` to webhooks and phones, "
+        "and completes the request with its `certificate`. The request forgets the subject's identifier.",
+    )
+    def post(self, request, request_id: str):
+        self.query_params_check(set())
+        dsr = self._get(request_id)
+        return Response(_out(services.subject_request_erase(actor=request.user, request=dsr)))
+
+
+class SubjectRequestPackageApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "package",
+        "Make the access package link",
+        "A signed link to a ZIP of everything held about the subject (JSON and CSV, with a README). "
+        "It needs no log-in and stops working at `expires_at`.",
+        response=s.PackageLinkOut,
+    )
+    def post(self, request, request_id: str):
+        self.query_params_check(set())
+        dsr = self._get(request_id)
+        token, expires_at = services.subject_request_package(actor=request.user, request=dsr)
+        url = request.build_absolute_uri(reverse("privacy:package", args=[token]))
+        return Response(s.PackageLinkOut({"object": "package_link", "url": url, "expires_at": expires_at}).data)
+
+
+class SubjectRequestCloseApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "close",
+        "Close the request",
+        "As completed (access sent, rectified, restricted) or rejected (a `note` says why).",
+        request=s.SubjectRequestCloseIn,
+    )
+    def post(self, request, request_id: str):
+        self.query_params_check(set())
+        dsr = self._get(request_id)
+        data = validated(s.SubjectRequestCloseIn, request.data)
+        closed = services.subject_request_close(
+            actor=request.user, request=dsr, status=data["status"], note=data["note"]
+        )
+        return Response(_out(closed))
