@@ -2,6 +2,7 @@
 
 ACTIONS: dict[str, str] = {
     "workspace.created": "Workspace created",
+    "audit.chain_resealed": "Audit log's personal values sealed in the vault (chain re-hashed, old head kept)",
     "workspace.settings_changed": "Workspace settings changed",
     "workspace.backed_up": "Workspace backed up",
     "workspace.restored": "Workspace restored from a backup",
