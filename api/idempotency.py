@@ -191,7 +191,8 @@ def erased_responses_forget(event: DomainEvent) -> None:
     through rather than indexed."""
     if event.type not in ("record.erased", "subject.erased"):
         return
-    needles = [v.encode() for v in (getattr(event, "record_id", ""), *getattr(event, "erased_values", ())) if v]
+    values = (getattr(event, "record_id", ""), *getattr(event, "erased_values", ()))
+    needles = [v.lower().encode() for v in values if v]  # compared with the lower-cased body
     if not needles:
         return
     cached = IdempotencyRecord.objects.exclude(response_body=None).values_list("pk", "response_body")

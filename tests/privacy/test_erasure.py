@@ -166,3 +166,18 @@ def test_an_erasure_needs_the_compliance_permission(tenant, admin_user, make_use
         subject_request_open(
             actor=manager, kind="erasure", subject_identifier=ADA["email"], requested_by="x", verification="y"
         )
+
+
+def test_erasing_one_record_forgets_its_cached_api_answer(tenant, admin_user, customers, api):
+    """A retention run erases records without a subject request: the record's id alone finds the cache."""
+    from api.models import IdempotencyRecord
+    from records.services import record_erase
+
+    created = api().post(
+        "/api/v1/collections/customers/records",
+        {"data": {"name": "Kept Briefly"}},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert created.status_code == 201 and IdempotencyRecord.objects.filter(response_body__isnull=False).exists()
+    record_erase(actor=admin_user, record=Record.objects.get(id=created.json()["id"]), reason="test")
+    assert not any(b"Kept Briefly" in bytes(r.response_body or b"") for r in IdempotencyRecord.objects.all())
