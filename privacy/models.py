@@ -121,3 +121,22 @@ class RetentionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{'dry run' if self.dry_run else 'run'} of {self.collection_slug} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SubjectKey(models.Model):
+    """Where a person's identifiers occur: one row per record and identifying field holding a value,
+    as a keyed hash of the value (trimmed, lower-cased), so finding a subject among millions of records
+    is an index look-up. Kept by privacy.subject_index as records change; no clear value is stored."""
+
+    collection = models.ForeignKey("records.Collection", on_delete=models.CASCADE, related_name="+")
+    record_key = models.CharField(max_length=72)
+    value_hash = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["value_hash"], name="privacy_subjectkey_hash"),
+            models.Index(fields=["record_key"], name="privacy_subjectkey_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record_key}: {self.value_hash[:8]}"

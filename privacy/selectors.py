@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent
 from audit.vault import changes_open
 from privacy.models import PersonalDataField, SubjectRequest
+from privacy.subject_index import subject_record_keys
 from records.models import Change, Collection, Record
 
 
@@ -24,25 +25,13 @@ def personal_data_map() -> dict[int, dict[str, bool]]:
 
 
 def subject_records_find(identifier: str) -> list[Record]:
-    """Every record (tombstones too: they keep values) whose identifying field holds `identifier`,
-    compared as the unique check does (trimmed, case-insensitive)."""
+    """Every live record (tombstones too: they keep values) whose identifying field holds `identifier`,
+    compared trimmed and case-insensitively, through the subject index (privacy.subject_index)."""
     identifier = (identifier or "").strip()
     if not identifier:
         return []
-    found: list[Record] = []
-    for collection_id, fields in personal_data_map().items():
-        keys = [key for key, identifies in fields.items() if identifies]
-        if not keys:
-            continue
-        match = Q()
-        for key in keys:
-            match |= Q(**{f"data__{key}__iexact": identifier})
-        found.extend(
-            Record.objects.filter(match, collection_id=collection_id, livemode=True)
-            .select_related("collection")
-            .order_by("id")
-        )
-    return found
+    keys = subject_record_keys(identifier)
+    return list(Record.objects.filter(pk__in=keys, livemode=True).select_related("collection").order_by("id"))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from privacy.events import SubjectErased
 from privacy.models import PersonalDataField, SubjectRequest
 from privacy.package import package_token
 from privacy.selectors import subject_records_find
+from privacy.subject_index import subject_index_rebuild
 from rbac.permissions import has_permission
 from rbac.roles import Role
 from records.models import Collection
@@ -62,6 +63,8 @@ def personal_data_map_set(
             [PersonalDataField(collection=collection, field_key=k, identifies_subject=k in identifying) for k in keys]
         )
         after = {r.field_key: r.identifies_subject for r in rows}
+        if {k for k, v in before.items() if v} != {k for k, v in after.items() if v}:
+            subject_index_rebuild(collection)
         if before != after:
             audit_event_record(
                 action="personal_data_map.changed",

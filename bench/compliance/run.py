@@ -90,6 +90,8 @@ def seed(customers, total: int, deliveries: int, admin) -> list[str]:
     from django.utils import timezone
 
     from core.actors import Actor
+    from privacy.models import SubjectKey
+    from privacy.subject_index import identifier_hash
     from records.events import record_event_body
     from records.fields import data_errors
     from records.models import Change, ChangeCounter, Record, record_id_new
@@ -139,6 +141,13 @@ def seed(customers, total: int, deliveries: int, admin) -> list[str]:
                         actor=stamp,
                         occurred_at=now,
                     )
+                    for r in records
+                ],
+                batch_size=2000,
+            )
+            SubjectKey.objects.bulk_create(  # as the spine's subscriber indexes each record's e-mail
+                [
+                    SubjectKey(collection=customers, record_key=r.id, value_hash=identifier_hash(r.data["email"]))
                     for r in records
                 ],
                 batch_size=2000,

@@ -84,6 +84,7 @@ TESSERA_EVENT_SUBSCRIBERS = {
         "audit.services.subject_erased_shred",  # the subject's audit vault key (crypto-shredding)
         "webhooks.erasure.record_erased_forget",  # event bodies and the delivery log
         "api.idempotency.erased_responses_forget",  # cached idempotent responses
+        "privacy.subject_index.record_index_update",  # where each person's identifiers occur (hashed)
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace

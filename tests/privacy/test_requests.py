@@ -236,3 +236,18 @@ def test_a_workspace_sees_none_of_another_workspaces_requests(tenant, tenant_b, 
     assert client_for(tenant_b).get(f"/compliance/packages/{b_token}").status_code == 200
     with workspace_context(tenant_b):
         SubjectRequest.objects.filter(pk=b_request.pk).delete()
+
+
+def test_the_subject_index_follows_the_map_and_the_records(tenant, admin_user, customers):
+    """Records written before the map marks a field are found once it does; a changed e-mail moves."""
+    from privacy.models import SubjectKey
+    from privacy.selectors import subject_records_find
+    from privacy.services import personal_data_map_set
+
+    ada = record_create(actor=admin_user, collection=customers, data=ADA)
+    assert subject_records_find(ADA["email"]) == []  # nothing marks e-mail as identifying yet
+    personal_data_map_set(actor=admin_user, collection=customers, personal=["name"], identifying=["email"])
+    assert subject_records_find(f"  {ADA['email'].upper()} ") == [ada]
+    record_update(actor=admin_user, record=ada, data={"email": "ada.new@example.org"})
+    assert subject_records_find(ADA["email"]) == [] and subject_records_find("ada.new@example.org") == [ada]
+    assert not SubjectKey.objects.filter(value_hash__icontains="ada").exists()  # hashes, never the values
