@@ -27,9 +27,10 @@ python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 # The desktop .deb (tests/desktop/test_deb.py): Briefcase builds with the system Python and compiles
 # pygobject/pycairo; the app's runtime GTK/WebKit/tray/notification bindings; ImageMagick screenshots.
 # minisign signs the update feeds of tests/desktop/test_updates.py; dbus runs a session bus for the tray test.
+# poppler-utils (pdftotext, pdftoppm) reads back the compliance report PDF (tests/privacy/test_reports.py).
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 for pkg in python3-dev dpkg-dev gcc g++ make pkg-config libgirepository1.0-dev libcairo2-dev \
-  gir1.2-gtk-3.0 gir1.2-webkit2-4.1 gir1.2-xapp-1.0 gir1.2-notify-0.7 imagemagick minisign dbus; do
+  gir1.2-gtk-3.0 gir1.2-webkit2-4.1 gir1.2-xapp-1.0 gir1.2-notify-0.7 imagemagick minisign dbus poppler-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -26,6 +26,7 @@ from django.utils import timezone
 from api.base import caller_of
 from api.models import IdempotencyRecord
 from api.problems import ApiProblem
+from core.events import DomainEvent
 
 HEADER = "Idempotency-Key"
 KEY_MAX_LENGTH = 255
@@ -181,3 +182,19 @@ def idempotency_records_purge(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - IDEMPOTENCY_TTL
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def erased_responses_forget(event: DomainEvent) -> None:
+    """Subscriber (in the transaction): a cached answer that shows an erased record (`record.erased`)
+    or an erased subject's identifier (`subject.erased`) is forgotten; a replay would otherwise hand
+    the values back for up to 24 hours. The cache is small (24 hours of keyed POSTs), so it is read
+    through rather than indexed."""
+    if event.type not in ("record.erased", "subject.erased"):
+        return
+    values = (getattr(event, "record_id", ""), *getattr(event, "erased_values", ()))
+    needles = [v.lower().encode() for v in values if v]  # compared with the lower-cased body
+    if not needles:
+        return
+    cached = IdempotencyRecord.objects.exclude(response_body=None).values_list("pk", "response_body")
+    stale = [pk for pk, body in cached.iterator() if any(n in bytes(body).lower() for n in needles)]
+    IdempotencyRecord.objects.filter(pk__in=stale).delete()

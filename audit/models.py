@@ -57,3 +57,30 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head #{self.seq}"
+
+
+class AuditVaultKey(models.Model):
+    """A data subject's key (crypto-shredding): personal values in audit events are sealed with it, so
+    the chain holds only ciphertext. Erasing the subject deletes this row; the sealed values in the
+    chain stay (the chain still verifies) but can never be read again.
+
+    `subject` names whose data it seals (`record:<record key>`, `user:<id>`); the key itself is
+    encrypted at rest with the installation's secrets key (core.secrets_at_rest)."""
+
+    subject = models.CharField(max_length=120, unique=True)
+    key_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"vault key of {self.subject}"
+
+
+class AuditVaultShred(models.Model):
+    """A subject whose key was destroyed, and when: the audit viewer says "erased" instead of
+    "unreadable", and a later event about the same subject gets a fresh key."""
+
+    subject = models.CharField(max_length=120, unique=True)
+    shredded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.subject} shredded"

@@ -2,6 +2,7 @@
 
 ACTIONS: dict[str, str] = {
     "workspace.created": "Workspace created",
+    "audit.chain_resealed": "Audit log's personal values sealed in the vault (chain re-hashed, old head kept)",
     "workspace.settings_changed": "Workspace settings changed",
     "workspace.backed_up": "Workspace backed up",
     "workspace.restored": "Workspace restored from a backup",
@@ -27,6 +28,7 @@ ACTIONS: dict[str, str] = {
     "record.created": "Record created",
     "record.updated": "Record updated",
     "record.deleted": "Record deleted",
+    "record.erased": "Record erased (its values deleted everywhere)",
     "record.sync_conflict": "A phone's change lost a conflict (the current value was kept)",
     "records.imported": "Records imported",
     "records.exported": "Records exported",
@@ -45,6 +47,16 @@ ACTIONS: dict[str, str] = {
     "webhook_delivery.resent": "Webhook delivery resent",
     "webhook_deliveries.recovered": "Failed webhook deliveries recovered",
     "webhook_settings.changed": "Webhook settings changed",
+    "personal_data_map.changed": "Personal data map changed",
+    "subject_request.opened": "Data-subject request opened",
+    "subject_request.extended": "Data-subject request due date extended",
+    "subject_request.exported": "Data-subject access package made",
+    "subject_request.erased": "Data-subject data erased",
+    "subject_request.closed": "Data-subject request closed",
+    "subject_request.reminded": "Admins reminded of a data-subject request falling due",
+    "retention_policy.changed": "Retention policy changed",
+    "retention.applied": "Retention policy applied",
+    "compliance_report.exported": "Compliance report exported",
 }
 
 

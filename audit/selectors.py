@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.models import AuditChainHead, AuditEvent
 from audit.registry import action_label
 from audit.services import GENESIS_HASH, event_hash
+from audit.vault import changes_open
 
 
 def audit_event_list(
@@ -52,6 +53,7 @@ def audit_csv_rows(events: QuerySet[AuditEvent]) -> Iterator[list[str]]:
     import json
 
     yield CSV_HEADER
+    keys: dict = {}
     for e in events.iterator(chunk_size=2000):
         yield [
             str(e.seq),
@@ -66,7 +68,7 @@ def audit_csv_rows(events: QuerySet[AuditEvent]) -> Iterator[list[str]]:
             e.ip or "",
             e.user_agent,
             e.request_id,
-            json.dumps(e.changes, sort_keys=True),
+            json.dumps(changes_open(e.changes, keys=keys), sort_keys=True),
             e.hash,
         ]
 

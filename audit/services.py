@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditEvent
 from audit.registry import action_check
+from audit.vault import changes_seal, vault_shred
 from core.actors import Actor, Principal
 from core.events import DomainEvent
 from core.request_context import request_context_get
@@ -91,11 +92,14 @@ def audit_event_record(
     actor: Actor | Principal | None = None,
     target: Any = None,
     changes: dict[str, Any] | None = None,
+    personal_subject: str = "",
 ) -> AuditEvent:
     """Append one event to the current tenant's chain, inside the caller's transaction.
 
     `target` is a model instance or a (type, id, label) tuple. IP, user agent and request id come
-    from the current request's context.
+    from the current request's context. With `personal_subject`, the values under `changes["before"]`
+    and `changes["after"]` are personal data of that subject: sealed in the audit vault, never hashed
+    in clear (audit.vault).
     """
     action_check(action)
     actor = Actor.of(actor)
@@ -103,6 +107,8 @@ def audit_event_record(
     target_type, target_id, target_label = _target_parts(target)
     # No savepoint of its own inside the caller's transaction: if the event cannot be written, the
     # change it records must not commit either (and a caller outside any transaction gets one).
+    if personal_subject:
+        changes = changes_seal(personal_subject, changes or {}, ("before", "after"))
     with transaction.atomic(savepoint=False):
         # The UPDATE takes the row lock first, so concurrent writers form a queue, not a fork.
         head = _head_advance()
@@ -141,4 +147,18 @@ def event_audit(event: DomainEvent) -> None:
     entry = event.audit_entry()
     if entry is None:
         return
-    audit_event_record(action=event.type, actor=event.actor, target=entry.target, changes=entry.changes)
+    audit_event_record(
+        action=event.type,
+        actor=event.actor,
+        target=entry.target,
+        changes=entry.changes,
+        personal_subject=entry.personal_subject,
+    )
+
+
+def subject_erased_shred(event: DomainEvent) -> None:
+    """Subscriber (in the transaction): an erased subject's vault key is destroyed, so the values its
+    audit events sealed are gone for good while the chain still verifies."""
+    subject = getattr(event, "subject", "")
+    if event.type == "record.erased" and subject:
+        vault_shred([subject])

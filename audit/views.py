@@ -10,6 +10,7 @@ from django.utils import timezone
 from audit.forms import AuditFilterForm
 from audit.registry import action_label
 from audit.selectors import audit_csv_rows, audit_event_list
+from audit.vault import changes_open
 from rbac.permissions import permission_required
 
 
@@ -37,8 +38,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
         return response
     page = Paginator(events, 50).get_page(request.GET.get("page"))
+    keys: dict = {}
     for event in page.object_list:
         event.label = action_label(event.action)
+        event.changes_shown = changes_open(event.changes, keys=keys)  # sealed personal values, or "[erased]"
     query = request.GET.copy()
     query.pop("page", None)
     template = "audit/_events.html" if request.headers.get("HX-Request") else "audit/log.html"

@@ -49,6 +49,9 @@ class AuditEntry:
 
     target: tuple[str, str, str]  # (kind, id, label)
     changes: dict[str, Any] = field(default_factory=dict)
+    # The data subject whose personal values `changes["before"]` / `changes["after"]` hold: the audit
+    # log seals them with that subject's vault key, so they never enter the hash chain in clear.
+    personal_subject: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

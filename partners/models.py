@@ -18,6 +18,7 @@ SCOPES = {
     "collections:write": "Create and change collections",
     "webhooks:manage": "Manage webhook endpoints",
     "events:read": "Read the event feed",
+    "compliance:manage": "Data-subject requests and the personal-data map",
 }
 
 

@@ -50,3 +50,27 @@ def api_usage_by_key(*, days: int = USAGE_DAYS, today: date | None = None) -> di
         .annotate(calls_sum=Sum("calls"), errors_sum=Sum("errors"))
     )
     return {row["key_id"]: (row["calls_sum"], row["errors_sum"]) for row in rows}
+
+
+def compliance_api_keys_section(*, date_from: datetime, date_to: datetime) -> dict:
+    """The compliance report's API keys: every key that existed in the period, with its age and last use
+    (privacy.reports lists this section through settings.TESSERA_COMPLIANCE_REPORT_SECTIONS)."""
+    now = datetime.now(UTC)
+    keys = ApiKey.objects.filter(created_at__lte=date_to).exclude(revoked_at__lt=date_from).order_by("created_at")
+    return {
+        "title": "API keys",
+        "columns": ["name", "prefix", "mode", "scopes", "created", "age (days)", "last used", "status"],
+        "rows": [
+            [
+                k.name,
+                k.prefix,
+                k.mode,
+                " ".join(k.scopes),
+                k.created_at.date().isoformat(),
+                str((now - k.created_at).days),
+                k.last_used_at.date().isoformat() if k.last_used_at else "never",
+                k.status,
+            ]
+            for k in keys
+        ],
+    }

@@ -34,6 +34,7 @@ MATRIX: dict[str, tuple[frozenset[Role], str]] = {
     "sso.manage": (frozenset({A}), "Configure single sign-on"),
     "audit.view": (frozenset({A}), "Read and export the audit log; compliance exports"),
     "events.view": (frozenset({A}), "Read the change feed as events (API)"),
+    "compliance.manage": (frozenset({A}), "Personal-data map, data-subject requests, erasure, retention"),
     "settings.manage": (frozenset({A}), "Change workspace settings"),
 }
 PERMISSIONS = frozenset(MATRIX)
@@ -46,6 +47,7 @@ SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     "collections:write": frozenset({"collections.manage"}),
     "webhooks:manage": frozenset({"webhooks.manage"}),
     "events:read": frozenset({"events.view"}),
+    "compliance:manage": frozenset({"compliance.manage"}),
 }
 
 

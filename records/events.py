@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from core.events import AuditEntry, DomainEvent, instant
+from records.models import record_key
 
 EVENT_ID_RE = re.compile(r"^evt_([0-9a-z]{1,16})_([0-9]{1,18})$")
 
@@ -114,6 +115,7 @@ class RecordChanged(DomainEvent):
             return None
         return AuditEntry(
             target=("record", self.record_id, f"{self.collection_slug}/{self.record_id}"),
+            personal_subject=record_subject(livemode=self.livemode, record_id=self.record_id),
             changes={
                 "collection": self.collection_slug,
                 "version": self.version,
@@ -122,6 +124,26 @@ class RecordChanged(DomainEvent):
                 "after": {k: self.data.get(k) for k in self.changed_fields} if self.op != "deleted" else {},
             },
         )
+
+
+def record_subject(*, livemode: bool, record_id: str) -> str:
+    """The audit vault subject a record's values are sealed under (erasing the record shreds it)."""
+    return "record:" + record_key(livemode=livemode, record_id=record_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordErased(DomainEvent):
+    """A record's values were erased everywhere (a data-subject request or a retention policy): every
+    store that keeps copies of them forgets them, in the transaction of the erasure. Its record.deleted
+    change (the tombstone, without values) goes out to webhooks and phones as usual."""
+
+    type: str = "record.erased"
+    data: dict[str, Any] = field(default_factory=dict)
+    collection_slug: str
+    record_id: str
+    subject: str  # the audit vault subject (record_subject)
+    # The fields whose values were erased (anonymisation; the record lives on); empty: all of them.
+    fields: tuple[str, ...] = ()
 
 
 def collection_object(collection) -> dict[str, Any]:

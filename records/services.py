@@ -42,7 +42,7 @@ from records.errors import (
     VersionMismatch,
     WriteForbidden,
 )
-from records.events import RecordChanged, collection_object
+from records.events import RecordChanged, RecordErased, collection_object, record_subject
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
@@ -740,6 +740,75 @@ def record_delete(*, actor: Actor | Principal, record: Record, expected_version:
         current.deleted_at = now
         _record_commit(
             actor=actor, collection=current.collection, record=current, op=Change.Op.DELETED, before=before, now=now
+        )
+    return current
+
+
+def record_erase(
+    *, actor: Actor | Principal, record: Record, fields: Iterable[str] | None = None, reason: str = ""
+) -> Record:
+    """Erase a record's values everywhere (GDPR art. 17, a retention policy), through the spine.
+
+    Without `fields` the record becomes a tombstone without values (a `record.deleted` change with
+    empty data goes to webhooks and phones like any deletion, so partners and devices drop it too).
+    With `fields` it is anonymised: those fields are removed (a `record.updated` change) and the record
+    lives on. Either way its change history loses those values, then `RecordErased` tells every store
+    that keeps copies (the audit vault, the webhook outbox and delivery log, cached API responses) to
+    forget them, in this transaction. An already deleted record can be erased (its tombstone and
+    history still hold values). Whoever may edit records or handle data-subject requests may erase.
+    """
+    if not has_permission(actor, "compliance.manage"):
+        _require(actor, "records.edit")
+    only = tuple(sorted(set(fields))) if fields is not None else ()
+    if fields is not None and not only:
+        raise RecordError("Name at least one field to anonymise.", param="fields")
+    with _record_atomic():
+        _seq_lock()
+        current = Record.objects.select_related("collection").filter(pk=record.pk).first()
+        if current is None:
+            raise NotFound("No such record.", param="id")
+        now = timezone.now()
+        before = data_migrated(current.collection.data_migration, current.data)
+        if only:
+            current.data = {k: v for k, v in before.items() if k not in only}
+            if current.data != before:
+                current.version += 1
+                _record_commit(
+                    actor=actor,
+                    collection=current.collection,
+                    record=current,
+                    op=Change.Op.UPDATED,
+                    before=before,
+                    now=now,
+                )
+            history = Change.objects.filter(livemode=current.livemode, record_id=current.id).exclude(seq=current.seq)
+            for change in history.only("seq", "data"):
+                if any(k in change.data for k in only):
+                    Change.objects.filter(seq=change.seq).update(
+                        data={k: v for k, v in change.data.items() if k not in only}
+                    )
+        else:
+            current.data = {}
+            current.version += 1
+            current.deleted_at = current.deleted_at or now
+            _record_commit(
+                actor=actor, collection=current.collection, record=current, op=Change.Op.DELETED, before=None, now=now
+            )
+            Change.objects.filter(livemode=current.livemode, record_id=current.id).exclude(seq=current.seq).update(
+                data={}
+            )
+        event_emit(
+            RecordErased(
+                actor=Actor.of(actor),
+                livemode=current.livemode,
+                occurred_at=now,
+                target=("record", current.id, f"{current.collection.slug}/{current.id}"),
+                changes={"collection": current.collection.slug, "fields": list(only), "reason": reason[:200]},
+                collection_slug=current.collection.slug,
+                record_id=current.id,
+                subject=record_subject(livemode=current.livemode, record_id=current.id),
+                fields=only,
+            )
         )
     return current
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -152,3 +153,24 @@ def endpoints_enabled(*, livemode: bool) -> list[Endpoint]:
     return list(
         Endpoint.objects.filter(livemode=livemode, enabled=True).only("pk", "event_types", "enabled", "livemode")
     )
+
+
+def compliance_subprocessors_section(*, date_from: datetime, date_to: datetime) -> dict:
+    """The compliance report's sub-processors: the webhook endpoints record data is sent to, by host
+    (privacy.reports lists this section through settings.TESSERA_COMPLIANCE_REPORT_SECTIONS)."""
+    endpoints = Endpoint.objects.filter(created_at__lte=date_to).order_by("created_at")
+    return {
+        "title": "Webhook destinations (sub-processors)",
+        "columns": ["host", "url", "mode", "events", "enabled", "created"],
+        "rows": [
+            [
+                urlsplit(e.url).hostname or "",
+                e.url,
+                "live" if e.livemode else "test",
+                " ".join(e.event_types) or "all",
+                "yes" if e.enabled else "no",
+                e.created_at.date().isoformat(),
+            ]
+            for e in endpoints
+        ],
+    }

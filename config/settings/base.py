@@ -37,6 +37,7 @@ TENANT_APPS = [
     "partners",
     "webhooks",
     "sync",
+    "privacy",
 ]
 # Apps that live once per installation (the public schema in SaaS).
 SHARED_APPS = [
@@ -79,11 +80,31 @@ TESSERA_EVENT_SUBSCRIBERS = {
     "in_transaction": [
         "audit.services.event_audit",  # the hash-chained audit log
         "webhooks.outbox.event_outbox_write",  # the webhook outbox (events of webhooks.catalogue)
+        # record.erased: every store holding copies of an erased record's values forgets them
+        "audit.services.subject_erased_shred",  # the subject's audit vault key (crypto-shredding)
+        "webhooks.erasure.record_erased_forget",  # event bodies and the delivery log
+        "api.idempotency.erased_responses_forget",  # cached idempotent responses
+        "privacy.subject_index.record_index_update",  # where each person's identifiers occur (hashed)
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
     ],
 }
+
+# Data-subject requests: days to answer (GDPR art. 12(3): one month; CCPA: 45 days), the one
+# extension each allows, and how many days before the due date Admins are reminded.
+TESSERA_DSR_DUE_DAYS = {"gdpr": 30, "ccpa": 45}
+TESSERA_DSR_EXTENSION_DAYS = {"gdpr": 60, "ccpa": 45}
+TESSERA_DSR_REMIND_DAYS = 7
+# How long an access package's signed download link works.
+TESSERA_DSR_PACKAGE_LINK_SECONDS = 7 * 24 * 3600
+
+# Sections other apps add to the compliance report (privacy.reports): callables taking
+# (date_from=, date_to=) and returning {"title", "columns", "rows"}.
+TESSERA_COMPLIANCE_REPORT_SECTIONS = [
+    "partners.selectors.compliance_api_keys_section",
+    "webhooks.selectors.compliance_subprocessors_section",
+]
 
 # Plans and billing (Stripe) are the SaaS's; the desktop edition is unlimited and shows no Billing section.
 TESSERA_BILLING_ENABLED = True
@@ -277,6 +298,9 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-retention": {"task": "webhooks.retention_clean_all_workspaces", "schedule": 6 * 3600.0},
     # Field changes a worker did not finish carrying into records (records.tasks).
     "records-migrations-resume": {"task": "records.collection_migrations_resume_all_workspaces", "schedule": 300.0},
+    # Compliance (privacy/): retention policies applied and Admins reminded of requests falling due.
+    "privacy-retention": {"task": "privacy.retention_apply_all_workspaces", "schedule": 6 * 3600.0},
+    "privacy-dsr-reminders": {"task": "privacy.subject_requests_remind_all_workspaces", "schedule": 3600.0},
 }
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the

@@ -45,6 +45,7 @@ EXPECTED: dict[str, set[str]] = {
         "sso.manage",
         "audit.view",
         "events.view",
+        "compliance.manage",
         "settings.manage",
     },
     Role.MANAGER: {*EVERYONE, "records.edit", "records.export", "members.view", "devices.pair"},

@@ -1,0 +1,90 @@
+"""The audit vault: personal values are sealed per data subject before they enter the hash chain.
+
+A sealed value is `{"$vault": <subject>, "ct": <Fernet token>}`; the chain hashes that, never the
+clear value. `vault_shred(subjects)` destroys the subjects' keys (crypto-shredding): their sealed
+values stay in the chain, which still verifies, and are unrecoverable from then on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from audit.models import AuditVaultKey, AuditVaultShred
+from core.secrets_at_rest import secret_decrypt, secret_encrypt
+
+ERASED = "[erased]"
+MARK = "$vault"
+
+
+def _key_get_or_create(subject: str, cache: dict[str, Fernet] | None = None) -> Fernet:
+    if cache is not None and subject in cache:
+        return cache[subject]
+    row = AuditVaultKey.objects.filter(subject=subject).first()
+    if row is None:
+        row, _ = AuditVaultKey.objects.get_or_create(
+            subject=subject, defaults={"key_encrypted": secret_encrypt(Fernet.generate_key().decode())}
+        )
+    fernet = Fernet(secret_decrypt(row.key_encrypted).encode())
+    if cache is not None:
+        cache[subject] = fernet
+    return fernet
+
+
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and MARK in value and "ct" in value
+
+
+def value_seal(subject: str, value: Any, *, cache: dict[str, Fernet] | None = None) -> dict[str, str]:
+    token = _key_get_or_create(subject, cache).encrypt(json.dumps(value, default=str).encode())
+    return {MARK: subject, "ct": token.decode()}
+
+
+def changes_seal(subject: str, changes: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """`changes` with each value under the given top-level keys (e.g. "before", "after") sealed."""
+    cache: dict[str, Fernet] = {}
+    out = dict(changes)
+    for path in paths:
+        part = out.get(path)
+        if isinstance(part, dict):
+            out[path] = {k: value_seal(subject, v, cache=cache) for k, v in part.items()}
+    return out
+
+
+def value_open(sealed: dict[str, str], *, keys: dict[str, Fernet | None]) -> Any:
+    subject = sealed[MARK]
+    if subject not in keys:
+        row = AuditVaultKey.objects.filter(subject=subject).first()
+        keys[subject] = Fernet(secret_decrypt(row.key_encrypted).encode()) if row else None
+    fernet = keys[subject]
+    if fernet is None:
+        return ERASED
+    try:
+        return json.loads(fernet.decrypt(sealed["ct"].encode()))
+    except InvalidToken:
+        return ERASED  # sealed under a key that was shredded and later made anew
+
+
+def changes_open(changes: Any, *, keys: dict[str, Fernet | None] | None = None) -> Any:
+    """`changes` as the viewer shows it: sealed values opened, erased ones as "[erased]"."""
+    keys = {} if keys is None else keys
+    if is_sealed(changes):
+        return value_open(changes, keys=keys)
+    if isinstance(changes, dict):
+        return {k: changes_open(v, keys=keys) for k, v in changes.items()}
+    if isinstance(changes, list):
+        return [changes_open(v, keys=keys) for v in changes]
+    return changes
+
+
+def vault_shred(subjects: Iterable[str]) -> int:
+    """Destroy the subjects' keys (in the caller's transaction); returns how many keys were destroyed."""
+    subjects = list(dict.fromkeys(subjects))
+    if not subjects:
+        return 0
+    deleted, _ = AuditVaultKey.objects.filter(subject__in=subjects).delete()
+    AuditVaultShred.objects.bulk_create([AuditVaultShred(subject=s) for s in subjects], ignore_conflicts=True)
+    return deleted

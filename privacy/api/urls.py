@@ -1,0 +1,26 @@
+"""Routes of the data-subject requests API, mounted under /api/v1/."""
+
+from django.urls import path
+
+from privacy.api import views
+
+urlpatterns = [
+    path("subject_requests", views.SubjectRequestsApi.as_view(), name="subject_requests"),
+    path("subject_requests/<str:request_id>", views.SubjectRequestApi.as_view(), name="subject_request"),
+    path(
+        "subject_requests/<str:request_id>/extend",
+        views.SubjectRequestExtendApi.as_view(),
+        name="subject_request_extend",
+    ),
+    path(
+        "subject_requests/<str:request_id>/erase", views.SubjectRequestEraseApi.as_view(), name="subject_request_erase"
+    ),
+    path(
+        "subject_requests/<str:request_id>/package",
+        views.SubjectRequestPackageApi.as_view(),
+        name="subject_request_package",
+    ),
+    path(
+        "subject_requests/<str:request_id>/close", views.SubjectRequestCloseApi.as_view(), name="subject_request_close"
+    ),
+]

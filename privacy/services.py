@@ -1,0 +1,296 @@
+"""Data-subject requests (GDPR art. 15–18, CCPA): open one with its due date, extend it, make the
+access package, erase the subject through the write spine, close it with a certificate; remind Admins
+before a request falls due. And the personal-data map those requests search by.
+
+Every step is audited; the subject's identifier never enters the audit chain (only the request's id).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.services import audit_event_record
+from core.actors import Actor, Principal
+from core.errors import Conflict, Forbidden, ServiceError
+from core.events import event_emit
+from privacy.events import SubjectErased
+from privacy.models import PersonalDataField, SubjectRequest
+from privacy.package import package_token
+from privacy.selectors import subject_records_find
+from privacy.subject_index import subject_index_rebuild
+from rbac.permissions import has_permission
+from rbac.roles import Role
+from records.models import Collection
+from records.services import record_erase
+
+ERASED = "[erased]"
+
+
+def compliance_require(actor: Actor | Principal) -> None:
+    if not has_permission(actor, "compliance.manage"):
+        raise Forbidden("Not allowed: this needs the compliance.manage permission.")
+
+
+def due_days(regime: str) -> int:
+    return settings.TESSERA_DSR_DUE_DAYS[regime]
+
+
+# --- the personal-data map ----------------------------------------------------------------------------
+
+
+def personal_data_map_set(
+    *, actor: Actor | Principal, collection: Collection, personal: list[str], identifying: list[str]
+) -> list[PersonalDataField]:
+    """Mark which of the collection's fields hold personal data and which identify the subject (an
+    identifying field is personal too)."""
+    compliance_require(actor)
+    known = {f["key"] for f in collection.fields}
+    for param, keys in (("personal", personal), ("identifying", identifying)):
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            raise ServiceError(f"No field {', '.join(unknown)} in {collection.slug}.", param=param)
+    keys = sorted(set(personal) | set(identifying))
+    with transaction.atomic():
+        before = {r.field_key: r.identifies_subject for r in PersonalDataField.objects.filter(collection=collection)}
+        PersonalDataField.objects.filter(collection=collection).delete()
+        rows = PersonalDataField.objects.bulk_create(
+            [PersonalDataField(collection=collection, field_key=k, identifies_subject=k in identifying) for k in keys]
+        )
+        after = {r.field_key: r.identifies_subject for r in rows}
+        if {k for k, v in before.items() if v} != {k for k, v in after.items() if v}:
+            subject_index_rebuild(collection)
+        if before != after:
+            audit_event_record(
+                action="personal_data_map.changed",
+                actor=actor,
+                target=collection,
+                changes={"before": before, "after": after},
+            )
+    return rows
+
+
+# --- requests ------------------------------------------------------------------------------------------
+
+
+def subject_request_open(
+    *,
+    actor: Actor | Principal,
+    kind: str,
+    subject_identifier: str,
+    requested_by: str,
+    verification: str,
+    regime: str = SubjectRequest.Regime.GDPR,
+    received_at: datetime | None = None,
+) -> SubjectRequest:
+    compliance_require(actor)
+    if kind not in SubjectRequest.Kind.values:
+        raise ServiceError(f"`kind` must be one of {', '.join(SubjectRequest.Kind.values)}.", param="kind")
+    if regime not in SubjectRequest.Regime.values:
+        raise ServiceError(f"`regime` must be one of {', '.join(SubjectRequest.Regime.values)}.", param="regime")
+    subject_identifier = (subject_identifier or "").strip()
+    if not subject_identifier or len(subject_identifier) > 320:
+        raise ServiceError("Give the subject's e-mail, phone or customer id (up to 320 characters).", param="subject")
+    if not (requested_by or "").strip():
+        raise ServiceError("Say who asked (and how).", param="requested_by")
+    if not (verification or "").strip():
+        raise ServiceError("Say how the requester's identity was verified.", param="verification")
+    now = timezone.now()
+    received_at = received_at or now
+    if received_at > now:
+        raise ServiceError("A request cannot be received in the future.", param="received_at")
+    with transaction.atomic():
+        request = SubjectRequest.objects.create(
+            kind=kind,
+            regime=regime,
+            subject_identifier=subject_identifier,
+            requested_by=requested_by.strip()[:300],
+            verification=verification.strip()[:500],
+            received_at=received_at,
+            due_at=received_at + timedelta(days=due_days(regime)),
+            created_by=Actor.of(actor).stamp(),
+        )
+        audit_event_record(
+            action="subject_request.opened",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            changes={"kind": kind, "regime": regime, "due_at": request.due_at.isoformat()},
+        )
+    return request
+
+
+def _open_check(request: SubjectRequest) -> None:
+    if request.status != SubjectRequest.Status.OPEN:
+        raise Conflict(f"This request is {request.status} already.", code="request_closed")
+
+
+def subject_request_extend(*, actor: Actor | Principal, request: SubjectRequest, reason: str) -> SubjectRequest:
+    """Extend the due date once (GDPR art. 12(3): by two more months; CCPA: by 45 more days)."""
+    compliance_require(actor)
+    _open_check(request)
+    if request.extended:
+        raise Conflict("This request was extended already; it can be extended once.", code="already_extended")
+    if not (reason or "").strip():
+        raise ServiceError("Say why the request needs more time (the subject must be told).", param="reason")
+    with transaction.atomic():
+        before = request.due_at
+        request.due_at = request.due_at + timedelta(days=settings.TESSERA_DSR_EXTENSION_DAYS[request.regime])
+        request.extended = True
+        request.reminded_at = None
+        request.save(update_fields=["due_at", "extended", "reminded_at"])
+        audit_event_record(
+            action="subject_request.extended",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            changes={"before": {"due_at": before.isoformat()}, "after": {"due_at": request.due_at.isoformat()}},
+        )
+    return request
+
+
+def subject_request_erase(*, actor: Actor | Principal, request: SubjectRequest) -> SubjectRequest:
+    """Erase everything the workspace holds about the subject, each record through the write spine
+    (so the audit vault, webhooks, cached responses and phones all hear of it), then close the request
+    with its certificate. The request forgets the subject's identifier too."""
+    compliance_require(actor)
+    _open_check(request)
+    if request.kind != SubjectRequest.Kind.ERASURE:
+        raise Conflict("Only an erasure request erases.", code="wrong_kind")
+    with transaction.atomic():
+        records = subject_records_find(request.subject_identifier)
+        by_collection: dict[str, int] = {}
+        for record in records:
+            record_erase(actor=actor, record=record, reason=f"subject request {request.id}")
+            by_collection[record.collection.slug] = by_collection.get(record.collection.slug, 0) + 1
+        now = timezone.now()
+        request.certificate = {
+            "request": request.id,
+            "kind": request.kind,
+            "regime": request.regime,
+            "received_at": request.received_at.isoformat(),
+            "due_at": request.due_at.isoformat(),
+            "completed_at": now.isoformat(),
+            "on_time": now <= request.due_at,
+            "records_erased": len(records),
+            "records_erased_by_collection": by_collection,
+            "done": [
+                "record values and their change history removed (tombstones without values remain)",
+                "audit vault keys of those records destroyed; the audit chain still verifies",
+                "webhook event bodies and delivery logs about those records emptied",
+                "cached API responses showing those records forgotten",
+                "record.deleted sent to webhook endpoints and paired phones",
+                "the request's own copy of the subject's identifier erased",
+            ],
+            "by": Actor.of(actor).label,
+        }
+        event_emit(
+            SubjectErased(
+                actor=Actor.of(actor),
+                target=("subject_request", request.id, request.id),
+                erased_values=tuple(
+                    v.lower() for v in (request.subject_identifier, request.requested_by) if len(v) >= 3
+                ),
+            )
+        )
+        request.subject_identifier = ERASED
+        request.requested_by = ERASED
+        request.subject_erased = True
+        request.status = SubjectRequest.Status.COMPLETED
+        request.completed_at = now
+        request.save()
+        audit_event_record(
+            action="subject_request.erased",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            changes={"records_erased": len(records), "by_collection": by_collection},
+        )
+    return request
+
+
+def subject_request_package(*, actor: Actor | Principal, request: SubjectRequest) -> tuple[str, datetime]:
+    """A signed, expiring link token for the request's access package (privacy.package)."""
+    compliance_require(actor)
+    if request.subject_erased:
+        raise Conflict("The subject was erased: there is nothing left to export.", code="subject_erased")
+    if request.kind != SubjectRequest.Kind.ACCESS:
+        raise Conflict("Only an access request gets a package.", code="wrong_kind")
+    token, expires_at = package_token(request)
+    audit_event_record(
+        action="subject_request.exported",
+        actor=actor,
+        target=("subject_request", request.id, request.id),
+        changes={"link_expires_at": expires_at.isoformat()},
+    )
+    return token, expires_at
+
+
+def subject_request_close(
+    *, actor: Actor | Principal, request: SubjectRequest, status: str, note: str = ""
+) -> SubjectRequest:
+    """Close a request that needs no erasure (access sent, rectified, restricted) or reject it."""
+    compliance_require(actor)
+    _open_check(request)
+    if status not in (SubjectRequest.Status.COMPLETED, SubjectRequest.Status.REJECTED):
+        raise ServiceError("Close as completed or rejected.", param="status")
+    if status == SubjectRequest.Status.REJECTED and not note.strip():
+        raise ServiceError("Say why the request is rejected (the subject must be told).", param="note")
+    now = timezone.now()
+    with transaction.atomic():
+        request.status = status
+        request.completed_at = now
+        request.certificate = {
+            "request": request.id,
+            "kind": request.kind,
+            "regime": request.regime,
+            "received_at": request.received_at.isoformat(),
+            "due_at": request.due_at.isoformat(),
+            "completed_at": now.isoformat(),
+            "on_time": now <= request.due_at,
+            "status": status,
+            "note": note.strip()[:1000],
+            "by": Actor.of(actor).label,
+        }
+        request.save(update_fields=["status", "completed_at", "certificate"])
+        audit_event_record(
+            action="subject_request.closed",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            changes={"status": status},
+        )
+    return request
+
+
+def subject_requests_remind(*, now: datetime | None = None) -> list[SubjectRequest]:
+    """E-mail the workspace's Admins about each open request falling due within the reminder window
+    (or overdue) that they were not reminded of yet; returns those requests. Run daily by beat."""
+    now = now or timezone.now()
+    window = now + timedelta(days=settings.TESSERA_DSR_REMIND_DAYS)
+    due = list(SubjectRequest.objects.filter(status=SubjectRequest.Status.OPEN, due_at__lte=window, reminded_at=None))
+    if not due:
+        return []
+    admins = list(User.objects.filter(role=Role.ADMIN, is_active=True).values_list("email", flat=True))
+    for request in due:
+        with transaction.atomic():
+            state = "is overdue" if now > request.due_at else f"is due on {request.due_at:%Y-%m-%d}"
+            send_mail(
+                subject=f"Data-subject request {request.id} {state}",
+                message=(
+                    f"The {request.get_kind_display().lower()} request {request.id} ({request.get_regime_display()}) "
+                    f"{state}. Open Compliance in Tessera to handle it."
+                ),
+                from_email=None,
+                recipient_list=admins,
+            )
+            request.reminded_at = now
+            request.save(update_fields=["reminded_at"])
+            audit_event_record(
+                action="subject_request.reminded",
+                actor=Actor.system("sla clock"),
+                target=("subject_request", request.id, request.id),
+                changes={"due_at": request.due_at.isoformat(), "admins": len(admins)},
+            )
+    return due
