@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import re
 import time
@@ -42,6 +41,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from core.bounded_json import JsonTooDeep, json_loads_bounded
 from core.errors import ServiceError
 from core.request_context import client_address
 from rbac.permissions import has_permission
@@ -208,7 +208,9 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 found.group(1) if found else None, None, "message_too_large", "A frame may be at most 1 MiB."
             )
         try:
-            request = json.loads(text)
+            request = json_loads_bounded(text)
+        except JsonTooDeep as exc:
+            return await self._error(None, None, "invalid_json", f"The frame is not accepted: {exc}")
         except ValueError:
             return await self._error(None, None, "invalid_json", "The frame is not valid JSON.")
         if not isinstance(request, dict):

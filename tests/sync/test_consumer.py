@@ -100,6 +100,15 @@ def test_bad_requests_get_error_frames(tenant, pair, jobs, make_user):
         await sock.send(json.dumps([1, 2]))
         assert (await sock.recv())["error"]["code"] == "invalid_request"
 
+        # nesting that overflows the parser's stack: an error frame, and the socket still serves
+        await sock.send("[" * 100_000 + "]" * 100_000)
+        frame = await sock.recv()
+        assert frame["error"]["code"] == "invalid_json" and "deeper" in frame["error"]["message"]
+        deep = {"id": "d1", "collection": "jobs", "method": "masterWrite", "params": [[]]}
+        deep["params"][0] = json.loads("[" * 200 + "]" * 200)  # parses, but too deep to walk
+        await sock.send(json.dumps(deep))
+        assert (await sock.recv())["error"]["code"] == "invalid_json"
+
         frame = await sock.call("jobs", "dropDatabase", [])
         assert frame["error"]["code"] == "unknown_method" and frame["collection"] == "jobs"
 
