@@ -106,6 +106,18 @@ def test_pin_guessing_is_rate_limited_per_address_and_per_workspace(tenant, admi
     assert _pair(phone, pin=started.pin, REMOTE_ADDR="10.0.2.1").status_code == 429
 
 
+def test_pin_guessing_cannot_lock_the_qr_path(tenant, admin_client, client_for):
+    """Wrong PINs from many addresses spend the workspace's PIN budget; a valid QR code still pairs."""
+    pin, code, _ = _start(admin_client, user=admin_client.session["_auth_user_id"], role=Role.VIEWER)
+    wrong = "00000000" if pin != "00000000" else "11111111"
+    phone = client_for(tenant)
+    for i in range(40):
+        _pair(phone, pin=wrong, REMOTE_ADDR=f"10.9.{i}.1")
+    assert _pair(phone, pin=pin, REMOTE_ADDR="10.8.0.1").status_code == 429  # the PIN path is locked
+    response = _pair(phone, code=code, REMOTE_ADDR="10.8.0.2")
+    assert response.status_code == 201 and response.json()["token"].startswith("tsd_")
+
+
 def test_roles_decide_who_pairs_and_what_the_device_may_do(tenant, make_user, client_for):
     viewer, analyst, manager = make_user(Role.VIEWER), make_user(Role.ANALYST), make_user(Role.MANAGER)
     for user in (viewer, analyst):
