@@ -39,7 +39,7 @@ from core.errors import ServiceError
 from core.forms import form_error_add
 from rbac.permissions import has_permission, permission_required
 from rbac.roles import Role
-from tenants.runtime import workspace_context, workspace_current
+from tenants.runtime import workspace_base_url, workspace_context, workspace_current
 
 PASSWORD_BACKEND = "accounts.backends.EmailPasswordBackend"
 
@@ -66,6 +66,9 @@ class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form):
+        # The link's address comes from configuration, not from the Host header (whose port anyone
+        # can set): see tenants.runtime.workspace_base_url.
+        self.extra_email_context = {"base_url": workspace_base_url(self.request)}
         email = form.cleaned_data["email"]
         audit_event_record(
             action="user.password_reset_requested", actor=Actor.anonymous(email), target=("user", "", email)
@@ -169,7 +172,7 @@ def members(request: HttpRequest) -> HttpResponse:
                     actor=request.user,
                     email=invite_form.cleaned_data["email"],
                     role=invite_form.cleaned_data["role"],
-                    base_url=request.build_absolute_uri("/"),
+                    base_url=workspace_base_url(request),
                 )
             except AccountError as exc:
                 form_error_add(invite_form, exc)
@@ -183,7 +186,7 @@ def members(request: HttpRequest) -> HttpResponse:
         "invitations": invitation_list_pending() if can_manage else [],
         "invite_form": invite_form,
         "issued": issued,
-        "issued_link": request.build_absolute_uri(issued.path()) if issued else "",
+        "issued_link": workspace_base_url(request) + issued.path() if issued else "",
         "roles": Role.choices,
         "can_manage": can_manage,
     }
@@ -230,11 +233,6 @@ def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("accounts:members")
 
 
-def _port(request: HttpRequest) -> str:
-    host = request.get_host()
-    return ":" + host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-
-
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """The public site's sign-up: a new workspace, then its Admin lands logged in on its own host."""
@@ -254,8 +252,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         else:
             with workspace_context(result.tenant):
                 token = login_handoff_create(user=result.admin)
-            scheme = "https" if request.is_secure() else "http"
-            url = f"{scheme}://{result.tenant.slug}.{settings.TESSERA_BASE_DOMAIN}{_port(request)}/accounts/handoff/{token}/"
+            url = f"{result.tenant.base_url()}/accounts/handoff/{token}/"
             return HttpResponseRedirect(url)
     return render(
         request,

@@ -1,6 +1,7 @@
 """Tenant (one business) and Domain (the hosts that route to it); stored once, in the public schema."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -80,6 +81,17 @@ class Tenant(TenantMixin):
     def host(self) -> str:
         base = getattr(settings, "TESSERA_BASE_DOMAIN", "")
         return f"{self.slug}.{base}" if base else "127.0.0.1"
+
+    def base_url(self) -> str | None:
+        """The workspace's own address from configuration (scheme and port of TESSERA_PUBLIC_URL),
+        never from a request's Host header; None where none is configured (the desktop, whose
+        console listens on loopback only)."""
+        public = getattr(settings, "TESSERA_PUBLIC_URL", "")
+        if not public:
+            return None
+        parts = urlsplit(public)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{self.host()}{port}"
 
 
 class Domain(DomainMixin):

@@ -44,6 +44,15 @@ def public_context() -> Iterator[None]:
         yield
 
 
+def workspace_base_url(request=None) -> str:
+    """Where links to the current workspace point (e-mails, invitations): its configured address;
+    on the desktop (no configured address, loopback only) the address the request came to."""
+    configured = workspace_current().base_url()
+    if configured or request is None:
+        return configured or ""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
 def workspace_for_host(host: str) -> Tenant | None:
     return tenancy_backend().for_host(host)
 

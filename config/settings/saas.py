@@ -104,5 +104,11 @@ CHANNEL_LAYERS = {
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("TESSERA_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# The public site's address: e-mailed and shown links (reset, invitation, sign-up hand-off) take
+# their scheme and port from here, never from a request's Host header. A workspace is at
+# <scheme>://<slug>.TESSERA_BASE_DOMAIN[:port].
+TESSERA_PUBLIC_URL = env(
+    "TESSERA_PUBLIC_URL", f"{'https' if SESSION_COOKIE_SECURE else 'http'}://{TESSERA_BASE_DOMAIN}"
+)
 
 LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))

@@ -640,3 +640,27 @@ def test_first_run_creates_the_admin_and_names_the_workspace(tenant, client_for)
     assert log_in(client_for(tenant), "owner@shop.test", NEW_PASSWORD).status_code == 302
     assert events("user.signed_up")[0].actor_label == "owner@shop.test"
     assert events("workspace.settings_changed")[0].changes["after"]["name"] == "Corner Shop"
+
+
+@pytest.mark.saas_only
+def test_reset_and_invitation_links_ignore_the_ports_a_host_header_names(
+    tenant, client_for, admin_user, settings, django_capture_on_commit_callbacks
+):
+    """Anyone can send `Host: alpha…:6666` (ALLOWED_HOSTS checks no port): the e-mailed links must
+    still point at the configured address, not at a port of the sender's choosing."""
+    settings.TESSERA_PUBLIC_URL = f"https://{settings.TESSERA_BASE_DOMAIN}:8443"
+    expected = f"https://{host_of(tenant)}:8443/"
+    forged = {"HTTP_HOST": f"{host_of(tenant)}:6666"}
+    mail.outbox.clear()
+
+    client_for(tenant).post("/accounts/password-reset/", {"email": admin_user.email}, **forged)
+    link = re.search(r"https?://\S+/accounts/reset/\S+/", mail.outbox[0].body).group(0)
+    assert link.startswith(expected), link
+
+    admin = client_for(tenant, admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin.post("/members/", {"email": "new@alpha.test", "role": "viewer"}, **forged)
+    assert page.status_code == 200 and ":6666" not in page.content.decode()
+    shown = re.search(r"https?://[^\s\"<]+/accounts/invite/[^/\s]+/", page.content.decode()).group(0)
+    mailed = re.search(r"https?://\S+/accounts/invite/\S+/", mail.outbox[-1].body).group(0)
+    assert shown.startswith(expected) and mailed == shown, (shown, mailed)

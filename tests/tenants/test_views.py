@@ -94,8 +94,9 @@ def test_unknown_handoff_token_is_refused(tenant, anon_client):
     assert response["Location"] == "/accounts/login/"
 
 
-def test_sign_up_keeps_the_port_of_the_public_site(tenants_provisioned, db):
-    response = host_client(f"{PUBLIC}:8000").post("/", signup_data())
+def test_sign_up_hands_off_to_the_configured_address_not_the_host_header(tenants_provisioned, db, settings):
+    settings.TESSERA_PUBLIC_URL = f"http://{PUBLIC}:8000"
+    response = host_client(f"{PUBLIC}:6666").post("/", signup_data())
     match = HANDOFF.match(response["Location"])
     assert match and match["port"] == ":8000", response["Location"]
 
