@@ -77,6 +77,12 @@ def role_within(role: str, *holders: str) -> bool:
     return all(role_permissions(role) <= role_permissions(h) for h in holders)
 
 
+def pairing_for_allowed(actor, user) -> bool:
+    """Whether `actor` may pair a device that acts as `user`: themselves, anyone for those who
+    manage devices (Admins), else members whose role allows nothing beyond the actor's."""
+    return user.pk == actor.pk or has_permission(actor, "devices.manage") or role_within(user.role, actor.role)
+
+
 def device_effective_role(device: Device) -> str:
     """The device's role, never stronger than its user's role today (a demoted user's phone is demoted)."""
     if role_within(device.role, device.user.role):
@@ -109,6 +115,16 @@ def pairing_start(*, actor: Actor | Principal, user=None, role: str | None = Non
         raise SyncError("Choose a role for the device.", param="role")
     if not user.is_active:
         raise SyncError("This member is not active.", param="user")
+    if not pairing_for_allowed(actor, user):
+        # A device acts as its member (audit, records' authors): a Manager must not get a phone
+        # that speaks for an Admin, even with a Manager's rights.
+        raise SyncError(
+            f"You can pair phones only for yourself and members whose role is within yours ({user.email} is a "
+            f"{user.get_role_display()}).",
+            param="user",
+            status=403,
+            code="forbidden",
+        )
     if not role_within(role, actor.role):
         raise SyncError("A device cannot get more rights than you have.", param="role", status=403, code="forbidden")
     if not role_within(role, user.role):

@@ -48,6 +48,14 @@ def validate_workspace_slug(value: str) -> None:
         )
     if value in RESERVED_SLUGS:
         raise ValidationError("That address is reserved. Please choose another.", code="reserved_slug")
+    if value[2:4] == "--":
+        # "xn--…" is punycode: browsers show it as Unicode (a look-alike of another workspace's
+        # address); IDNA reserves every "??--" prefix for such encodings.
+        raise ValidationError(
+            "An address cannot have hyphens as its 3rd and 4th characters (browsers would show it as another "
+            "script). Please choose another.",
+            code="invalid_slug",
+        )
 
 
 class Tenant(TenantMixin):

@@ -132,6 +132,21 @@ def test_roles_decide_who_pairs_and_what_the_device_may_do(tenant, make_user, cl
     assert client.post("/devices/", {"user": viewer.pk, "role": Role.VIEWER}).status_code == 201
 
 
+def test_a_manager_cannot_pair_a_phone_that_acts_as_an_admin(tenant, make_user, admin_user, client_for):
+    from sync.models import PairingCode
+    from sync.services import SyncError, pairing_start
+
+    manager = make_user(Role.MANAGER)
+    client = client_for(tenant, manager)
+    assert f'value="{admin_user.pk}"' not in client.get("/devices/").content.decode()
+    assert client.post("/devices/", {"user": admin_user.pk, "role": Role.VIEWER}).status_code == 400
+    with pytest.raises(SyncError) as refused:
+        pairing_start(actor=manager, user=admin_user, role=Role.VIEWER)
+    assert refused.value.code == "forbidden"
+    assert not PairingCode.objects.filter(user=admin_user).exists()
+    assert pairing_start(actor=admin_user, user=manager, role=Role.VIEWER).code  # Admins pair for anyone
+
+
 def test_device_list_shows_last_seen_client_and_lag(tenant, admin_client, admin_user, pair, jobs):
     from records.services import record_create
     from sync.services import device_checkpoints_save

@@ -107,6 +107,7 @@ def test_sign_up_hands_off_to_the_configured_address_not_the_host_header(tenants
         ({"slug": "alpha"}, "slug", "That address is already taken."),
         ({"slug": "admin"}, "slug", "That address is reserved. Please choose another."),
         ({"slug": "Not Valid!"}, "slug", "Use 3–40 lowercase letters"),
+        ({"slug": "xn--lpha-2ye"}, "slug", "cannot have hyphens as its 3rd and 4th"),  # punycode "аlpha"
         ({"slug": ""}, "slug", "This field is required."),
         ({"name": ""}, "name", "This field is required."),
         ({"name": "   "}, "name", "This field is required."),
