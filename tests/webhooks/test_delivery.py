@@ -541,18 +541,30 @@ def test_the_sweeper_finds_due_and_abandoned_deliveries_only(tenant, admin_user,
     assert set(deliveries_due()) == {due.pk, abandoned.pk}  # fresh: its own task is on the way
 
 
-def test_the_sweepers_round_sends_tasks_only_for_due_deliveries(tenant, admin_user, receiver, settings):
-    """Every workspace is looked at in the round itself; a task goes out per delivery found due, none
-    for a workspace with nothing due."""
-    from webhooks.tasks import deliveries_sweep_all_workspaces
+def test_the_sweepers_round_sends_one_task_per_endpoint_and_not_again_while_it_waits(
+    tenant, admin_user, receiver, settings
+):
+    """After an outage: one task per endpoint with due work (it carries the endpoint's backlog), not
+    one per due delivery; a round while those tasks wait in the queue sends none; once an endpoint's
+    task has run, what is still due there is swept again. Nothing for a workspace with nothing due."""
+    from webhooks.tasks import deliveries_sweep_all_workspaces, delivery_attempt_task, endpoints_due
 
     settings.TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS = 30
-    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
-    stuck = [test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(2)]
+    settings.TESSERA_COUNTERS_NAMESPACE = f"sweep-{timezone.now().timestamp()}"
+    backlogged, _ = endpoint_create(actor=admin_user, url=receiver.url("/a"))
+    quiet, _ = endpoint_create(actor=admin_user, url=receiver.url("/b"))
+    stuck = [test_event_send(actor=admin_user, endpoint=backlogged) for _ in range(30)]
+    stuck += [test_event_send(actor=admin_user, endpoint=quiet) for _ in range(2)]
     assert deliveries_sweep_all_workspaces() == 0  # fresh: their own tasks are on the way
 
     Delivery.objects.filter(pk__in=[d.pk for d in stuck]).update(next_attempt_at=timezone.now() - timedelta(minutes=2))
     assert deliveries_sweep_all_workspaces() == 2
+    assert deliveries_sweep_all_workspaces() == 0, "the tasks have not run yet: nothing is sent again"
+
+    # the quiet endpoint's task runs (as a worker would) and delivers both
+    delivery_attempt_task(endpoints_due()[quiet.pk], quiet.pk)
+    assert Delivery.objects.filter(endpoint=quiet, status="succeeded").count() == 2
+    assert set(endpoints_due()) == {backlogged.pk}
 
 
 def test_a_paused_endpoint_keeps_its_deliveries_until_enabled_again(
