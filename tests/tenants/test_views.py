@@ -258,3 +258,20 @@ def test_host_spelling_variants_reach_the_same_workspace(tenants_provisioned, db
     response = host_client(host).get("/accounts/login/")
     assert response.status_code == 200, response.content[:300]
     assert b"Alpha Ltd" in response.content
+
+
+def test_sign_ups_are_throttled_per_address(tenants_provisioned, db, settings):
+    """Each sign-up clones a schema (1–2 s of server time): at most 10 at once from one address."""
+    import uuid
+
+    settings.TESSERA_RATE_LIMIT_SCALE = 1
+    settings.TESSERA_COUNTERS_NAMESPACE = f"test-{uuid.uuid4().hex}"
+    from accounts.throttles import throttle_check
+
+    for _ in range(10):  # the budget a real sign-up would spend (cheaper than cloning ten schemas)
+        throttle_check(scope="public", what="signup", keys={"ip": "127.0.0.1", "site": "all"}, message="")
+    response = Client(HTTP_HOST=PUBLIC, REMOTE_ADDR="127.0.0.1").post("/", signup_data())
+    assert response.status_code == 429 and "Too many sign-ups" in response.content.decode()
+    assert not Tenant.objects.filter(slug="gamma").exists()
+    elsewhere = Client(HTTP_HOST=PUBLIC, REMOTE_ADDR="10.5.0.1").post("/", signup_data())
+    assert elsewhere.status_code == 302 and Tenant.objects.filter(slug="gamma").exists()
