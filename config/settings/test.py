@@ -1,5 +1,7 @@
 """Test tweaks on top of the mode chosen by TESSERA_MODE (the suite runs once per mode)."""
 
+import os
+
 from config.settings import *  # noqa: F403
 from config.settings import TESSERA_MODE
 
@@ -23,3 +25,9 @@ TESSERA_USAGE_FLUSH_SECONDS = 10**9
 # guard with an empty allow-list.
 TESSERA_WEBHOOK_HTTPS_REQUIRED = False
 TESSERA_WEBHOOK_ALLOWED_HOSTS = []
+
+# Servers and workers the tests start as processes of their own run the production settings, which
+# refuse to start SaaS without a secrets key (config.startup); this process keeps the key derived from
+# SECRET_KEY (tests/webhooks/test_signing.py rotates from it).
+os.environ.setdefault("TESSERA_SECRETS_KEY", "tessera-test-processes-secrets-key")
+TESSERA_SECRETS_KEY_REQUIRED = False
