@@ -3,7 +3,7 @@
 import os
 
 from config.settings import *  # noqa: F403
-from config.settings import TESSERA_MODE
+from config.settings import SECRET_KEY, TESSERA_MODE
 
 # Argon2 is the production hasher (asserted in tests/accounts); MD5 keeps the suite fast.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -27,7 +27,8 @@ TESSERA_WEBHOOK_HTTPS_REQUIRED = False
 TESSERA_WEBHOOK_ALLOWED_HOSTS = []
 
 # Servers and workers the tests start as processes of their own run the production settings, which
-# refuse to start SaaS without a secrets key (config.startup); this process keeps the key derived from
-# SECRET_KEY (tests/webhooks/test_signing.py rotates from it).
-os.environ.setdefault("TESSERA_SECRETS_KEY", "tessera-test-processes-secrets-key")
+# refuse to start SaaS without a secrets key (config.startup). They get this process's SECRET_KEY as
+# the passphrase: the very key this process derives from it, so secrets written here decrypt there
+# (this process keeps the derived key: tests/webhooks/test_signing.py rotates from it).
+os.environ.setdefault("TESSERA_SECRETS_KEY", SECRET_KEY)
 TESSERA_SECRETS_KEY_REQUIRED = False
