@@ -52,7 +52,12 @@ from sync.fanout import Stream, collection_group, device_group, hub_for, server_
 from sync.heartbeats import rechecks_for, until_next_tick
 from sync.replication import ProtocolError
 from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_seen
-from tenants.runtime import workspace_context, workspace_current_or_none, workspace_for_host
+from tenants.runtime import (
+    workspace_context,
+    workspace_current_or_none,
+    workspace_for_host,
+    workspace_sockets_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +128,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 401, "unauthenticated", "Connect with ?token=<device token> of this workspace (unknown or revoked)."
             )
         await self.channel_layer.group_add(device_group(self.tenant, self.device.pk), self.channel_name)
+        await self.channel_layer.group_add(workspace_sockets_group(self.tenant), self.channel_name)
         await self.accept(subprotocol=subprotocol)
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
 
@@ -166,6 +172,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
             self.heartbeat_task.cancel()
         if self.device is not None:
             await self.channel_layer.group_discard(device_group(self.tenant, self.device.pk), self.channel_name)
+            await self.channel_layer.group_discard(workspace_sockets_group(self.tenant), self.channel_name)
             await self._streams_end()
             await self._checkpoints_flush()
         raise StopConsumer()
@@ -360,6 +367,10 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def sync_revoked(self, event):
         await self.close(code=CLOSE_REVOKED, reason="device revoked")
+
+    async def workspace_closed(self, event):
+        """The workspace was deleted or suspended (tenants.runtime.workspace_sockets_close)."""
+        await self.close(code=CLOSE_REVOKED, reason="workspace closed")
 
     # --- checkpoints, heartbeats ----------------------------------------------------------------
 
