@@ -5,7 +5,10 @@ import zoneinfo
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
+from accounts.throttles import throttle_check, throttle_spend
+from core.errors import Throttled
 from rbac.roles import Role
+from tenants.runtime import workspace_current_or_none
 from tenants.services import ProvisioningError, tenant_slug_check
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
@@ -25,6 +28,31 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "That e-mail and password do not match an account in this workspace.",
         "inactive": "This account has been deactivated.",
     }
+    retry_after: int | None = None
+
+    def clean(self):
+        """Beside the lockout per e-mail + address (axes), a budget per e-mail from every address
+        together: guesses spread over many addresses are limited too (accounts.throttles)."""
+        email = (self.cleaned_data.get("username") or "").lower()
+        scope = f"w{getattr(workspace_current_or_none(), 'pk', 'public')}"
+        if email:
+            try:
+                throttle_check(
+                    scope=scope,
+                    what="login",
+                    keys={"email": email},
+                    cost=0,
+                    message="Too many failed log-ins for this e-mail.",
+                )
+            except Throttled as exc:
+                self.retry_after = exc.retry_after
+                raise forms.ValidationError(exc.message, code="throttled") from None
+        try:
+            return super().clean()
+        except forms.ValidationError as exc:
+            if email and getattr(exc, "code", None) == "invalid_login":
+                throttle_spend(scope=scope, what="login", keys={"email": email})
+            raise
 
 
 class InviteForm(forms.Form):

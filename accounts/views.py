@@ -33,13 +33,15 @@ from accounts.services import (
     member_remove,
     member_role_change,
 )
+from accounts.throttles import throttle_check
 from audit.services import audit_event_record
 from core.actors import Actor
-from core.errors import ServiceError
+from core.errors import ServiceError, Throttled
 from core.forms import form_error_add
+from core.request_context import client_ip
 from rbac.permissions import has_permission, permission_required
 from rbac.roles import Role
-from tenants.runtime import workspace_context, workspace_current
+from tenants.runtime import workspace_base_url, workspace_context, workspace_current
 
 PASSWORD_BACKEND = "accounts.backends.EmailPasswordBackend"
 
@@ -58,6 +60,12 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.retry_after is not None:
+            response.status_code, response["Retry-After"] = 429, str(form.retry_after)
+        return response
+
 
 class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
     template_name = "accounts/password_reset.html"
@@ -66,7 +74,22 @@ class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form):
+        # The link's address comes from configuration, not from the Host header (whose port anyone
+        # can set): see tenants.runtime.workspace_base_url.
+        self.extra_email_context = {"base_url": workspace_base_url(self.request)}
         email = form.cleaned_data["email"]
+        try:  # per address and per e-mail, member or not (the answer must not tell which)
+            throttle_check(
+                scope=f"w{workspace_current().pk}",
+                what="reset",
+                keys={"ip": client_ip(self.request), "email": email},
+                message="Too many password-reset requests.",
+            )
+        except Throttled as exc:
+            form_error_add(form, exc)
+            response = self.form_invalid(form)
+            response.status_code, response["Retry-After"] = 429, str(exc.retry_after)
+            return response
         audit_event_record(
             action="user.password_reset_requested", actor=Actor.anonymous(email), target=("user", "", email)
         )
@@ -169,7 +192,7 @@ def members(request: HttpRequest) -> HttpResponse:
                     actor=request.user,
                     email=invite_form.cleaned_data["email"],
                     role=invite_form.cleaned_data["role"],
-                    base_url=request.build_absolute_uri("/"),
+                    base_url=workspace_base_url(request),
                 )
             except AccountError as exc:
                 form_error_add(invite_form, exc)
@@ -183,7 +206,7 @@ def members(request: HttpRequest) -> HttpResponse:
         "invitations": invitation_list_pending() if can_manage else [],
         "invite_form": invite_form,
         "issued": issued,
-        "issued_link": request.build_absolute_uri(issued.path()) if issued else "",
+        "issued_link": workspace_base_url(request) + issued.path() if issued else "",
         "roles": Role.choices,
         "can_manage": can_manage,
     }
@@ -230,18 +253,20 @@ def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("accounts:members")
 
 
-def _port(request: HttpRequest) -> str:
-    host = request.get_host()
-    return ":" + host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-
-
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """The public site's sign-up: a new workspace, then its Admin lands logged in on its own host."""
     form = SignupForm(request.POST if request.method == "POST" else None)
+    throttled = False
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
+            throttle_check(
+                scope="public",
+                what="signup",
+                keys={"ip": client_ip(request), "site": "all"},
+                message="Too many sign-ups right now.",
+            )
             result = workspace_signup(
                 name=data["name"],
                 slug=data["slug"],
@@ -251,17 +276,17 @@ def signup(request: HttpRequest) -> HttpResponse:
             )
         except ServiceError as exc:
             form_error_add(form, exc)
+            throttled = exc.status == 429
         else:
             with workspace_context(result.tenant):
                 token = login_handoff_create(user=result.admin)
-            scheme = "https" if request.is_secure() else "http"
-            url = f"{scheme}://{result.tenant.slug}.{settings.TESSERA_BASE_DOMAIN}{_port(request)}/accounts/handoff/{token}/"
+            url = f"{result.tenant.base_url()}/accounts/handoff/{token}/"
             return HttpResponseRedirect(url)
     return render(
         request,
         "accounts/signup.html",
         {"form": form, "base_domain": settings.TESSERA_BASE_DOMAIN},
-        status=400 if form.errors else 200,
+        status=429 if throttled else 400 if form.errors else 200,
     )
 
 

@@ -12,13 +12,15 @@ from rest_framework.views import APIView
 
 from api.problems import ApiProblem
 from core.actors import Actor, ActorType
+from core.bounded_json import JsonTooDeep, json_depth_check
 from rbac.permissions import PERMISSIONS, SCOPE_PERMISSIONS, has_permission
 
 SAFE_ALIASES = {"HEAD": "GET"}
 
 
 class ApiJSONParser(JSONParser):
-    """JSON of at most DATA_UPLOAD_MAX_MEMORY_SIZE, minus what no database can store as text:
+    """JSON of at most DATA_UPLOAD_MAX_MEMORY_SIZE, nested at most core.bounded_json.MAX_DEPTH deep
+    (deeper ends every recursive walk after it in a 500), minus what no database can store as text:
     unpaired UTF-16 surrogates (`"\\ud800"`)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -30,7 +32,14 @@ class ApiJSONParser(JSONParser):
                 "payload_too_large",
                 f"The body is too large (at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 2**20} MB).",
             )
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - {JsonTooDeep()}") from None
+        try:
+            json_depth_check(data)
+        except JsonTooDeep as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
         if not _encodable(data):
             raise ParseError("JSON parse error - texts must be valid Unicode (no unpaired surrogates).")
         return data

@@ -26,6 +26,7 @@ from django.utils import timezone
 from api.base import caller_of
 from api.models import IdempotencyRecord
 from api.problems import ApiProblem
+from core.bounded_json import json_loads_bounded
 from core.events import DomainEvent
 
 HEADER = "Idempotency-Key"
@@ -41,8 +42,8 @@ def _fingerprint(request) -> str:
     """Method, full path and body; a JSON body is compared by content, not by its whitespace."""
     raw = request._request.body
     try:
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+        body = json.dumps(json_loads_bounded(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:  # also too deep (core.bounded_json): the parser answers 400 for it later
         body = raw
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.get_full_path().encode("utf-8", "surrogateescape"), body):

@@ -1,7 +1,5 @@
 """The audit log page: filter by actor, action and date; export the filtered events as CSV."""
 
-import csv
-
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -11,6 +9,7 @@ from audit.forms import AuditFilterForm
 from audit.registry import action_label
 from audit.selectors import audit_csv_rows, audit_event_list
 from audit.vault import changes_open
+from core.csv_cells import csv_writer
 from rbac.permissions import permission_required
 
 
@@ -30,7 +29,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         date_to=filters.get("date_to"),
     )
     if request.GET.get("format") == "csv" and not form.errors:
-        writer = csv.writer(_Echo())
+        writer = csv_writer(_Echo())
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response = StreamingHttpResponse(
             (writer.writerow(row) for row in audit_csv_rows(events)), content_type="text/csv; charset=utf-8"

@@ -8,6 +8,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
+from config.startup import production_settings_check  # noqa: E402
+
+production_settings_check()
+
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from sync.routing import websocket_application  # noqa: E402

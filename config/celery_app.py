@@ -3,12 +3,14 @@
 import os
 import sys
 
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init
 from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings
+
+from config.startup import production_settings_check
 
 app_class = import_string(getattr(settings, "TESSERA_CELERY_APP_CLASS", "celery.Celery"))
 app = app_class("tessera")
@@ -32,3 +34,14 @@ def _database_pools_forget(**kwargs) -> None:
     if backend is None or os.getpid() == _PARENT_PID:
         return
     backend.DatabaseWrapper._connection_pools.clear()
+
+
+@worker_init.connect
+@beat_init.connect
+def _production_settings_check(**kwargs) -> None:
+    """A worker or beat refuses to start on settings production must not run with (config.startup).
+    SystemExit, since Celery logs and swallows a signal handler's ordinary exceptions."""
+    try:
+        production_settings_check()
+    except Exception as exc:
+        raise SystemExit(f"Refusing to start: {exc}") from exc

@@ -5,7 +5,6 @@ produced in chunks from a server-side iterator, so memory stays flat at any size
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -13,14 +12,13 @@ from typing import Any
 
 from audit.services import audit_event_record
 from core.actors import Actor, Principal
+from core.csv_cells import csv_writer
 from rbac.permissions import permission_check
 from records.models import Collection, Record
 from records.query import TableQuery, record_table_queryset
 
 CHUNK_ROWS = 2000
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-TEXT_TYPES = frozenset({"text", "long_text"})
 
 
 def cell_format(spec: dict, value: Any) -> str:
@@ -31,10 +29,7 @@ def cell_format(spec: dict, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (dict, list)) or spec["type"] == "json":
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = str(value)
-    if spec["type"] in TEXT_TYPES and text.startswith(_FORMULA_START):
-        return "'" + text  # a spreadsheet would run it as a formula; the importer strips the guard
-    return text
+    return str(value)  # formula-like text is guarded by core.csv_cells when written
 
 
 def records_export(*, actor: Actor | Principal, collection: Collection, query: TableQuery, fmt: str) -> Iterator[bytes]:
@@ -62,7 +57,7 @@ def records_export(*, actor: Actor | Principal, collection: Collection, query: T
 def _csv_chunks(collection: Collection, rows: Iterator[Record]) -> Iterator[bytes]:
     fields = collection.fields
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     buffer.write("\ufeff")  # so spreadsheet programs read UTF-8
     writer.writerow(["id", *(f["key"] for f in fields), "created_at", "updated_at"])
     for n, record in enumerate(rows, start=1):

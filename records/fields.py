@@ -34,6 +34,25 @@ FIELD_TYPES = {
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RECORD_ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
 RESERVED_KEYS = frozenset({"id", "version", "created_at", "updated_at", "deleted", "collection", "object", "livemode"})
+# Words the record filters and list parameters give a meaning (`f__contains`, `?q=`, `?limit=`): a
+# field of that name could not be filtered unambiguously. Checked for new fields only.
+FILTER_WORDS = frozenset(
+    {"eq", "ne", "contains", "gt", "gte", "lt", "lte", "in", "isnull"}
+    | {"q", "limit", "starting_after", "ending_before", "updated_since", "order_by", "sort", "page", "format"}
+)
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` cannot name a new field (the same rule for the console and the API), else None."""
+    if not KEY_RE.fullmatch(key):
+        return "Start with a lowercase letter; use lowercase letters, digits and _ (at most 63)."
+    if "__" in key:
+        return "Use single underscores: “__” separates a key from a filter."
+    if key in RESERVED_KEYS or key in FILTER_WORDS:
+        return f"`{key}` is reserved; choose another key."
+    return None
+
+
 TEXT_MAX = 2000
 LONG_TEXT_MAX = 100_000
 
@@ -128,6 +147,9 @@ def field_definitions_clean(raw: Any, *, existing: list[dict] | None = None) -> 
             )
         if key in RESERVED_KEYS:
             raise FieldDefinitionError(f"`{key}` is reserved; choose another key.", param=f"{param}.key")
+        problem = key_problem(key) if item.get("id") is None else None
+        if problem and not any(f["key"] == key for f in by_id.values()):
+            raise FieldDefinitionError(problem, param=f"{param}.key")
         if key in seen:
             raise FieldDefinitionError(f"Two fields use the key `{key}`.", param=f"{param}.key")
         seen.add(key)

@@ -18,7 +18,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from records.errors import RecordError, ValidationFailed
-from records.fields import FIELD_TYPES, KEY_RE, LONG_TEXT_MAX, TEXT_MAX
+from records.fields import FIELD_TYPES, LONG_TEXT_MAX, TEXT_MAX, key_problem
 from records.imports import CellError, cell_parse
 from records.models import Collection
 from records.services import SLUG_RE
@@ -120,10 +120,9 @@ class FieldForm(forms.Form):
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"].strip()
-        if not KEY_RE.match(key):
-            raise ValidationError("Start with a lowercase letter; use lowercase letters, digits and _.")
-        if "__" in key:
-            raise ValidationError("Use single underscores: “__” separates a key from a filter.")
+        problem = key_problem(key)
+        if problem and (self.existing is None or self.existing.get("key") != key):
+            raise ValidationError(problem)
         return key
 
     def clean(self):

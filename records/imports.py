@@ -28,6 +28,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from audit.services import audit_event_record
+from core.csv_cells import csv_cell_unguard
 from records.errors import RecordError, ValidationFailed
 from records.fields import data_errors
 from records.models import Collection, Record
@@ -39,7 +40,6 @@ BATCH_ROWS = 500
 ERRORS_KEPT = 1000
 PREVIEW_ROWS = 5
 MAX_COLUMNS = 500
-_FORMULA = re.compile(r"^'[=+\-@\t\r]")
 _TRUE = {"true", "yes", "y", "1", "t", "on"}
 _FALSE = {"false", "no", "n", "0", "f", "off"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
@@ -64,8 +64,8 @@ def cell_parse(spec: dict, raw: str, *, tz: ZoneInfo) -> Any:
         return None
     if "\x00" in text or (t == "json" and "\\u0000" in text):
         raise CellError("contains a NUL character, which cannot be stored")
-    if t in {"text", "long_text"} and _FORMULA.match(text):
-        text = text[1:]  # exports guard formula-like text with a leading ' (see records.exports)
+    if t != "json":
+        text = csv_cell_unguard(text)  # exports guard formula-like text with a leading ' (core.csv_cells)
     if t == "integer":
         try:
             number = Decimal(text.replace(",", "") if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text) else text)
@@ -200,10 +200,12 @@ def _reader(staged: StagedImport):
     sample = "\n".join(text.read(64 * 1024).splitlines()[:20])  # whole lines only
     text.seek(0)
     try:
-        dialect = csv.Sniffer().sniff(sample, ",;\t|")
+        delimiter = csv.Sniffer().sniff(sample, ",;\t|").delimiter
     except csv.Error:
-        dialect = csv.excel
-    return csv.reader(text, dialect)
+        delimiter = ","
+    # Only the delimiter is guessed: spreadsheets quote with ", and a guess of ' (from text such as
+    # our own formula-guarded cells, core.csv_cells) would split cells in the wrong places.
+    return csv.reader(text, csv.excel, delimiter=delimiter)
 
 
 def csv_preview(staged: StagedImport) -> tuple[list[str], list[list[str]]]:
@@ -360,7 +362,7 @@ class _RowChecker:
         for i, key in self.mapping.items():
             raw = cells[i] if i < len(cells) else ""
             if key == "id":
-                record_id = raw.strip() or None
+                record_id = csv_cell_unguard(raw.strip()) or None
                 if record_id and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", record_id):
                     errors.append(RowError(number, self.column_of[key], "is not a record id"))
                 continue

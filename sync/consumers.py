@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import re
 import time
@@ -42,6 +41,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from core.bounded_json import JsonTooDeep, json_loads_bounded
 from core.errors import ServiceError
 from core.request_context import client_address
 from rbac.permissions import has_permission
@@ -52,7 +52,12 @@ from sync.fanout import Stream, collection_group, device_group, hub_for, server_
 from sync.heartbeats import rechecks_for, until_next_tick
 from sync.replication import ProtocolError
 from sync.services import TOKEN_PREFIX, device_checkpoints_save, device_for_token, device_seen
-from tenants.runtime import workspace_context, workspace_current_or_none, workspace_for_host
+from tenants.runtime import (
+    workspace_context,
+    workspace_current_or_none,
+    workspace_for_host,
+    workspace_sockets_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +128,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 401, "unauthenticated", "Connect with ?token=<device token> of this workspace (unknown or revoked)."
             )
         await self.channel_layer.group_add(device_group(self.tenant, self.device.pk), self.channel_name)
+        await self.channel_layer.group_add(workspace_sockets_group(self.tenant), self.channel_name)
         await self.accept(subprotocol=subprotocol)
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
 
@@ -166,6 +172,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
             self.heartbeat_task.cancel()
         if self.device is not None:
             await self.channel_layer.group_discard(device_group(self.tenant, self.device.pk), self.channel_name)
+            await self.channel_layer.group_discard(workspace_sockets_group(self.tenant), self.channel_name)
             await self._streams_end()
             await self._checkpoints_flush()
         raise StopConsumer()
@@ -208,7 +215,9 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 found.group(1) if found else None, None, "message_too_large", "A frame may be at most 1 MiB."
             )
         try:
-            request = json.loads(text)
+            request = json_loads_bounded(text)
+        except JsonTooDeep as exc:
+            return await self._error(None, None, "invalid_json", f"The frame is not accepted: {exc}")
         except ValueError:
             return await self._error(None, None, "invalid_json", "The frame is not valid JSON.")
         if not isinstance(request, dict):
@@ -358,6 +367,10 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def sync_revoked(self, event):
         await self.close(code=CLOSE_REVOKED, reason="device revoked")
+
+    async def workspace_closed(self, event):
+        """The workspace was deleted or suspended (tenants.runtime.workspace_sockets_close)."""
+        await self.close(code=CLOSE_REVOKED, reason="workspace closed")
 
     # --- checkpoints, heartbeats ----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from django import forms
 
 from accounts.models import User
 from rbac.roles import Role
-from sync.services import role_within
+from sync.services import pairing_for_allowed, role_within
 
 
 class PairingStartForm(forms.Form):
@@ -17,7 +17,9 @@ class PairingStartForm(forms.Form):
 
     def __init__(self, *args, actor, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = User.objects.filter(is_active=True).order_by("email")
+        members = User.objects.filter(is_active=True).order_by("email")
+        allowed = [u.pk for u in members if pairing_for_allowed(actor, u)]
+        self.fields["user"].queryset = members.filter(pk__in=allowed)
         self.fields["user"].initial = actor.pk
         self.fields["user"].label_from_instance = lambda u: f"{u.email} ({u.get_role_display()})"
         self.fields["role"].choices = [

@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 
 from sync.models import Device
 from sync.services import devices_recheck
-from tenants.runtime import workspace_context
+from tenants.runtime import workspace_context, workspace_still_serving
 
 GATHER_SECONDS = 0.05  # how long re-checks asked for are gathered before the database is asked
 
@@ -71,6 +71,10 @@ class DeviceRechecks:
 
 
 def _recheck_in(tenant, seen_from: dict[int, str | None]) -> dict[int, Device | None]:
+    # The socket's workspace first: deleted or suspended, every device is off — and after a deletion
+    # the same schema name may hold another business that signed up with the freed slug.
+    if not workspace_still_serving(tenant):
+        return {}
     with workspace_context(tenant):
         return devices_recheck(seen_from)
 

@@ -77,6 +77,12 @@ def role_within(role: str, *holders: str) -> bool:
     return all(role_permissions(role) <= role_permissions(h) for h in holders)
 
 
+def pairing_for_allowed(actor, user) -> bool:
+    """Whether `actor` may pair a device that acts as `user`: themselves, anyone for those who
+    manage devices (Admins), else members whose role allows nothing beyond the actor's."""
+    return user.pk == actor.pk or has_permission(actor, "devices.manage") or role_within(user.role, actor.role)
+
+
 def device_effective_role(device: Device) -> str:
     """The device's role, never stronger than its user's role today (a demoted user's phone is demoted)."""
     if role_within(device.role, device.user.role):
@@ -109,6 +115,16 @@ def pairing_start(*, actor: Actor | Principal, user=None, role: str | None = Non
         raise SyncError("Choose a role for the device.", param="role")
     if not user.is_active:
         raise SyncError("This member is not active.", param="user")
+    if not pairing_for_allowed(actor, user):
+        # A device acts as its member (audit, records' authors): a Manager must not get a phone
+        # that speaks for an Admin, even with a Manager's rights.
+        raise SyncError(
+            f"You can pair phones only for yourself and members whose role is within yours ({user.email} is a "
+            f"{user.get_role_display()}).",
+            param="user",
+            status=403,
+            code="forbidden",
+        )
     if not role_within(role, actor.role):
         raise SyncError("A device cannot get more rights than you have.", param="role", status=403, code="forbidden")
     if not role_within(role, user.role):
@@ -141,24 +157,29 @@ def pairing_start(*, actor: Actor | Principal, user=None, role: str | None = Non
     raise SyncError("Could not start a pairing; try again.", status=503, code="try_again")
 
 
-# PIN guessing: failed attempts per client address and per workspace (all addresses together). A
-# workspace sees at most WORKSPACE_LIMIT.burst wrong PINs at once and then one per 10 s: over a
-# pairing's 10 minutes that is under 100 guesses of 10^8.
-def _pin_limits():
-    return {"ip": Limit(rate=1 / 60, burst=10), "workspace": Limit(rate=1 / 10, burst=30)}
+# Guessing: failed attempts per client address and per workspace (all addresses together), with one
+# budget for PINs and another for QR codes, so that anyone spending the workspace's PIN budget with
+# wrong PINs cannot deny the QR path too. A workspace sees at most 30 wrong PINs at once and then one
+# per 10 s: over a pairing's 10 minutes that is under 100 guesses of 10^8. A QR code (32 random
+# bytes) cannot be guessed at all; its budget only slows one address sending garbage.
+def _guess_limits(kind: str) -> dict:
+    if kind == "pin":
+        return {"ip": Limit(rate=1 / 60, burst=10), "workspace": Limit(rate=1 / 10, burst=30)}
+    return {"ip": Limit(rate=1 / 60, burst=10)}
 
 
-def _pin_buckets(tenant, ip: str | None) -> list:
-    limits = _pin_limits()
-    return [
-        (bucket_name(f"{{w{tenant.pk}}}", "pair", "ip", ip or "unknown"), limits["ip"]),
-        (bucket_name(f"{{w{tenant.pk}}}", "pair", "workspace"), limits["workspace"]),
-    ]
+def _guess_buckets(tenant, ip: str | None, kind: str) -> list:
+    limits = _guess_limits(kind)
+    names = {
+        "ip": bucket_name(f"{{w{tenant.pk}}}", "pair", kind, "ip", ip or "unknown"),
+        "workspace": bucket_name(f"{{w{tenant.pk}}}", "pair", kind, "workspace"),
+    }
+    return [(names[scope], limit) for scope, limit in limits.items()]
 
 
-def _guess_allowed(tenant, ip: str | None) -> int | None:
+def _guess_allowed(tenant, ip: str | None, kind: str) -> int | None:
     """None if another guess may be tried now, else the seconds to wait."""
-    buckets = _pin_buckets(tenant, ip)
+    buckets = _guess_buckets(tenant, ip, kind)
     try:
         _, levels = buckets_take(buckets, cost=0)
     except Exception:
@@ -168,9 +189,9 @@ def _guess_allowed(tenant, ip: str | None) -> int | None:
     return max(waits) if waits else None
 
 
-def _guess_failed(tenant, ip: str | None) -> None:
+def _guess_failed(tenant, ip: str | None, kind: str) -> None:
     try:
-        buckets_take(_pin_buckets(tenant, ip), cost=1)
+        buckets_take(_guess_buckets(tenant, ip, kind), cost=1)
     except Exception:
         logger.exception("pairing rate limiter unavailable")
 
@@ -193,11 +214,12 @@ def pairing_exchange(
         raise SyncError("`client_version` is at most 100 characters.", param="client_version")
     if bool(code) == bool(pin):
         raise SyncError("Send either `code` (from the QR code) or `pin` (8 digits).", param="code")
-    wait = _guess_allowed(tenant, ip)
+    kind = "pin" if pin is not None else "code"
+    wait = _guess_allowed(tenant, ip, kind)
     if wait is not None:
         raise Throttled(f"Too many wrong pairing codes. Retry in {wait} s.", retry_after=wait)
     if pin is not None and not (isinstance(pin, str) and len(pin) == PIN_DIGITS and pin.isascii() and pin.isdigit()):
-        _guess_failed(tenant, ip)
+        _guess_failed(tenant, ip, kind)
         raise SyncError(f"The PIN has {PIN_DIGITS} digits.", param="pin", code="pairing_code_invalid")
     if code is not None and not isinstance(code, str):
         raise SyncError("`code` must be a string.", param="code")
@@ -246,7 +268,7 @@ def pairing_exchange(
                 },
             )
             return device, raw
-    _guess_failed(tenant, ip)
+    _guess_failed(tenant, ip, kind)
     raise SyncError(failure[0], code=failure[1], param="pin" if pin is not None else "code")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from api.problems import problem_http_response, service_error_http_response
+from core.bounded_json import json_loads_bounded
 from core.errors import ServiceError
 from core.forms import form_error_add
 from core.request_context import client_ip
@@ -41,7 +40,7 @@ def pair(request: HttpRequest) -> HttpResponse:
     if len(request.body) > MAX_PAIR_BODY:
         return problem_http_response(request, 413, "payload_too_large", "The pairing request is at most 4 KB.")
     try:
-        body = json.loads(request.body or b"null")
+        body = json_loads_bounded(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         return problem_http_response(request, 400, "invalid_json", "The body is not valid JSON.")
     if not isinstance(body, dict):

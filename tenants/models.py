@@ -1,6 +1,7 @@
 """Tenant (one business) and Domain (the hosts that route to it); stored once, in the public schema."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -47,6 +48,14 @@ def validate_workspace_slug(value: str) -> None:
         )
     if value in RESERVED_SLUGS:
         raise ValidationError("That address is reserved. Please choose another.", code="reserved_slug")
+    if value[2:4] == "--":
+        # "xn--…" is punycode: browsers show it as Unicode (a look-alike of another workspace's
+        # address); IDNA reserves every "??--" prefix for such encodings.
+        raise ValidationError(
+            "An address cannot have hyphens as its 3rd and 4th characters (browsers would show it as another "
+            "script). Please choose another.",
+            code="invalid_slug",
+        )
 
 
 class Tenant(TenantMixin):
@@ -80,6 +89,17 @@ class Tenant(TenantMixin):
     def host(self) -> str:
         base = getattr(settings, "TESSERA_BASE_DOMAIN", "")
         return f"{self.slug}.{base}" if base else "127.0.0.1"
+
+    def base_url(self) -> str | None:
+        """The workspace's own address from configuration (scheme and port of TESSERA_PUBLIC_URL),
+        never from a request's Host header; None where none is configured (the desktop, whose
+        console listens on loopback only)."""
+        public = getattr(settings, "TESSERA_PUBLIC_URL", "")
+        if not public:
+            return None
+        parts = urlsplit(public)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{self.host()}{port}"
 
 
 class Domain(DomainMixin):

@@ -6,10 +6,16 @@ Nothing outside tenants/ asks which runtime it is in or touches django_tenants; 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 
 from tenants.backends import tenancy_backend
 from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 class NoCurrentWorkspace(RuntimeError):
@@ -42,6 +48,39 @@ def public_context() -> Iterator[None]:
     """Run the block against the installation-wide data (the public schema in SaaS)."""
     with tenancy_backend().public():
         yield
+
+
+def workspace_base_url(request=None) -> str:
+    """Where links to the current workspace point (e-mails, invitations): its configured address;
+    on the desktop (no configured address, loopback only) the address the request came to."""
+    configured = workspace_current().base_url()
+    if configured or request is None:
+        return configured or ""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def workspace_still_serving(tenant: Tenant) -> bool:
+    """Whether `tenant` — this very workspace, not one that took its slug (and schema name) after it
+    was deleted: row ids are never reused — still exists and is active. Long-lived connections
+    (phone sync) ask it again and again."""
+    with public_context():
+        return Tenant.objects.filter(pk=tenant.pk, schema_name=tenant.schema_name, status=Tenant.Status.ACTIVE).exists()
+
+
+def workspace_sockets_group(tenant: Tenant) -> str:
+    """The channel-layer group every open socket of `tenant` joins (by row id: never reused)."""
+    return f"workspace.{tenant.pk}"
+
+
+def workspace_sockets_close(tenant: Tenant) -> None:
+    """Tell every open socket of `tenant`, in every server process, to close now (the workspace is
+    deleted or suspended). Sockets also find out on their next re-check (workspace_still_serving)."""
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(workspace_sockets_group(tenant), {"type": "workspace.closed"})
+    except Exception:
+        logger.exception("could not close the sockets of %s", tenant.pk)
 
 
 def workspace_for_host(host: str) -> Tenant | None:

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from core.errors import ServiceError
 from tenants.backends import tenancy_backend
 from tenants.models import Domain, Tenant, validate_workspace_slug
-from tenants.runtime import public_context, workspace_context
+from tenants.runtime import public_context, workspace_context, workspace_sockets_close
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,17 @@ def tenant_single_ensure(*, name: str = "My business") -> Tenant:
 
 
 def tenant_drop(*, tenant: Tenant) -> None:
-    """Remove a business and its schema (operators and tests only)."""
+    """Remove a business and its schema (operators and tests only); its open sockets close at once."""
     with public_context():
         tenant.delete(force_drop=True)
+    workspace_sockets_close(tenant)
+
+
+def tenant_status_set(*, tenant: Tenant, status: str) -> None:
+    """Suspend or reactivate a business; a suspended one's open sockets close at once (its HTTP
+    answers 403 from the next request: tenants.middleware)."""
+    with public_context():
+        Tenant.objects.filter(pk=tenant.pk).update(status=status)
+    tenant.status = status
+    if status != Tenant.Status.ACTIVE:
+        workspace_sockets_close(tenant)

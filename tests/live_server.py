@@ -180,6 +180,8 @@ def start_server(env_db: dict[str, str], base_domain: str, port: int | None = No
     wanted = port
     for _attempt in range(3):  # a free port can be taken between choosing and binding it
         port = wanted or free_port()
+        if SAAS:  # links in e-mails and the sign-up hand-off point here (TESSERA_PUBLIC_URL)
+            env["TESSERA_PUBLIC_URL"] = f"http://{base_domain}:{port}"
         log = log_path.open("ab")
         process = subprocess.Popen(
             [

@@ -3,7 +3,11 @@ connection, log the attempts, and decide what comes next (done, retry on the sch
 the endpoint).
 
 Rules (issue 4): 2xx is success; anything else, a redirect (never followed), a timeout or a refused
-address is a failure. 410 Gone disables the endpoint. 429 and 503 retry after their `Retry-After`.
+address is a failure. 410 Gone disables the endpoint. A throttling answer — 429, or 503 with
+`Retry-After` — is not a failure (issue 14): it pauses the whole endpoint until `Retry-After` (the
+rest of the batch, and every worker's claims, through a pause flag in the cache) and spends no step of
+the retry schedule, nor counts towards disabling the endpoint; a delivery older than
+TESSERA_WEBHOOK_DISABLE_AFTER is past that grace, and its throttling answers count as failures.
 Other failures retry on TESSERA_WEBHOOK_RETRY_SCHEDULE with ±10 % jitter; an endpoint that has
 failed continuously for TESSERA_WEBHOOK_DISABLE_AFTER is disabled and its Admins are told.
 
@@ -60,6 +64,7 @@ BATCH = 50  # deliveries of one endpoint claimed, sent and written together
 SECRETS_CACHE_SECONDS = 60.0
 KEEP_ALIVE_IDLE_SECONDS = 20.0  # an idle kept-alive connection older than this is closed, not reused
 KEEP_ALIVE_MAX = 32  # kept-alive connections per worker process
+THROTTLE_DEFAULT_SECONDS = 30.0  # a 429 without Retry-After pauses the endpoint this long
 
 
 @dataclass
@@ -159,8 +164,33 @@ def delivery_claim(delivery_id: int, *, now: datetime) -> Delivery | None:
     return rows[0] if rows else None
 
 
+def _pause_key(endpoint_id: str) -> str:
+    return f"{settings.TESSERA_COUNTERS_NAMESPACE}:webhooks:pause:{endpoint_id}"
+
+
+def endpoint_pause(endpoint_id: str, *, until: datetime) -> None:
+    """Hold every delivery of the endpoint until `until` (it answered with a throttling status)."""
+    seconds = (until - timezone.now()).total_seconds()
+    try:
+        cache.set(_pause_key(endpoint_id), until.timestamp(), timeout=max(int(seconds) + 2, 1))
+    except Exception:  # the cache is down: each delivery is still deferred on its own
+        logger.warning("webhooks: could not pause %s (cache unavailable)", endpoint_id)
+
+
+def _paused(endpoint: Endpoint, now: datetime) -> float | None:
+    try:
+        until = cache.get(_pause_key(endpoint.pk))
+    except Exception:
+        return None
+    return until - now.timestamp() if until and until > now.timestamp() else None
+
+
 def _rate_limited(endpoint: Endpoint, now: datetime) -> float | None:
-    """Seconds to wait if the endpoint's per-second limit is used up (a one-second window in the cache)."""
+    """Seconds to wait if the endpoint is paused (it throttled us) or its per-second limit is used up
+    (a one-second window in the cache)."""
+    paused = _paused(endpoint, now)
+    if paused is not None:
+        return paused
     limit = endpoint.rate_limit_per_second
     if not limit:
         return None
@@ -325,9 +355,11 @@ def _state_write(done: list[Delivery]) -> None:
     groups: dict[tuple, list[Delivery]] = {}
     for d in done:
         retry_at = d.next_attempt_at if d.status == Delivery.Status.PENDING else None  # else left as it was
-        groups.setdefault((d.status, d.attempts, d.last_status_code, d.last_error, retry_at), []).append(d)
-    for (status, attempts, code, error, retry_at), rows in groups.items():
+        key = (d.status, d.attempts, d.schedule_start, d.last_status_code, d.last_error, retry_at)
+        groups.setdefault(key, []).append(d)
+    for (status, attempts, schedule_start, code, error, retry_at), rows in groups.items():
         fields = {"status": status, "attempts": attempts, "last_status_code": code, "last_error": error}
+        fields["schedule_start"] = schedule_start
         if retry_at is not None:
             fields["next_attempt_at"] = retry_at
         else:
@@ -434,6 +466,16 @@ def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> lis
             outcomes.append(Outcome("succeeded", status_code=status, delivery_id=delivery.pk))
             any_success, failed_since = True, None
             continue
+        throttled = status == 429 or (status == 503 and _header(response.headers, "Retry-After"))
+        if throttled and finished - delivery.created_at < settings.TESSERA_WEBHOOK_DISABLE_AFTER:
+            # Not a failure: the receiver asks for time. Pause the endpoint, keep the schedule's place.
+            wait = retry_after_seconds(_header(response.headers, "Retry-After"), now=finished)
+            wait = wait or THROTTLE_DEFAULT_SECONDS
+            delivery.schedule_start += 1
+            delivery.next_attempt_at = deferred_until = finished + timedelta(seconds=wait)
+            endpoint_pause(endpoint.pk, until=deferred_until)
+            outcomes.append(Outcome("deferred", retry_in=wait, status_code=status, delivery_id=delivery.pk))
+            break
         if failed_since is None:
             failed_since = finished
         if status == 410:
@@ -442,7 +484,7 @@ def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> lis
             disable_reason = "The endpoint answered 410 Gone"
             break
         delay = retry_delay(number - delivery.schedule_start)
-        if delay is not None and status in (429, 503):
+        if delay is not None and status in (429, 503):  # throttling past the grace: still its Retry-After
             delay = retry_after_seconds(_header(response.headers, "Retry-After"), now=finished) or delay
         if delay is None:
             delivery.status, delivery.completed_at = Delivery.Status.FAILED, finished
@@ -455,7 +497,7 @@ def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> lis
     with transaction.atomic():
         Attempt.objects.bulk_create(attempts)
         _state_write(done)
-        if deferred_until is not None:  # the per-second limit is used up: later, without spending an attempt
+        if deferred_until is not None:  # paused or over the per-second limit: later, spending no attempt
             _finish_all(untouched, next_attempt_at=deferred_until)
             wait = (deferred_until - timezone.now()).total_seconds()
             outcomes += [Outcome("deferred", retry_in=max(wait, 0.0), delivery_id=d.pk) for d in untouched]

@@ -4,8 +4,12 @@ A delivery task is sent when the transaction that wrote the delivery commits, fr
 workspace, so the tenant-aware Celery app (SaaS) carries the workspace's schema with it. The task
 delivers its delivery and every other due one of the same endpoint, in batches (webhooks.delivery).
 Tasks ack late; a message lost with the broker or a worker killed mid-attempt loses nothing, because
-the periodic sweeper (beat: `webhooks-sweep`) sends a task again for every delivery that is due but
-untouched, or whose worker's lease ran out.
+the periodic sweeper (beat: `webhooks-sweep`) sends a task again for every endpoint with a delivery
+that is due but untouched, or whose worker's lease ran out: one task per endpoint (it carries the
+endpoint's whole backlog, in batches), and not again while that task has not started (a sweep flag
+per endpoint, cleared by the task, lives one lease at most) — so after an outage the broker gets one
+bounded batch, never one task per due delivery re-sent every round, and an endpoint's backlog is one
+task in the queue, not thousands in front of the other endpoints' events.
 
 Wake-up flags (TESSERA_WEBHOOK_WAKE_FLAGS, on where the cache is shared by every process: Redis): a
 new event's commit sends a task for an endpoint only if the endpoint's flag was not set already (SET
@@ -23,7 +27,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from tenants.runtime import task_in_each_workspace, workspace_context, workspace_list
@@ -44,6 +48,8 @@ def delivery_attempt_task(delivery_id: int, endpoint_id: str | None = None) -> s
     """Deliver `delivery_id` and the other due deliveries of its endpoint (`endpoint_id` if the sender
     knew it: then the endpoint's wake-up flag is cleared before each claim)."""
     flags = endpoint_id is not None and settings.TESSERA_WEBHOOK_WAKE_FLAGS
+    if endpoint_id is not None:
+        _sweep_flag_clear(endpoint_id)
     outcomes, more = endpoint_deliveries_attempt(
         delivery_id=delivery_id, endpoint_id=endpoint_id, before_claim=_wake_flag_clear if flags else None
     )
@@ -74,6 +80,27 @@ def _wake_flag_clear(endpoint_id: str) -> None:
         cache.delete(_wake_flag_key(endpoint_id))
     except Exception:  # the cache is down: senders cannot set flags either, so every commit sends a task
         logger.debug("webhooks: could not clear the wake-up flag of %s", endpoint_id)
+
+
+def _sweep_flag_key(endpoint_id: str) -> str:
+    return f"{settings.TESSERA_COUNTERS_NAMESPACE}:webhooks:swept:{endpoint_id}"
+
+
+def _sweep_flag_clear(endpoint_id: str) -> None:
+    try:
+        cache.delete(_sweep_flag_key(endpoint_id))
+    except Exception:
+        logger.debug("webhooks: could not clear the sweep flag of %s", endpoint_id)
+
+
+def _sweep_flags_set(endpoint_ids: list[str]) -> list[str]:
+    """The endpoints the sweeper may send a task for: none of its tasks is waiting in the queue."""
+    seconds = int(settings.TESSERA_WEBHOOK_LOCK_SECONDS)
+    try:
+        return [e for e in endpoint_ids if cache.add(_sweep_flag_key(e), 1, timeout=seconds)]
+    except Exception:
+        logger.warning("webhooks: sweep flags unavailable (cache down); one task per endpoint each round")
+        return endpoint_ids
 
 
 def _wake_flags_set(endpoint_ids: list[str]) -> list[str]:
@@ -145,11 +172,40 @@ def deliveries_due(*, now=None, limit: int = SWEEP_BATCH) -> list[int]:
     )
 
 
+def endpoints_due(*, now=None, limit: int = SWEEP_BATCH) -> dict[str, int]:
+    """Endpoints with a delivery that is due but untouched (see deliveries_due) → their most overdue
+    such delivery, at most `limit` endpoints (most overdue first)."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS)
+    rows = (
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .values("endpoint_id")
+        .annotate(first=Min("next_attempt_at"), pk=Min("pk"))
+        .order_by("first")[:limit]
+    )
+    return {r["endpoint_id"]: r["pk"] for r in rows}
+
+
+def endpoints_sweep() -> int:
+    """The current workspace's sweep: one task per endpoint with due work whose task is not already
+    waiting. Returns how many were sent."""
+    due = endpoints_due()
+    if not due:
+        return 0
+    wake = {e: due[e] for e in _sweep_flags_set(list(due))}
+    sent = deliveries_enqueue(list(wake.values()), endpoint_of={d: e for e, d in wake.items()})
+    if sent < len(wake):  # the broker is down: the next round must try these again
+        for endpoint_id in list(wake)[sent:]:
+            _sweep_flag_clear(endpoint_id)
+    return sent
+
+
 @shared_task(name="webhooks.deliveries_sweep", ignore_result=True)
 def deliveries_sweep_task() -> int:
     """One workspace's sweep. The beat's round (deliveries_sweep_all_workspaces) no longer sends it;
     kept so that ones queued by an earlier version still run after an upgrade."""
-    return deliveries_enqueue(deliveries_due())
+    return endpoints_sweep()
 
 
 @shared_task(name="webhooks.retention_clean", ignore_result=True)
@@ -166,9 +222,7 @@ def deliveries_sweep_all_workspaces() -> int:
     sent = 0
     for tenant in workspace_list():
         with workspace_context(tenant):
-            due = deliveries_due()
-            if due:
-                sent += deliveries_enqueue(due)
+            sent += endpoints_sweep()
     return sent
 
 

@@ -240,6 +240,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=["read", "list", "create"], help="profile one Tessera op afterwards")
     args = parser.parse_args()
 
+    os.environ.setdefault("TESSERA_SECRETS_KEY", "bench-secrets-key")  # production settings need one
     if os.environ.setdefault("TESSERA_MODE", "saas") != "saas":
         sys.exit("This benchmark needs TESSERA_MODE=saas (PostgreSQL, Redis): the production runtime.")
     os.chdir(ROOT)

@@ -425,6 +425,7 @@ def main() -> None:
     args.batches = [int(b) for b in args.batch.split(",")]
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("TESSERA_SECRETS_KEY", "bench-secrets-key")  # production settings need one
     os.environ.setdefault("TESSERA_SECRET_KEY", secrets.token_urlsafe(40))
     os.environ["TESSERA_LOG_FORMAT"] = "text"
     os.environ["TESSERA_RATE_LIMIT_SCALE"] = "1000"

@@ -452,6 +452,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    os.environ.setdefault("TESSERA_SECRETS_KEY", "bench-secrets-key")  # production settings need one
     if os.environ.setdefault("TESSERA_MODE", "saas") != "saas":
         sys.exit("This benchmark needs TESSERA_MODE=saas (PostgreSQL, Redis, Celery workers).")
     os.chdir(ROOT)

@@ -167,7 +167,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self' http: https:"
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 )
 
 # The proxies in front of the servers (load balancers) that append to X-Forwarded-For: the client's

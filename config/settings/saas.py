@@ -1,9 +1,20 @@
 """SaaS runtime: PostgreSQL with a schema per tenant (django-tenants), Redis, Celery workers."""
 
+from urllib.parse import urlsplit
+
 import dj_database_url
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, env_bool, logging_config
+from config.settings.base import (
+    CONTENT_SECURITY_POLICY,
+    DEBUG,
+    MIDDLEWARE,
+    SHARED_APPS,
+    TENANT_APPS,
+    env,
+    env_bool,
+    logging_config,
+)
 
 TESSERA_MULTI_TENANT = True
 TESSERA_BASE_DOMAIN = env("TESSERA_BASE_DOMAIN", "tessera.localhost")
@@ -104,5 +115,23 @@ CHANNEL_LAYERS = {
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("TESSERA_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind HTTPS (secure cookies), browsers must never try plain HTTP again: workspaces are subdomains.
+SECURE_HSTS_SECONDS = int(env("TESSERA_HSTS_SECONDS", "31536000")) if SESSION_COOKIE_SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Servers and workers refuse to start in production without a secrets key of their own (config.startup).
+TESSERA_SECRETS_KEY_REQUIRED = not DEBUG
+# The public site's address: e-mailed and shown links (reset, invitation, sign-up hand-off) take
+# their scheme and port from here, never from a request's Host header. A workspace is at
+# <scheme>://<slug>.TESSERA_BASE_DOMAIN[:port].
+TESSERA_PUBLIC_URL = env(
+    "TESSERA_PUBLIC_URL", f"{'https' if SESSION_COOKIE_SECURE else 'http'}://{TESSERA_BASE_DOMAIN}"
+)
 
 LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))
+# Forms post to their own origin; the sign-up's answer redirects to the new workspace's subdomain (a
+# redirect after a form post is checked against form-action too). Nothing else.
+_public = urlsplit(TESSERA_PUBLIC_URL)
+CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "form-action 'self'",
+    f"form-action 'self' {_public.scheme}://*.{TESSERA_BASE_DOMAIN}{f':{_public.port}' if _public.port else ''}",
+)

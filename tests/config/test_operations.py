@@ -252,6 +252,21 @@ def test_log_lines_written_during_a_request_carry_its_id(tenant, client_for, mak
     assert by_path["Forbidden (Permission denied): /audit/"]["request_id"] == denied["Request-Id"]
 
 
+def test_4xx_log_lines_under_asgi_carry_the_workspace_not_public(tenant):
+    """Under ASGI Django logs a 4xx on the event loop's thread, whose database connection never
+    entered the workspace (it is per thread): the line must still name the workspace the request was
+    for, which the record's request carries."""
+    from types import SimpleNamespace
+
+    from tenants.runtime import public_context
+
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found: /x/", None, None)
+    record.request = SimpleNamespace(id="req_asgi0001", tenant=tenant)
+    with public_context():  # the loop thread's connection
+        RequestContextFilter().filter(record)
+    assert record.tenant == tenant.schema_name and record.request_id == "req_asgi0001"
+
+
 @pytest.mark.saas_only
 def test_provisioning_log_line_carries_the_sign_up_request_id(tenants_provisioned, db, json_log):
     response = Client(HTTP_HOST="tessera.localhost").post(

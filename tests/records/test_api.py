@@ -103,6 +103,13 @@ def test_collection_errors(live, customers):
         live.post("/api/v1/collections", {"name": "X", "slug": "x", "colour": "red"}), 400, "invalid_request"
     )
     assert body["param"] == "colour"
+    # the keys the console refuses: "__" separates a key from a filter; filter and list words
+    for key in ("a__b", "contains", "limit"):
+        fields = [{"key": "name", "type": "text"}, {"key": key, "type": "text"}]
+        body = problem(
+            live.post("/api/v1/collections", {"name": "X", "slug": "x", "fields": fields}), 422, "invalid_field"
+        )
+        assert body["param"] == "fields[1].key", key
     record_create(actor=live.key, collection=customers, data={"name": "A"})
     problem(live.delete("/api/v1/collections/customers"), 409, "collection_not_empty")
 

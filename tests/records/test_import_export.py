@@ -427,3 +427,33 @@ def test_binary_junk_does_not_break_the_import(admin_client, customers):
         page = admin_client.get(response["Location"])
         body = text(admin_client.post(response["Location"], {**form_with_button(page, "Import").fields}))
         assert "data-committed" in body
+
+
+def test_every_csv_cell_a_spreadsheet_would_run_is_guarded_and_imports_back(admin_client, admin_user):
+    """Choice values, e-mails and record ids are typed by people too; numbers stay numbers."""
+    from core.csv_cells import csv_cell_guard
+    from records.services import collection_create, record_create
+
+    fields = [
+        {"key": "name", "type": "text"},
+        {"key": "kind", "type": "choice", "choices": ["@SUM(A1:A9)", "plain"]},
+        {"key": "mail", "type": "email"},
+        {"key": "delta", "type": "integer"},
+        {"key": "note", "type": "text"},
+    ]
+    things = collection_create(actor=admin_user, name="Things", slug="things", fields=fields)
+    data = {"name": "+cmd|' /C calc'!A0", "kind": "@SUM(A1:A9)", "mail": "=1+1@x.test", "delta": -5, "note": "'=x"}
+    record = record_create(actor=admin_user, collection=things, data=data, record_id="-A1")
+
+    exported = text(admin_client.get("/records/things/export.csv")).lstrip("\ufeff")
+    row = list(csv.reader(io.StringIO(exported)))[1]
+    assert row[:6] == ["'-A1", "'+cmd|' /C calc'!A0", "'@SUM(A1:A9)", "'=1+1@x.test", "-5", "''=x"]
+    assert csv_cell_guard("-1.5e3") == "-1.5e3" and csv_cell_guard("\t=1") == "'\t=1"
+
+    file = SimpleUploadedFile("things.csv", exported.encode(), content_type="text/csv")
+    url = admin_client.post("/records/things/import/", {"file": file})["Location"]
+    form = form_with_button(admin_client.get(url), "Import")
+    body = text(admin_client.post(url, {**form.fields, "mode": "all", "action": "import"}))
+    assert 'data-committed="true"' in body, row_errors(body)
+    record.refresh_from_db()
+    assert record.data == data and Record.objects.filter(collection=things).count() == 1

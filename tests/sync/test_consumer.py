@@ -100,6 +100,15 @@ def test_bad_requests_get_error_frames(tenant, pair, jobs, make_user):
         await sock.send(json.dumps([1, 2]))
         assert (await sock.recv())["error"]["code"] == "invalid_request"
 
+        # nesting that overflows the parser's stack: an error frame, and the socket still serves
+        await sock.send("[" * 100_000 + "]" * 100_000)
+        frame = await sock.recv()
+        assert frame["error"]["code"] == "invalid_json" and "deeper" in frame["error"]["message"]
+        deep = {"id": "d1", "collection": "jobs", "method": "masterWrite", "params": [[]]}
+        deep["params"][0] = json.loads("[" * 200 + "]" * 200)  # parses, but too deep to walk
+        await sock.send(json.dumps(deep))
+        assert (await sock.recv())["error"]["code"] == "invalid_json"
+
         frame = await sock.call("jobs", "dropDatabase", [])
         assert frame["error"]["code"] == "unknown_method" and frame["collection"] == "jobs"
 
@@ -690,3 +699,46 @@ def test_an_id_of_another_collection_is_never_written(tenant, pair, jobs, admin_
     (answer,) = run(scenario)
     assert answer["id"] == "shared-id" and answer["_deleted"] is True
     assert sites.records.get(id="shared-id").data == {"title": "HQ"}
+
+
+def test_suspending_a_workspace_closes_its_sockets_at_once_and_a_missed_message_at_the_next_beat(
+    tenant, pair, jobs, settings
+):
+    """A workspace suspended (or deleted) must stop serving the phones already connected: its sockets
+    close at once through the channel layer, and one that missed the message closes at its next
+    heartbeat, whose re-check asks for the workspace by its row id (never reused, unlike the slug and
+    schema name a new sign-up may take after a deletion)."""
+    import copy
+
+    from tenants.models import Tenant
+    from tenants.runtime import workspace_still_serving
+    from tenants.services import tenant_status_set
+
+    settings.TESSERA_SYNC_HEARTBEAT_SECONDS = 0.3
+    settings.TESSERA_SYNC_IDLE_SECONDS = 60
+    _, token = pair()
+
+    async def scenario():
+        sock = Socket(tenant, token)
+        assert (await sock.connect())[0]
+        await db(tenant_status_set)(tenant=tenant, status=Tenant.Status.SUSPENDED)
+        closed = await sock.comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4401, "reason": "workspace closed"}
+        assert (await Socket(tenant, token).connect())[0] is False
+
+        await db(tenant_status_set)(tenant=tenant, status=Tenant.Status.ACTIVE)
+        behind_its_back = Socket(tenant, token)
+        assert (await behind_its_back.connect())[0]
+        await db(lambda: Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED))()
+        while (out := await behind_its_back.comm.receive_output(timeout=3))["type"] != "websocket.close":
+            pass
+        assert out["code"] == 4401
+
+    try:
+        run(scenario)
+    finally:
+        Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
+        tenant.status = Tenant.Status.ACTIVE
+    successor = copy.copy(tenant)  # the same schema name under another row: a later sign-up's
+    successor.pk = tenant.pk + 10_000
+    assert workspace_still_serving(tenant) and not workspace_still_serving(successor)

@@ -106,6 +106,18 @@ def test_pin_guessing_is_rate_limited_per_address_and_per_workspace(tenant, admi
     assert _pair(phone, pin=started.pin, REMOTE_ADDR="10.0.2.1").status_code == 429
 
 
+def test_pin_guessing_cannot_lock_the_qr_path(tenant, admin_client, client_for):
+    """Wrong PINs from many addresses spend the workspace's PIN budget; a valid QR code still pairs."""
+    pin, code, _ = _start(admin_client, user=admin_client.session["_auth_user_id"], role=Role.VIEWER)
+    wrong = "00000000" if pin != "00000000" else "11111111"
+    phone = client_for(tenant)
+    for i in range(40):
+        _pair(phone, pin=wrong, REMOTE_ADDR=f"10.9.{i}.1")
+    assert _pair(phone, pin=pin, REMOTE_ADDR="10.8.0.1").status_code == 429  # the PIN path is locked
+    response = _pair(phone, code=code, REMOTE_ADDR="10.8.0.2")
+    assert response.status_code == 201 and response.json()["token"].startswith("tsd_")
+
+
 def test_roles_decide_who_pairs_and_what_the_device_may_do(tenant, make_user, client_for):
     viewer, analyst, manager = make_user(Role.VIEWER), make_user(Role.ANALYST), make_user(Role.MANAGER)
     for user in (viewer, analyst):
@@ -118,6 +130,21 @@ def test_roles_decide_who_pairs_and_what_the_device_may_do(tenant, make_user, cl
     response = client.post("/devices/", {"user": viewer.pk, "role": Role.MANAGER})
     assert response.status_code == 400 and "cannot have more rights" in response.content.decode()
     assert client.post("/devices/", {"user": viewer.pk, "role": Role.VIEWER}).status_code == 201
+
+
+def test_a_manager_cannot_pair_a_phone_that_acts_as_an_admin(tenant, make_user, admin_user, client_for):
+    from sync.models import PairingCode
+    from sync.services import SyncError, pairing_start
+
+    manager = make_user(Role.MANAGER)
+    client = client_for(tenant, manager)
+    assert f'value="{admin_user.pk}"' not in client.get("/devices/").content.decode()
+    assert client.post("/devices/", {"user": admin_user.pk, "role": Role.VIEWER}).status_code == 400
+    with pytest.raises(SyncError) as refused:
+        pairing_start(actor=manager, user=admin_user, role=Role.VIEWER)
+    assert refused.value.code == "forbidden"
+    assert not PairingCode.objects.filter(user=admin_user).exists()
+    assert pairing_start(actor=admin_user, user=manager, role=Role.VIEWER).code  # Admins pair for anyone
 
 
 def test_device_list_shows_last_seen_client_and_lag(tenant, admin_client, admin_user, pair, jobs):

@@ -94,8 +94,9 @@ def test_unknown_handoff_token_is_refused(tenant, anon_client):
     assert response["Location"] == "/accounts/login/"
 
 
-def test_sign_up_keeps_the_port_of_the_public_site(tenants_provisioned, db):
-    response = host_client(f"{PUBLIC}:8000").post("/", signup_data())
+def test_sign_up_hands_off_to_the_configured_address_not_the_host_header(tenants_provisioned, db, settings):
+    settings.TESSERA_PUBLIC_URL = f"http://{PUBLIC}:8000"
+    response = host_client(f"{PUBLIC}:6666").post("/", signup_data())
     match = HANDOFF.match(response["Location"])
     assert match and match["port"] == ":8000", response["Location"]
 
@@ -106,6 +107,7 @@ def test_sign_up_keeps_the_port_of_the_public_site(tenants_provisioned, db):
         ({"slug": "alpha"}, "slug", "That address is already taken."),
         ({"slug": "admin"}, "slug", "That address is reserved. Please choose another."),
         ({"slug": "Not Valid!"}, "slug", "Use 3–40 lowercase letters"),
+        ({"slug": "xn--lpha-2ye"}, "slug", "cannot have hyphens as its 3rd and 4th"),  # punycode "аlpha"
         ({"slug": ""}, "slug", "This field is required."),
         ({"name": ""}, "name", "This field is required."),
         ({"name": "   "}, "name", "This field is required."),
@@ -256,3 +258,20 @@ def test_host_spelling_variants_reach_the_same_workspace(tenants_provisioned, db
     response = host_client(host).get("/accounts/login/")
     assert response.status_code == 200, response.content[:300]
     assert b"Alpha Ltd" in response.content
+
+
+def test_sign_ups_are_throttled_per_address(tenants_provisioned, db, settings):
+    """Each sign-up clones a schema (1–2 s of server time): at most 10 at once from one address."""
+    import uuid
+
+    settings.TESSERA_RATE_LIMIT_SCALE = 1
+    settings.TESSERA_COUNTERS_NAMESPACE = f"test-{uuid.uuid4().hex}"
+    from accounts.throttles import throttle_check
+
+    for _ in range(10):  # the budget a real sign-up would spend (cheaper than cloning ten schemas)
+        throttle_check(scope="public", what="signup", keys={"ip": "127.0.0.1", "site": "all"}, message="")
+    response = Client(HTTP_HOST=PUBLIC, REMOTE_ADDR="127.0.0.1").post("/", signup_data())
+    assert response.status_code == 429 and "Too many sign-ups" in response.content.decode()
+    assert not Tenant.objects.filter(slug="gamma").exists()
+    elsewhere = Client(HTTP_HOST=PUBLIC, REMOTE_ADDR="10.5.0.1").post("/", signup_data())
+    assert elsewhere.status_code == 302 and Tenant.objects.filter(slug="gamma").exists()

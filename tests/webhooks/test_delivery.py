@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -16,6 +17,7 @@ from standardwebhooks import Webhook
 from audit.models import AuditEvent
 from records.services import collection_create, record_bulk_upsert, record_create, record_delete, record_update
 from tests.webhooks.conftest import Reply
+from webhooks import delivery as delivery_module
 from webhooks.catalogue import CATALOGUE
 from webhooks.delivery import delivery_attempt, endpoint_deliveries_attempt
 from webhooks.errors import WebhookError, WebhookForbidden
@@ -310,16 +312,58 @@ def test_410_gone_disables_the_endpoint_and_tells_the_admins(
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_429_and_503_wait_for_retry_after(tenant, admin_user, receiver, status):
-    receiver.replies = [Reply(status, headers={"Retry-After": "120"})]
+def test_throttling_pauses_the_endpoint_and_spends_no_attempt(tenant, admin_user, receiver, status, settings):
+    """A receiver answering 429/503 with Retry-After for longer than the whole retry schedule: nothing
+    fails, the rest of the batch is held (one request per pause, not one per delivery), the failure
+    streak never starts, and the deliveries go out when it answers 200 again. Time is simulated (the
+    pause is lifted and the deliveries made due, as if Retry-After had passed)."""
+    settings.TESSERA_COUNTERS_NAMESPACE = f"throttle-{status}-{timezone.now().timestamp()}"
+    receiver.replies = [Reply(status, headers={"Retry-After": "20"})]
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
+    deliveries = [test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(5)]
+    rounds = len(settings.TESSERA_WEBHOOK_RETRY_SCHEDULE) + 3
+
+    for n in range(rounds):
+        outcomes, _ = endpoint_deliveries_attempt(delivery_id=deliveries[0].pk)
+        assert [o.result for o in outcomes] == ["deferred"] * 5 and 19 <= outcomes[0].retry_in <= 20
+        assert len(receiver.received) == n + 1, "the rest of the batch waits with the endpoint"
+        # another worker's claim during the pause sends nothing either
+        Delivery.objects.filter(endpoint=endpoint).update(next_attempt_at=timezone.now())
+        assert [o.result for o in endpoint_deliveries_attempt(delivery_id=deliveries[1].pk)[0]] == ["deferred"] * 5
+        assert len(receiver.received) == n + 1
+        cache.delete(delivery_module._pause_key(endpoint.pk))  # simulated time: Retry-After has passed
+        Delivery.objects.filter(endpoint=endpoint).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+    assert set(Delivery.objects.filter(endpoint=endpoint).values_list("status", flat=True)) == {"pending"}
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.failing_since is None
+    receiver.replies = [Reply(200)]
+    outcomes, _ = endpoint_deliveries_attempt(delivery_id=deliveries[0].pk)
+    assert [o.result for o in outcomes] == ["succeeded"] * 5
+    first = Delivery.objects.get(pk=deliveries[0].pk)
+    assert first.attempts == rounds + 1 and first.attempts - first.schedule_start == 1  # the log keeps every try
+
+
+def test_a_503_without_retry_after_is_an_ordinary_failure(tenant, admin_user, receiver):
+    receiver.replies = [Reply(503)]
     endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
     delivery = test_event_send(actor=admin_user, endpoint=endpoint)
+
+    assert delivery_attempt(delivery.pk).result == "retrying"
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None
+
+
+def test_throttling_past_the_grace_counts_as_failure(tenant, admin_user, receiver):
+    """A receiver that throttles for longer than TESSERA_WEBHOOK_DISABLE_AFTER is failing after all."""
+    receiver.replies = [Reply(429, headers={"Retry-After": "120"})]
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
+    delivery = test_event_send(actor=admin_user, endpoint=endpoint)
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - timedelta(days=6))
 
     outcome = delivery_attempt(delivery.pk)
 
     assert outcome.result == "retrying" and 119 <= outcome.retry_in <= 120
-    delivery.refresh_from_db()
-    assert 110 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 121
 
 
 def test_five_days_of_failure_disable_the_endpoint(tenant, admin_user, receiver, django_capture_on_commit_callbacks):
@@ -497,18 +541,30 @@ def test_the_sweeper_finds_due_and_abandoned_deliveries_only(tenant, admin_user,
     assert set(deliveries_due()) == {due.pk, abandoned.pk}  # fresh: its own task is on the way
 
 
-def test_the_sweepers_round_sends_tasks_only_for_due_deliveries(tenant, admin_user, receiver, settings):
-    """Every workspace is looked at in the round itself; a task goes out per delivery found due, none
-    for a workspace with nothing due."""
-    from webhooks.tasks import deliveries_sweep_all_workspaces
+def test_the_sweepers_round_sends_one_task_per_endpoint_and_not_again_while_it_waits(
+    tenant, admin_user, receiver, settings
+):
+    """After an outage: one task per endpoint with due work (it carries the endpoint's backlog), not
+    one per due delivery; a round while those tasks wait in the queue sends none; once an endpoint's
+    task has run, what is still due there is swept again. Nothing for a workspace with nothing due."""
+    from webhooks.tasks import deliveries_sweep_all_workspaces, delivery_attempt_task, endpoints_due
 
     settings.TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS = 30
-    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
-    stuck = [test_event_send(actor=admin_user, endpoint=endpoint) for _ in range(2)]
+    settings.TESSERA_COUNTERS_NAMESPACE = f"sweep-{timezone.now().timestamp()}"
+    backlogged, _ = endpoint_create(actor=admin_user, url=receiver.url("/a"))
+    quiet, _ = endpoint_create(actor=admin_user, url=receiver.url("/b"))
+    stuck = [test_event_send(actor=admin_user, endpoint=backlogged) for _ in range(30)]
+    stuck += [test_event_send(actor=admin_user, endpoint=quiet) for _ in range(2)]
     assert deliveries_sweep_all_workspaces() == 0  # fresh: their own tasks are on the way
 
     Delivery.objects.filter(pk__in=[d.pk for d in stuck]).update(next_attempt_at=timezone.now() - timedelta(minutes=2))
     assert deliveries_sweep_all_workspaces() == 2
+    assert deliveries_sweep_all_workspaces() == 0, "the tasks have not run yet: nothing is sent again"
+
+    # the quiet endpoint's task runs (as a worker would) and delivers both
+    delivery_attempt_task(endpoints_due()[quiet.pk], quiet.pk)
+    assert Delivery.objects.filter(endpoint=quiet, status="succeeded").count() == 2
+    assert set(endpoints_due()) == {backlogged.pk}
 
 
 def test_a_paused_endpoint_keeps_its_deliveries_until_enabled_again(
