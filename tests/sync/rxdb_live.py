@@ -511,10 +511,11 @@ def console_record_edit(go, slug: str, record_id: str, changes: dict) -> httpx.R
     """Edit a record in the console as a person would: open its page, change fields, save."""
     path = f"/records/{slug}/r/{record_id}/"
     page = go("GET", path)
-    assert page.status_code == 200, page.text[:300]
+    if page.status_code != 200:
+        return page  # not there (deleted, or not synced yet): the caller decides
     form = _FormInputs()
     form.feed(page.text)
-    data = {**form.values, **{k: str(v) for k, v in changes.items()}}
+    data = {**form.values, **{f"f-{k}": str(v) for k, v in changes.items()}}  # RecordForm's prefix
     return go("POST", path, data=data)
 
 
