@@ -72,6 +72,13 @@ if [ "$(cat "$rx_stamp" 2>/dev/null)" != "$rx_want" ]; then
   (cd tests/sync/rxdb && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$rx_want" > "$rx_stamp"
 fi
+# The client SDK (clients/js), built as npm publishes it (npm pack) and installed into the harness the
+# way an app's `npm install <tarball>` would (its only dependencies are the harness's rxdb and rxjs).
+log "Building the client SDK (npm pack in clients/js)"
+rm -rf clients/js/dist tests/sync/rxdb/node_modules/@tessera/sync
+mkdir -p clients/js/dist && (cd clients/js && npm pack --pack-destination dist --loglevel=error >/dev/null)
+mkdir -p tests/sync/rxdb/node_modules/@tessera/sync
+tar -xzf clients/js/dist/tessera-sync-*.tgz -C tests/sync/rxdb/node_modules/@tessera/sync --strip-components=1
 
 # --- private services -----------------------------------------------------------------------------
 RUN_DIR="$(mktemp -d /tmp/tessera-test.XXXXXX)"

@@ -12,9 +12,12 @@ Frames, all JSON text:
   refused or merged: sync/replication.py says why), `[]` when all already were the master;
 - `masterChangeStream$` → `"RESYNC"` at once, then `{documents, checkpoint}` for every change of
   the collection, and `"RESYNC"` again whenever a change went missing; these frames carry the
-  request's id (RxDB uses "stream"). The process's fan-out hub (sync/fanout.py) hands each change's
-  frame, built once, to every socket streaming the collection; a socket sends them in order from its
-  outbox, and one that cannot keep up (OUTBOX_MAX frames waiting) drops them for a `"RESYNC"`;
+  request's id (RxDB uses "stream"). A change that arrives after a later one of the same collection
+  (two server processes published in the wrong order) is never sent: it is replaced by a `"RESYNC"`,
+  so no socket sends a document older than one it already sent, and a gap is always a pull.
+  The process's fan-out hub (sync/fanout.py) hands each change's frame, built once, to every
+  socket streaming the collection; a socket sends them in order from its outbox, and one that cannot
+  keep up (OUTBOX_MAX frames waiting) drops them for a `"RESYNC"`;
 - `auth` (RxDB sends its `headers` option; the device was authenticated when connecting) → `true`;
 - anything that cannot be answered → `{id, collection, error: {code, message}}`.
 The server sends `{"id": "heartbeat", "collection": null, "result": {"at": …}}` every
@@ -328,9 +331,15 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     def stream_change(self, stream: Stream, message: dict, frame: str) -> None:
         """A change of a collection this socket streams (called by the hub, on this loop)."""
-        if message["prev_seq"] > stream.known:  # a change went missing on the way
+        if message["seq"] <= stream.known:
+            # Later than a newer change of the collection: server processes publish on commit each on
+            # their own, so two quick writes of one record can reach Redis in the wrong order. Sent as
+            # is, it would put the phone back on an older version (and its checkpoint back) until the
+            # record changed again. The client pulls instead, which reads what is stored now.
+            return self._outbox_put(result_frame(stream.request_id, stream.slug, '"RESYNC"'))
+        if message["prev_seq"] > stream.known:  # a change went missing on the way (or comes later)
             self._outbox_put(result_frame(stream.request_id, stream.slug, '"RESYNC"'))
-        stream.known = max(stream.known, message["seq"])
+        stream.known = message["seq"]
         self._checkpoint_note(stream.collection_id, (message["seq"], message["record_id"]))
         self._outbox_put(frame)
 

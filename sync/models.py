@@ -95,3 +95,24 @@ class DeviceCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id}/{self.collection_id}@{self.seq}"
+
+
+class DeviceWrite(models.Model):
+    """The last write a device made to a record that the server accepted: the document it sent and the
+    version the record had after it. A phone that edits again before it could adopt the answer to
+    that write (RxDB cannot store the answer while the user is typing) pushes its next change against
+    an older `assumedMasterState`; its own accepted write is not a concurrent change, so the next
+    merge uses what the device sent as its base (sync/replication.py)."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    record_id = models.CharField(max_length=64)
+    version = models.PositiveIntegerField(help_text="The record's version after the device's write.")
+    data = models.JSONField(default=dict, help_text="The record data the device sent (its newDocumentState).")
+    deleted = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "record_id"], name="sync_devicewrite_device_record")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}/{self.record_id}@{self.version}"

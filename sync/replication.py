@@ -17,9 +17,21 @@ pull or stream event brought the new one — which RxDB skips while that push is
 adopts the answer (RxDB's default conflict handler takes the master) and pushes nothing more. Only
 a row that already is exactly the master answers nothing (`[]`). A resent write whose data the
 master already has (its first answer was lost) is not written again: it is answered with the
-master. A row the server does not store (a Viewer's device, data that fails the collection's
-validation, a limit) is answered with the current master document — or a tombstone if the record
-does not exist — so the phone drops its change instead of retrying it forever.
+master.
+
+A device's own accepted writes are never concurrent with its next one. RxDB stores the answer to a
+write only if the user has not edited the document again meanwhile; when they have (two quick edits,
+or a write whose answer was lost in a reconnect), the next push still names the old
+`assumedMasterState`, and merged against that base the device's own first edit would look like a
+server change that beats its second one (the second edit was lost). So the server remembers, per
+device and record, the last document the device sent and the version it produced (`DeviceWrite`):
+when that is newer than the push's `assumedMasterState`, it is the merge base. Writes of one device
+are serialised (a lock on its row) so a push that arrives on a second socket or server process
+after a reconnect sees the first one's outcome.
+
+A row the server does not store (a Viewer's device, data that fails the collection's validation, a
+limit) is answered with the current master document — or a tombstone if the record does not exist —
+so the phone drops its change instead of retrying it forever.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
+from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
@@ -52,6 +65,7 @@ from sync.documents import (
     same_state,
     tombstone,
 )
+from sync.models import Device, DeviceWrite
 
 MAX_BATCH = 10_000
 MAX_ROWS = 1_000
@@ -174,7 +188,47 @@ def _conflict_record(actor: Actor | Principal, record: Record, conflicts: list) 
     )
 
 
+def _device_of(actor: Actor | Principal) -> Device | None:
+    if isinstance(actor, Device):
+        return actor
+    principal = getattr(actor, "principal", None)
+    return principal if isinstance(principal, Device) else None
+
+
+def _version_of(doc: dict | None) -> int:
+    version = (doc or {}).get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
 def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None) -> dict | None:
+    device = _device_of(actor)
+    if device is None:
+        return _row_merge(actor, collection, new, assumed, None)
+    with transaction.atomic():
+        # One device's writes one after another, whichever socket or process they came through.
+        Device.objects.select_for_update().filter(pk=device.pk).values_list("pk", flat=True).first()
+        own = DeviceWrite.objects.filter(device_id=device.pk, record_id=new["id"]).first()
+        if own is not None and own.version > _version_of(assumed):
+            # The device wrote this record since the state it names: that write is its own, not a
+            # concurrent one (the module docstring says why). Its document is the merge base.
+            assumed = {"id": new["id"], **own.data, "version": own.version, "_deleted": own.deleted}
+        answer = _row_merge(actor, collection, new, assumed, device)
+    return answer
+
+
+def _own_write_note(device: Device | None, record: Record, new: dict) -> None:
+    if device is None:
+        return
+    DeviceWrite.objects.update_or_create(
+        device_id=device.pk,
+        record_id=record.id,
+        defaults={"version": record.version, "data": document_fields(new), "deleted": document_deleted(new)},
+    )
+
+
+def _row_merge(
+    actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None, device: Device | None
+) -> dict | None:
     record_id = new["id"]
     record, master = _master(collection, record_id)
     if same_document(new, master) or (master is None and document_deleted(new)):
@@ -211,5 +265,6 @@ def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assu
     except RecordError:
         _, master = _master(collection, record_id)
         return master or tombstone(record_id)
+    _own_write_note(device, record, new)
     stored = document_of(record)
     return None if same_document(new, stored) else stored

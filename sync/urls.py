@@ -8,5 +8,6 @@ app_name = "sync"
 urlpatterns = [
     path("sync/v1/pair", views.pair, name="pair"),
     path("devices/", views.devices, name="devices"),
+    path("devices/sdk/tessera-sync.tgz", views.sdk_download, name="sdk_download"),
     path("devices/<int:pk>/revoke/", views.device_revoke_view, name="device_revoke"),
 ]

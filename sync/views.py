@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
+
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -124,3 +128,28 @@ def device_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"“{device.name}” is revoked: it was disconnected and can no longer sync.")
         return redirect("sync:devices")
     return render(request, "sync/device_revoke.html", {"device": device})
+
+
+SDK_DIR = "clients/js"
+SDK_FILES = ("package.json", "README.md", "src/index.js", "src/index.d.ts")
+
+
+@permission_required("devices.pair")
+@require_http_methods(["GET"])
+def sdk_download(request: HttpRequest) -> HttpResponse:
+    """The phone SDK (clients/js) as the npm package tarball `npm install ./tessera-sync.tgz` takes:
+    the files `npm pack` puts in it, under `package/`, built from the installation's own copy."""
+    root = settings.BASE_DIR / SDK_DIR
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in SDK_FILES:
+            path = root / name
+            if not path.is_file():
+                raise Http404("The SDK is not part of this installation.")
+            data = path.read_bytes()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size, info.mode, info.mtime = len(data), 0o644, int(path.stat().st_mtime)
+            tar.addfile(info, io.BytesIO(data))
+    response = HttpResponse(buffer.getvalue(), content_type="application/gzip")
+    response["Content-Disposition"] = 'attachment; filename="tessera-sync.tgz"'
+    return response

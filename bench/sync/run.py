@@ -283,6 +283,25 @@ def initial_pull(rx, url: str, records: int, batch: int) -> float:
     return records / result["ms"] * 1000
 
 
+def sdk_pull(rx, url: str, records: int) -> float:
+    """The initial pull of one RxDB client through the client SDK (clients/js) with its defaults."""
+    result = rx.call(
+        "open",
+        reply_timeout=600,
+        name="sdk-pull",
+        url=url,
+        collection="bulk",
+        fields=FIELDS,
+        sdk=True,
+        proxy=False,
+        timeout=600_000,
+        track=False,
+    )
+    assert result["count"] == records, result
+    rx.call("close", name="sdk-pull")
+    return records / result["ms"] * 1000
+
+
 RXDB_PER_PROCESS = 12  # RxDB's open core allows 13 open collections per JS process (error COL23)
 
 
@@ -479,6 +498,8 @@ def run(args, workdir: Path, note: str) -> None:
                 )
                 tessera.setdefault("raw", raw)
                 tessera.setdefault("pull", pull)
+            sdk = sdk_pull(rx, base + ws["tokens"][-1], args.records)
+            say(f"  initial pull of {args.records} records through the client SDK, its defaults: {sdk:,.0f} records/s")
         finally:
             rx.close()
         time.sleep(1)

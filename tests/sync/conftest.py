@@ -154,3 +154,7 @@ class Socket:
 
     async def close(self):
         await self.comm.disconnect()
+
+
+# The live server(s) and RxDB driver of the tests that run real RxDB clients (module-scoped servers).
+from tests.sync.rxdb_live import live, rx, rx_database  # noqa: E402, F401

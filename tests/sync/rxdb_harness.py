@@ -33,6 +33,8 @@ def harness_check() -> None:
         raise DriverError("Node 20+ is required for the RxDB harness (apt-get install nodejs npm).")
     if not (HARNESS_DIR / "node_modules" / "rxdb").is_dir():
         raise DriverError(f"The RxDB harness is not installed: cd {HARNESS_DIR} && npm ci --no-audit --no-fund")
+    if not (HARNESS_DIR / "node_modules" / "@tessera" / "sync").is_dir():
+        raise DriverError("The client SDK is not built into the harness: ./test.sh packs clients/js and installs it")
 
 
 class RxDriver:

@@ -234,3 +234,24 @@ def test_another_workspaces_device_cannot_be_revoked_from_here(tenant, tenant_b,
     assert "Beta phone" not in admin_client.get("/devices/").content.decode()
     with workspace_context(tenant_b):
         assert Device.objects.get(pk=theirs.pk).revoked_at is None
+
+
+def test_the_devices_page_offers_the_sdk_as_an_npm_package(tenant, admin_client, make_user, client_for):
+    import io
+    import json
+    import tarfile
+    from pathlib import Path
+
+    page = admin_client.get("/devices/").content.decode()
+    assert 'href="/devices/sdk/tessera-sync.tgz"' in page
+    response = admin_client.get("/devices/sdk/tessera-sync.tgz")
+    assert response.status_code == 200 and response["Content-Type"] == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as tar:
+        names = set(tar.getnames())
+        package = json.loads(tar.extractfile("package/package.json").read())
+        source = tar.extractfile("package/src/index.js").read()
+    assert {"package/package.json", "package/README.md", "package/src/index.js", "package/src/index.d.ts"} <= names
+    assert package["name"] == "@tessera/sync" and package["peerDependencies"]["rxdb"] == "17.6.0"
+    assert source == (Path(__file__).resolve().parents[2] / "clients/js/src/index.js").read_bytes()
+    # Only those who may pair devices see it (as the Devices page).
+    assert client_for(tenant, make_user(Role.VIEWER)).get("/devices/sdk/tessera-sync.tgz").status_code == 403

@@ -110,6 +110,7 @@ class Proxy {
       upstream.destroy();
     };
     upstream.on('data', (buf) => {
+      if (pair.muted) return; // the server's answers vanish on the way
       if (!pair.upgraded && pair.head !== null) {
         pair.head = Buffer.concat([pair.head, buf]);
         const text = pair.head.toString('latin1');
@@ -254,6 +255,9 @@ async function open({
   retryTime = 1000,
   timeout = 60000,
   track = true,
+  sdk = false,
+  sdkOptions = {},
+  awaitInitial = true,
 }) {
   const target = new URL(url);
   let tcp = null;
@@ -269,7 +273,11 @@ async function open({
     multiInstance: false,
     eventReduce: true,
   });
-  const collections = await db.addCollections({ [collection]: { schema: schemaFor(fields) } });
+  // SDK clients take their schema and conflict handler from the SDK, as its README shows.
+  const SDK = sdk ? await import('@tessera/sync') : null;
+  const collections = await db.addCollections({
+    [collection]: SDK ? { schema: SDK.tesseraSchema({ fields }), conflictHandler: SDK.tesseraConflictHandler } : { schema: schemaFor(fields) },
+  });
   const col = collections[collection];
   const c = { name, db, col, tcp, errors: [], received: new Map(), replication: null, openedAt: now() };
   clients.set(name, c);
@@ -288,14 +296,23 @@ async function open({
     live: true,
     batchSize,
   };
-  c.replication = await withTimeout(
-    stock ? replicateWithWebsocketServer(options) : replicateWithTimeout({ ...options, requestTimeout, retryTime }),
-    timeout,
-    `connect ${name}`,
-  );
+  let replicating;
+  if (sdk) {
+    // The SDK as an app uses it (clients/js, packed and installed by ./test.sh): its defaults unless
+    // the test names them.
+    c.sdkArgs = { collection: col, url: target.toString(), WebSocket, ...sdkOptions };
+    c.SDK = SDK;
+    replicating = SDK.syncCollection(c.sdkArgs);
+  } else if (stock) {
+    replicating = replicateWithWebsocketServer(options);
+  } else {
+    replicating = replicateWithTimeout({ ...options, requestTimeout, retryTime });
+  }
+  c.replication = await withTimeout(replicating, timeout, `connect ${name}`);
   c.replication.error$.subscribe((err) => {
-    c.errors.push({ code: err && err.code, message: String((err && err.message) || err).slice(0, 300) });
+    c.errors.push({ code: err && err.code, name: err && err.name, message: String((err && err.message) || err).slice(0, 300) });
   });
+  if (!awaitInitial) return { ms: 0, count: 0 };
   await withTimeout(c.replication.awaitInitialReplication(), timeout, `initial pull of ${name}`);
   const ms = now() - started;
   const count = await col.count().exec();
@@ -318,12 +335,13 @@ async function insert({ name, doc }) {
 async function patch({ name, id, set = {}, unset = [] }) {
   const doc = await client(name).col.findOne(id).exec();
   if (!doc) throw new Error(`${name} has no document ${id}`);
+  const base = doc.getLatest().version;
   await doc.incrementalModify((data) => {
     Object.assign(data, set);
     for (const key of unset) delete data[key];
     return data;
   });
-  return {};
+  return { base };
 }
 
 async function remove({ name, id }) {
@@ -379,6 +397,76 @@ async function arrival({ names, id, version, timeout = 20000 }) {
 async function insync({ name, timeout = 20000 }) {
   await withTimeout(client(name).replication.awaitInSync(), timeout, `in sync ${name}`);
   return {};
+}
+
+// Edits of one field in quick succession, `gapMs` apart (0: back to back), as a user typing would.
+async function burst({ name, id, field, values, gapMs = 0 }) {
+  const doc = await client(name).col.findOne(id).exec();
+  if (!doc) throw new Error(`${name} has no document ${id}`);
+  const base = doc.getLatest().version;
+  for (const [i, value] of values.entries()) {
+    if (i > 0 && gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+    await doc.getLatest().incrementalPatch({ [field]: value });
+  }
+  return { base };
+}
+
+// The server's bytes to this client on its current connection vanish from now on (its requests
+// still arrive): a connection that dies while the phone waits for an answer. A new connection works.
+function mute({ name }) {
+  for (const pair of client(name).tcp.pairs) pair.muted = true;
+  return {};
+}
+
+// New connections of this client go to another server process (a load balancer's next pick).
+function retarget({ name, port }) {
+  client(name).tcp.targetPort = Number(port);
+  return {};
+}
+
+// When each version of a document reached the client's collection: {version: ms}.
+function versions({ name, id }) {
+  const c = raws.has(name) ? raws.get(name) : client(name);
+  const out = {};
+  for (const [key, at] of c.received) {
+    const [docId, version] = [key.slice(0, key.lastIndexOf('@')), key.slice(key.lastIndexOf('@') + 1)];
+    if (docId === id) out[version] = at;
+  }
+  return { at: out };
+}
+
+// The SDK's pause/resume (the stock client's are RxDB's own).
+async function pause({ name }) {
+  await client(name).replication.pause();
+  return {};
+}
+
+async function resume({ name }) {
+  await client(name).replication.resume();
+  return {};
+}
+
+// Stop the client's replication for good, as an app leaving the screen would (the database stays).
+async function cancel({ name }) {
+  await client(name).replication.cancel();
+  return {};
+}
+
+// An SDK client's app goes away and comes back: its sync is canceled (socket closed), and a new one
+// starts on the same local database, from where the last one stopped.
+async function reopen({ name }) {
+  const c = client(name);
+  await c.replication.cancel();
+  c.replication = await c.SDK.syncCollection(c.sdkArgs);
+  c.replication.error$.subscribe((err) => {
+    c.errors.push({ code: err && err.code, name: err && err.name, message: String((err && err.message) || err).slice(0, 300) });
+  });
+  return {};
+}
+
+// The typed errors an SDK client reported: [{code, message}].
+function errors({ name }) {
+  return { errors: client(name).errors };
 }
 
 function offline({ name }) {
@@ -527,7 +615,7 @@ function memory() {
   return { rss: m.rss, heapUsed: m.heapUsed, clients: clients.size, raw: raws.size };
 }
 
-const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, remove, wait, arrival, insync, offline, online, stats, close, memory };
+const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, mute, retarget, versions, offline, online, stats, close, memory };
 
 function reply(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
