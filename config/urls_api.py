@@ -8,6 +8,7 @@ app_name = "api"
 urlpatterns = [
     path("", include("records.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("analytics.api.urls")),
     path("schema", docs.SchemaView.as_view(), name="schema"),
     path("docs/", docs.SwaggerView.as_view(), name="docs"),
     path("redoc/", docs.RedocView.as_view(), name="redoc"),

@@ -18,6 +18,7 @@ SCOPES = {
     "collections:write": "Create and change collections",
     "webhooks:manage": "Manage webhook endpoints",
     "events:read": "Read the event feed",
+    "analytics:read": "Run analytics queries (aggregates)",
 }
 
 

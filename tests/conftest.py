@@ -158,6 +158,7 @@ API_SCOPES = (
     "collections:write",
     "webhooks:manage",
     "events:read",
+    "analytics:read",
 )
 
 

@@ -37,6 +37,7 @@ TENANT_APPS = [
     "partners",
     "webhooks",
     "sync",
+    "analytics",
 ]
 # Apps that live once per installation (the public schema in SaaS).
 SHARED_APPS = [

@@ -32,6 +32,9 @@ OPERATIONS = {
     "webhook_endpoints_rotate_secret",
     "webhook_endpoints_deliveries_list",
     "webhook_endpoints_deliveries_retrieve",
+    "analytics_query",
+    "analytics_saved_queries_list",
+    "analytics_saved_query_result",
 }
 
 
