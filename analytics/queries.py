@@ -187,7 +187,7 @@ def spec_parse(raw: Any, *, collection: Collection) -> QuerySpec:
     filters = raw.get("filters") or {}
     if not isinstance(filters, dict) or not all(isinstance(v, str) for v in filters.values()):
         raise QueryInvalid("`filters` maps `field` or `field__op` to a text value.", param="filters")
-    _filtered(collection, filters)  # refuses unknown fields and ops now, not halfway through a run
+    records_matching(collection, filters)  # refuses unknown fields and ops now, not halfway through a run
 
     groups = []
     raw_groups = raw.get("group_by") or []
@@ -278,7 +278,7 @@ def spec_parse(raw: Any, *, collection: Collection) -> QuerySpec:
     return spec
 
 
-def _filtered(collection: Collection, filters: dict[str, str]) -> QuerySet[Record]:
+def records_matching(collection: Collection, filters: dict[str, str]) -> QuerySet[Record]:
     """The collection's live records through the records engine's filter grammar (`field__op=value`)."""
     for name, value in filters.items():
         if "\x00" in name or "\x00" in value or len(value) > 500:
@@ -452,7 +452,7 @@ def _zone(name: str) -> ZoneInfo:
 
 def _source(collection: Collection, spec: QuerySpec, keys: list[str], first: date | None, last: date | None, tz):
     """The matching records' values of `keys`, as (value, ...) tuples from a server-side cursor."""
-    qs: QuerySet[Record] = _filtered(collection, spec.filters)
+    qs: QuerySet[Record] = records_matching(collection, spec.filters)
     kind = field_type(collection, spec.date_field) if spec.date_field else None
     if spec.date_field in BUILTIN_DATES:
         # Exact bounds in SQL: local midnights of the workspace's zone, as instants.
@@ -551,7 +551,7 @@ def _aggregate(
 
 def _rows(collection, spec, keys, first, last, tz) -> Iterable[tuple]:
     if not keys:
-        qs = _filtered(collection, spec.filters)
+        qs = records_matching(collection, spec.filters)
         return ((),) * qs.order_by().count()
     return _source(collection, spec, keys, first, last, tz)
 

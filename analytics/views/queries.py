@@ -3,19 +3,23 @@ list of saved queries. The builder is a GET form, so the address of a result is 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from analytics import forms, selectors, services
+from analytics import exports, forms, selectors, services
 from analytics.models import CHARTS
-from analytics.queries import query_options
+from analytics.queries import query_for, query_options, query_run
 from analytics.views.running import query_show, saved_query_or_404
 from core.errors import ServiceError
 from rbac.permissions import has_permission, permission_required
 from records.selectors import collection_list
+from tenants.runtime import workspace_current
 
 
 def _builder_context(request: HttpRequest, params: QueryDict, saved=None) -> dict:
@@ -31,6 +35,10 @@ def _builder_context(request: HttpRequest, params: QueryDict, saved=None) -> dic
         raw["collection"] = collection.slug
         shown = query_show(raw, chart=chart)
     options = query_options(collection) if collection else {}
+    exports_qs = params.copy()
+    exports_qs["run"] = "1"
+    exports_qs.pop("csrfmiddlewaretoken", None)
+    exports_qs.pop("name", None)
     fields = [f["key"] for f in collection.fields] if collection else []
     return {
         "collections": collections,
@@ -52,6 +60,9 @@ def _builder_context(request: HttpRequest, params: QueryDict, saved=None) -> dic
         "compare_choices": forms.COMPARE_CHOICES,
         "dashboards": list(selectors.dashboard_list(viewer=request.user)) if saved else [],
         "can_build": has_permission(request.user, "analytics.use"),
+        "export_query": exports_qs.urlencode(),
+        "export_formats": list(exports.FORMATS),
+        "records_filters": urlencode(shown.result.spec.filters) if shown and shown.result else "",
     }
 
 
@@ -108,3 +119,43 @@ def query_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.saved_query_delete(actor=request.user, query=saved)
     messages.success(request, f"Deleted “{saved.name}”.")
     return redirect(reverse("analytics:queries"))
+
+
+def _download(chunks, fmt: str, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type=exports.FORMATS[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@permission_required("analytics.use")
+def query_export(request: HttpRequest, fmt: str, pk: int | None = None) -> HttpResponse:
+    """The builder's (or a saved query's) result as a file."""
+    if fmt not in exports.FORMATS:
+        raise Http404("No such export format.")
+    saved = saved_query_or_404(pk) if pk is not None else None
+    raw = saved.spec if saved is not None and not request.GET.get("run") else forms.spec_from_params(request.GET)
+    try:
+        collection, spec = query_for(raw=raw, livemode=True)
+        result = query_run(spec=spec, livemode=True, time_zone=workspace_current().timezone)
+        chunks = exports.result_export(actor=request.user, result=result, fmt=fmt, name=saved.name if saved else "")
+    except ServiceError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
+    return _download(chunks, fmt, slugify(saved.name) if saved else f"{collection.slug}-query")
+
+
+@permission_required("analytics.use")
+def records_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    """Every record of a collection that matches the filters in the address (`field__op=value`)."""
+    if fmt not in exports.FORMATS:
+        raise Http404("No such export format.")
+    collection = collection_list(livemode=True).filter(slug=slug).first()
+    if collection is None:
+        raise Http404("No such collection.")
+    try:
+        chunks = exports.records_export(
+            actor=request.user, collection=collection, filters=dict(request.GET.items()), fmt=fmt
+        )
+    except ServiceError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
+    return _download(chunks, fmt, f"{collection.slug}-records")
