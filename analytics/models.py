@@ -73,3 +73,55 @@ class DashboardTile(models.Model):
     @property
     def chart_kind(self) -> str:
         return self.chart or self.query.chart
+
+
+class ReportSchedule(models.Model):
+    """A saved query e-mailed on a schedule (in the workspace's time zone), its data attached."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+
+    query = models.ForeignKey(SavedQuery, on_delete=models.CASCADE, related_name="schedules")
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.WEEKLY)
+    weekday = models.PositiveSmallIntegerField(default=0, help_text="Weekly: 0 = Monday … 6 = Sunday.")
+    day_of_month = models.PositiveSmallIntegerField(default=1, help_text="Monthly: 1–28.")
+    at_time = models.TimeField(help_text="Local time of the workspace.")
+    recipients = models.JSONField(default=list, help_text="E-mail addresses (members' or others').")
+    attachment = models.CharField(max_length=4, default="csv", help_text="csv or xlsx")
+    paused = models.BooleanField(default=False)
+    next_run_at = models.DateTimeField(db_index=True)
+    retrying_run = models.DateTimeField(null=True, blank=True, help_text="The scheduled run being retried.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["next_run_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.query} ({self.frequency})"
+
+
+class ReportDelivery(models.Model):
+    """One run of a schedule: sent, or failed with the reason (retried a few times, then left failed)."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed"
+
+    schedule = models.ForeignKey(ReportSchedule, on_delete=models.CASCADE, related_name="deliveries")
+    scheduled_for = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.TextField(blank=True, default="")
+    rows = models.PositiveIntegerField(default=0)
+    recipients = models.JSONField(default=list)
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.scheduled_for:%Y-%m-%d %H:%M} {self.status}"

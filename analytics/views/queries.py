@@ -59,6 +59,8 @@ def _builder_context(request: HttpRequest, params: QueryDict, saved=None) -> dic
         "bucket_choices": forms.BUCKET_CHOICES,
         "compare_choices": forms.COMPARE_CHOICES,
         "dashboards": list(selectors.dashboard_list(viewer=request.user)) if saved else [],
+        "schedules": list(saved.schedules.all()) if saved else [],
+        "weekdays": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
         "can_build": has_permission(request.user, "analytics.use"),
         "export_query": exports_qs.urlencode(),
         "export_formats": list(exports.FORMATS),

@@ -278,6 +278,8 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-retention": {"task": "webhooks.retention_clean_all_workspaces", "schedule": 6 * 3600.0},
     # Field changes a worker did not finish carrying into records (records.tasks).
     "records-migrations-resume": {"task": "records.collection_migrations_resume_all_workspaces", "schedule": 300.0},
+    # Scheduled reports (analytics.reports): one entry for every workspace, each sends its due reports.
+    "analytics-reports-due": {"task": "analytics.reports_due_all_workspaces", "schedule": 60.0},
 }
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the

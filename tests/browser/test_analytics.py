@@ -88,7 +88,23 @@ def chart_drawn(page, within: str = "body") -> bool:
     )
 
 
-def test_revenue_by_month_from_query_to_dashboard_and_records(tessera_server, browser_context, analyst):
+def run_due_reports(tenant) -> list:
+    """What beat's task does in the worker, run here (the test's mail backend is locmem): every due report."""
+    from django.core import mail
+
+    from analytics.models import ReportSchedule
+    from analytics.reports import reports_due_run
+    from tenants.runtime import workspace_context
+
+    with workspace_context(tenant):
+        due = ReportSchedule.objects.order_by("-next_run_at").first().next_run_at
+        reports_due_run(now=due)
+    return list(mail.outbox)
+
+
+def test_revenue_by_month_from_query_to_dashboard_and_records(
+    tessera_server, browser_context, analyst, tenants_provisioned, db_commit
+):
     email, slug = analyst
     server, page = tessera_server, browser_context().new_page()
     page.goto(url_of(server, "/analytics/queries/new/"))
@@ -150,3 +166,23 @@ def test_revenue_by_month_from_query_to_dashboard_and_records(tessera_server, br
     assert "closed_on__gte=2026-03-01" in page.url and "closed_on__lt=2026-04-01" in page.url
     expect(page.get_by_text("2026-03-17")).to_be_visible()
     expect(page.get_by_text("2026-04-03")).to_have_count(0)
+
+    # Scheduled: every Monday at 08:00, e-mailed with the data attached; the run arrives with the numbers.
+    page.goto(query_url)
+    page.get_by_test_id("schedule-frequency").select_option("weekly")
+    page.get_by_test_id("schedule-weekday").select_option(label="Monday")
+    page.get_by_test_id("schedule-time").fill("08:00")
+    page.get_by_test_id("schedule-recipients").fill("boss@example.com")
+    page.get_by_test_id("schedule-add").click()
+    expect(page.get_by_text("Scheduled “Revenue by month”.")).to_be_visible()
+    expect(page.get_by_test_id("schedules")).to_contain_text("Weekly on Monday at 08:00")
+    outbox = db_commit(run_due_reports, tenants_provisioned["alpha"])
+    message = next(m for m in outbox if m.subject == "[Tessera] Revenue by month")
+    assert message.to == ["boss@example.com"]
+    assert f"Jan 2026 | {revenue[1]} | {last_year[1]} |" in message.body
+    attached = message.attachments[0][1]
+    text = attached.decode("utf-8-sig") if isinstance(attached, bytes) else attached.lstrip("\ufeff")
+    assert text.splitlines()[0] == "closed_on_month,sum_amount,sum_amount_previous,sum_amount_change"
+    assert f"2026-03-01,{revenue[3]},{last_year[3]}," in text
+    page.get_by_role("link", name="delivery log").click()
+    expect(page.get_by_test_id("deliveries")).to_contain_text("Sent")
