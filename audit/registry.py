@@ -32,6 +32,7 @@ ACTIONS: dict[str, str] = {
     "record.sync_conflict": "A phone's change lost a conflict (the current value was kept)",
     "records.imported": "Records imported",
     "records.exported": "Records exported",
+    "analytics.exported": "Query result exported",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
     "api_key.rotated": "API key rotated",

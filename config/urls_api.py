@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("records.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("privacy.api.urls")),
+    path("", include("analytics.api.urls")),
     path("schema", docs.SchemaView.as_view(), name="schema"),
     path("docs/", docs.SwaggerView.as_view(), name="docs"),
     path("redoc/", docs.RedocView.as_view(), name="redoc"),

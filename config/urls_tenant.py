@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("", include("sync.urls")),
     path("", include("privacy.urls")),
+    path("", include("analytics.urls")),
     path("api/v1/", include("config.urls_api")),  # the REST API and its docs
 ]
 

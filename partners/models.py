@@ -19,6 +19,7 @@ SCOPES = {
     "webhooks:manage": "Manage webhook endpoints",
     "events:read": "Read the event feed",
     "compliance:manage": "Data-subject requests and the personal-data map",
+    "analytics:read": "Run analytics queries (aggregates)",
 }
 
 

@@ -22,7 +22,9 @@ MATRIX: dict[str, tuple[frozenset[Role], str]] = {
     "records.view": (frozenset({A, M, N, V}), "See records"),
     "records.edit": (frozenset({A, M}), "Create, edit, delete and import records"),
     "collections.manage": (frozenset({A}), "Create collections and change their fields"),
-    "analytics.use": (frozenset({A, N}), "Dashboards, queries, exports and scheduled reports"),
+    "analytics.use": (frozenset({A, N}), "Build queries and dashboards; exports and scheduled reports"),
+    "analytics.view": (frozenset({A, M, N, V}), "See dashboards shared with the workspace"),
+    "analytics.read": (frozenset({A, N}), "Run analytics queries (console and API)"),
     "records.export": (frozenset({A, M, N}), "Export records as CSV or JSON"),
     "members.view": (frozenset({A, M}), "See the members of the workspace"),
     "members.manage": (frozenset({A}), "Invite members, change roles, remove members"),
@@ -48,6 +50,7 @@ SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     "webhooks:manage": frozenset({"webhooks.manage"}),
     "events:read": frozenset({"events.view"}),
     "compliance:manage": frozenset({"compliance.manage"}),
+    "analytics:read": frozenset({"analytics.read"}),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from django.db import connection
+from django.db.models import F, Func, TextField, Value
 
 
 def is_postgresql() -> bool:
@@ -55,3 +56,28 @@ def planner_row_estimate(sql: str, params) -> int | None:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class JsonKeyText(Func):
+    """A key of record data as its JSON text (`"12.50"` stays a quoted text, 12.5 a number), read back
+    with json.loads: one typed value in both databases. Django's key transform on SQLite hands back a
+    text that merely looks like a number (`"12.50"`) as the number 12.5, which would let a wrong-typed
+    value pass for a right one in analytics."""
+
+    output_field = TextField()
+
+    def __init__(self, key: str, column: str = "data"):
+        super().__init__(F(column), Value(key))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        key = self.source_expressions[1].value
+        if connection.vendor == "postgresql":
+            return f"(({column}) -> %s)::text", (*column_params, key)
+        # json_extract hands JSON true/false back as 1/0: json_type tells them apart first.
+        path = f'$."{key}"'
+        sql = (
+            f"CASE json_type({column}, %s) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            f"ELSE json_quote(json_extract({column}, %s)) END"
+        )
+        return sql, (*column_params, path, *column_params, path)

@@ -160,6 +160,7 @@ API_SCOPES = (
     "collections:write",
     "webhooks:manage",
     "events:read",
+    "analytics:read",
 )
 
 

@@ -38,6 +38,7 @@ TENANT_APPS = [
     "webhooks",
     "sync",
     "privacy",
+    "analytics",
 ]
 # Apps that live once per installation (the public schema in SaaS).
 SHARED_APPS = [
@@ -301,6 +302,8 @@ CELERY_BEAT_SCHEDULE = {
     # Compliance (privacy/): retention policies applied and Admins reminded of requests falling due.
     "privacy-retention": {"task": "privacy.retention_apply_all_workspaces", "schedule": 6 * 3600.0},
     "privacy-dsr-reminders": {"task": "privacy.subject_requests_remind_all_workspaces", "schedule": 3600.0},
+    # Scheduled reports (analytics.reports): one entry for every workspace, each sends its due reports.
+    "analytics-reports-due": {"task": "analytics.reports_due_all_workspaces", "schedule": 60.0},
 }
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the

@@ -39,6 +39,9 @@ OPERATIONS = {
     "subject_requests_erase",
     "subject_requests_package",
     "subject_requests_close",
+    "analytics_query",
+    "analytics_saved_queries_list",
+    "analytics_saved_query_result",
 }
 
 

@@ -27,7 +27,7 @@ from rbac.permissions import (
 from rbac.roles import Role
 
 # What each role may do, written out by hand: changing the matrix means changing this table on purpose.
-EVERYONE = {"collections.view", "records.view"}
+EVERYONE = {"collections.view", "records.view", "analytics.view"}
 EXPECTED: dict[str, set[str]] = {
     Role.ADMIN: {
         *EVERYONE,
@@ -35,6 +35,7 @@ EXPECTED: dict[str, set[str]] = {
         "records.export",
         "collections.manage",
         "analytics.use",
+        "analytics.read",
         "members.view",
         "members.manage",
         "devices.pair",
@@ -49,7 +50,7 @@ EXPECTED: dict[str, set[str]] = {
         "settings.manage",
     },
     Role.MANAGER: {*EVERYONE, "records.edit", "records.export", "members.view", "devices.pair"},
-    Role.ANALYST: {*EVERYONE, "records.export", "analytics.use"},
+    Role.ANALYST: {*EVERYONE, "records.export", "analytics.use", "analytics.read"},
     Role.VIEWER: {*EVERYONE},
 }
 ALL_PERMISSIONS = sorted(set().union(*EXPECTED.values()))

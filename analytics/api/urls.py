@@ -1,0 +1,15 @@
+"""Routes of the analytics API, mounted under /api/v1/ by config.urls_api."""
+
+from django.urls import path
+
+from analytics.api import views
+
+urlpatterns = [
+    path("analytics/query", views.QueryApi.as_view(), name="analytics_query"),
+    path("analytics/saved_queries", views.SavedQueriesApi.as_view(), name="analytics_saved_queries"),
+    path(
+        "analytics/saved_queries/<int:query_id>/result",
+        views.SavedQueryResultApi.as_view(),
+        name="analytics_saved_query_result",
+    ),
+]

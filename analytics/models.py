@@ -1,0 +1,127 @@
+"""Saved queries and dashboards of a workspace (tenant schema).
+
+A saved query keeps its query as the JSON `analytics.queries.QuerySpec.as_dict` writes, so the
+console, the API and scheduled reports run the very same thing. Saved queries are shared within the
+workspace (everyone who may use analytics sees them); their owner is who made them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+CHARTS = {
+    "bar": "Bar",
+    "line": "Line",
+    "area": "Area",
+    "pie": "Pie",
+    "donut": "Donut",
+    "number": "Single number",
+    "table": "Table",
+}
+
+
+class SavedQuery(models.Model):
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, default="")
+    spec = models.JSONField(help_text="analytics.queries.QuerySpec.as_dict()")
+    chart = models.CharField(max_length=12, choices=list(CHARTS.items()), default="bar")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Dashboard(models.Model):
+    name = models.CharField(max_length=120)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Managers and Viewers see a dashboard only once it is shared with the workspace.
+    shared = models.BooleanField(default=False)
+    is_home = models.BooleanField(default=False, help_text="The workspace's home dashboard.")
+    refresh_seconds = models.PositiveIntegerField(default=0, help_text="Auto-refresh; 0 = off.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_home", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_home"], condition=models.Q(is_home=True), name="analytics_one_home")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DashboardTile(models.Model):
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="tiles")
+    query = models.ForeignKey(SavedQuery, on_delete=models.CASCADE, related_name="tiles")
+    position = models.PositiveIntegerField(default=0)
+    width = models.PositiveSmallIntegerField(default=1, help_text="Columns of the grid's 4 it spans.")
+    chart = models.CharField(max_length=12, choices=list(CHARTS.items()), blank=True, default="")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.dashboard} · {self.query}"
+
+    @property
+    def chart_kind(self) -> str:
+        return self.chart or self.query.chart
+
+
+class ReportSchedule(models.Model):
+    """A saved query e-mailed on a schedule (in the workspace's time zone), its data attached."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+
+    query = models.ForeignKey(SavedQuery, on_delete=models.CASCADE, related_name="schedules")
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.WEEKLY)
+    weekday = models.PositiveSmallIntegerField(default=0, help_text="Weekly: 0 = Monday … 6 = Sunday.")
+    day_of_month = models.PositiveSmallIntegerField(default=1, help_text="Monthly: 1–28.")
+    at_time = models.TimeField(help_text="Local time of the workspace.")
+    recipients = models.JSONField(default=list, help_text="E-mail addresses (members' or others').")
+    attachment = models.CharField(max_length=4, default="csv", help_text="csv or xlsx")
+    paused = models.BooleanField(default=False)
+    next_run_at = models.DateTimeField(db_index=True)
+    retrying_run = models.DateTimeField(null=True, blank=True, help_text="The scheduled run being retried.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["next_run_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.query} ({self.frequency})"
+
+
+class ReportDelivery(models.Model):
+    """One run of a schedule: sent, or failed with the reason (retried a few times, then left failed)."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed"
+
+    schedule = models.ForeignKey(ReportSchedule, on_delete=models.CASCADE, related_name="deliveries")
+    scheduled_for = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.TextField(blank=True, default="")
+    rows = models.PositiveIntegerField(default=0)
+    recipients = models.JSONField(default=list)
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.scheduled_for:%Y-%m-%d %H:%M} {self.status}"

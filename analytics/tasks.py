@@ -1,0 +1,20 @@
+"""Periodic jobs of analytics (Celery beat, config.settings CELERY_BEAT_SCHEDULE): thin wrappers.
+
+Beat sends `analytics.reports_due_all_workspaces` once a minute; it sends the per-workspace task from
+inside each workspace, so the tenant-aware Celery app (SaaS) runs it in that workspace's schema. The
+desktop runs the same tasks on its own broker and worker."""
+
+from celery import shared_task
+
+from analytics.reports import reports_due_run
+from tenants.runtime import task_in_each_workspace
+
+
+@shared_task(name="analytics.reports_due")
+def reports_due_task() -> int:
+    return reports_due_run()
+
+
+@shared_task(name="analytics.reports_due_all_workspaces")
+def reports_due_all_workspaces() -> int:
+    return task_in_each_workspace(reports_due_task)
