@@ -18,7 +18,17 @@ from tests.html_forms import form_with_button, forms_of, nav_links, nav_sections
 # has no plans, so no Billing.
 BILLING = ["Billing"] if settings.TESSERA_BILLING_ENABLED else []
 NAV = {
-    Role.ADMIN: ["Records", "API & keys", "Webhooks", "Devices", "Members", *BILLING, "Audit", "Settings"],
+    Role.ADMIN: [
+        "Records",
+        "API & keys",
+        "Webhooks",
+        "Devices",
+        "Members",
+        *BILLING,
+        "Audit",
+        "Single sign-on",
+        "Settings",
+    ],
     Role.MANAGER: ["Records", "Devices", "Members"],
     Role.ANALYST: ["Records"],
     Role.VIEWER: ["Records"],
