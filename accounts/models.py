@@ -42,6 +42,8 @@ class User(AbstractBaseUser):
     auth_source = models.CharField(max_length=16, choices=AuthSource.choices, default=AuthSource.PASSWORD)
     sso_subject = models.CharField(max_length=255, blank=True, default="")
     scim_external_id = models.CharField(max_length=255, blank=True, default="")
+    scim_user_name = models.CharField(max_length=255, blank=True, default="")  # SCIM userName, if not the e-mail
+    scim_attributes = models.JSONField(default=dict, blank=True)  # name/displayName as the IdP sent them
     scim_deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted over SCIM (kept deactivated).")
     date_joined = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -210,6 +212,7 @@ class SCIMGroup(models.Model):
     display_name = models.CharField(max_length=255, unique=True)
     external_id = models.CharField(max_length=255, blank=True, default="")
     members = models.ManyToManyField(User, blank=True, related_name="scim_groups")
+    member_displays = models.JSONField(default=dict, blank=True)  # {member id: display} as the IdP sent it
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,7 +12,7 @@ deactivated and hidden from SCIM for good.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -31,10 +31,11 @@ from scim2_models import (
     GroupMembership,
     ListResponse,
     Meta,
-    Name,
     Patch,
     PatchOp,
+    Required,
     ResourceType,
+    ResponseParameters,
     SCIMException,
     ScimFilter,
     ServiceProviderConfig,
@@ -54,7 +55,18 @@ from core.actors import Actor
 from core.events import DomainEvent, event_emit, target_of
 from rbac.roles import Role
 
+
+class MemberResource(ScimUser):
+    """SCIM's User as Tessera serves it: a member is always either active or not, so `active` is
+    required (published so in /Schemas: that is how a SCIM client learns it)."""
+
+    active: Annotated[bool | None, Required.true] = None
+
+
 CONTENT_TYPE = "application/scim+json"
+# A member provisioned without any e-mail gets an address under this RFC 2606 reserved domain (never
+# delivered, never shown as an e-mail over SCIM) until the IdP sends one; they sign in by SSO.
+NO_EMAIL_DOMAIN = "scim.invalid"
 MAX_RESULTS = 200
 SCIM_ACTOR = Actor.system("SCIM")
 
@@ -131,36 +143,85 @@ def _version(user: User) -> str:
     return f'W/"{int(user.updated_at.timestamp() * 1000)}"'
 
 
-def user_resource(request: HttpRequest, user: User) -> ScimUser:
+# Attributes kept in their own columns (or computed); every other User attribute the IdP sends is kept
+# as sent (scim_attributes) and returned as it was.
+_COLUMN_ATTRIBUTES = {"id", "meta", "schemas", "userName", "active", "externalId", "groups", "password"}
+
+
+def _valid_email(value: str) -> Email | None:
+    try:
+        return Email(value=value, primary=True, type="work")
+    except ValidationError:
+        return None  # an address accepted before (e.g. a reserved test domain): not shown over SCIM
+
+
+def _kept(user: User) -> dict:
+    kept = user.scim_attributes or {}
+    if kept:
+        return kept
+    if not user.full_name:  # a member who never came through SCIM: their name as SCIM writes it
+        return {}
     given, _, family = user.full_name.partition(" ")
-    return ScimUser(
-        id=str(user.pk),
-        external_id=user.scim_external_id or None,
-        user_name=user.email,
-        display_name=user.full_name or None,
-        name=Name(formatted=user.full_name, given_name=given or None, family_name=family or None)
-        if user.full_name
-        else None,
-        # Not re-validated: a member's e-mail was accepted when they joined, whatever its domain.
-        emails=[Email.model_construct(value=user.email, primary=True, type="work")],
-        active=user.is_active,
-        groups=[
-            GroupMembership(value=str(g.pk), display=g.display_name, ref=f"{_base(request)}/Groups/{g.pk}")
-            for g in user.scim_groups.all()
-        ]
-        or None,
-        meta=Meta(
-            resource_type="User",
-            created=user.date_joined,
-            last_modified=user.updated_at,
-            location=f"{_base(request)}/Users/{user.pk}",
-            version=_version(user),
-        ),
+    name = {"formatted": user.full_name, "givenName": given or None, "familyName": family or None}
+    return {"name": {k: v for k, v in name.items() if v}, "displayName": user.full_name}
+
+
+def user_resource(request: HttpRequest, user: User) -> MemberResource:
+    resource = MemberResource.model_validate(_kept(user), scim_ctx=Context.DEFAULT)
+    resource.id = str(user.pk)
+    resource.external_id = user.scim_external_id or None
+    resource.user_name = user.scim_user_name or user.email
+    resource.active = user.is_active
+    if not resource.emails and not user.email.endswith("@" + NO_EMAIL_DOMAIN):
+        email = _valid_email(user.email)
+        resource.emails = [email] if email else None
+    resource.groups = [
+        GroupMembership(value=str(g.pk), display=g.display_name, ref=f"{_base(request)}/Groups/{g.pk}")
+        for g in user.scim_groups.all()
+    ] or None
+    resource.meta = Meta(
+        resource_type="User",
+        created=user.date_joined,
+        last_modified=user.updated_at,
+        location=f"{_base(request)}/Users/{user.pk}",
+        version=_version(user),
     )
+    return resource
+
+
+def _query(request: HttpRequest) -> dict:
+    """The query's parameters: from the URL (GET), or the SearchRequest body (POST …/.search)."""
+    if request.method == "POST":
+        body = _body(request)
+        as_list = lambda v: ",".join(v) if isinstance(v, list) else (v or "")  # noqa: E731
+        return {
+            "filter": body.get("filter") or "",
+            "startIndex": body.get("startIndex", 1),
+            "count": body.get("count", MAX_RESULTS),
+            "attributes": as_list(body.get("attributes")),
+            "excludedAttributes": as_list(body.get("excludedAttributes")),
+        }
+    return request.GET
+
+
+def _response_parameters(request: HttpRequest, model) -> ResponseParameters | None:
+    query = _query(request) if request.method in ("GET", "POST") and request.path.endswith(".search") else request.GET
+    attributes = [a.strip() for a in str(query.get("attributes", "")).split(",") if a.strip()]
+    excluded = [a.strip() for a in str(query.get("excludedAttributes", "")).split(",") if a.strip()]
+    if not attributes and not excluded:
+        return None
+    try:
+        return ResponseParameters[model].model_validate(
+            {"attributes": attributes or None, "excludedAttributes": excluded or None}
+        )
+    except (ValidationError, SCIMException) as exc:
+        raise ScimProblem(400, f"attributes / excludedAttributes cannot be used: {exc}", "invalidPath") from exc
 
 
 def _user_dump(request, user: User, ctx: Context = Context.RESOURCE_QUERY_RESPONSE) -> dict:
-    return user_resource(request, user).model_dump(scim_ctx=ctx)
+    return user_resource(request, user).model_dump(
+        scim_ctx=ctx, response_parameters=_response_parameters(request, MemberResource)
+    )
 
 
 def _users() -> Any:
@@ -175,10 +236,28 @@ def _user_get(pk: str) -> User:
 
 
 def _email_of(resource: ScimUser) -> str:
+    """The member's e-mail: the primary one sent, else the first, else a userName that is one."""
     emails = [e.value for e in (resource.emails or []) if e.value]
     primary = [e.value for e in (resource.emails or []) if e.value and e.primary]
-    email = resource.user_name if "@" in (resource.user_name or "") else (primary or emails or [""])[0]
+    email = (primary or emails or [resource.user_name if "@" in (resource.user_name or "") else ""])[0]
+    if not email and resource.user_name:
+        local = "".join(c if c.isalnum() or c in "._-" else "-" for c in resource.user_name.strip().lower())[:64]
+        email = f"{local or 'member'}@{NO_EMAIL_DOMAIN}"
     return User.objects.normalize_email((email or "").strip()).lower()
+
+
+def _sent_attributes(resource: ScimUser) -> dict:
+    dumped = resource.model_dump(scim_ctx=Context.DEFAULT, mode="json")
+    return {k: v for k, v in dumped.items() if k not in _COLUMN_ATTRIBUTES and v not in (None, [], {})}
+
+
+def _user_name_taken(user_name: str, email: str, *, excluding: int | None = None) -> bool:
+    others = User.objects.exclude(pk=excluding) if excluding else User.objects.all()
+    return (
+        others.filter(email__iexact=email).exists()
+        or others.filter(scim_user_name__iexact=user_name).exists()
+        or others.filter(scim_user_name="", email__iexact=user_name).exists()
+    )
 
 
 def _name_of(resource: ScimUser) -> str:
@@ -195,11 +274,12 @@ def member_provision(*, resource: ScimUser) -> User:
     """Create a member from a SCIM User (the workspace's default role; groups set roles later)."""
     email = _email_of(resource)
     if not email or "@" not in email:
-        raise ScimProblem(400, "userName (or a primary e-mail) must be an e-mail address.", "invalidValue")
+        raise ScimProblem(400, "userName is required.", "invalidValue")
+    user_name = (resource.user_name or email).strip()[:255]
     config = SSOConfig.objects.first()
     with transaction.atomic():
-        if User.objects.filter(email__iexact=email).exists():
-            raise ScimProblem(409, f"A member with the userName {email} already exists.", "uniqueness")
+        if _user_name_taken(user_name, email):
+            raise ScimProblem(409, f"A member with the userName or e-mail {user_name} already exists.", "uniqueness")
         user = User.objects.create_user(
             email=email,
             password=None,
@@ -207,6 +287,8 @@ def member_provision(*, resource: ScimUser) -> User:
             role=(config.default_role if config else Role.VIEWER) or Role.VIEWER,
             auth_source=User.AuthSource.SSO,
             scim_external_id=(resource.external_id or "")[:255],
+            scim_user_name=user_name,
+            scim_attributes=_sent_attributes(resource),
         )
         event_emit(
             DomainEvent(
@@ -227,16 +309,20 @@ def member_replace(*, user: User, resource: ScimUser) -> User:
     """Apply a SCIM User (PUT, or a PATCH already applied to the current one) to the member."""
     email = _email_of(resource)
     if not email or "@" not in email:
-        raise ScimProblem(400, "userName (or a primary e-mail) must be an e-mail address.", "invalidValue")
+        raise ScimProblem(400, "userName is required.", "invalidValue")
+    user_name = (resource.user_name or email).strip()[:255]
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         before = {"email": user.email, "full_name": user.full_name, "external_id": user.scim_external_id}
-        if email != user.email and User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
-            raise ScimProblem(409, f"Another member has the userName {email}.", "uniqueness")
+        if _user_name_taken(user_name, email, excluding=user.pk):
+            raise ScimProblem(409, f"Another member has the userName or e-mail {user_name}.", "uniqueness")
         user.email, user.full_name = email, _name_of(resource)
         user.scim_external_id = (resource.external_id or "")[:255]
+        user.scim_user_name, user.scim_attributes = user_name, _sent_attributes(resource)
         after = {"email": user.email, "full_name": user.full_name, "external_id": user.scim_external_id}
-        user.save(update_fields=["email", "full_name", "scim_external_id", "updated_at"])
+        user.save(
+            update_fields=["email", "full_name", "scim_external_id", "scim_user_name", "scim_attributes", "updated_at"]
+        )
         if after != before:
             audit_event_record(
                 action="member.updated",
@@ -275,32 +361,54 @@ def member_deprovision(*, user: User) -> None:
         SCIMGroup.members.through.objects.filter(user_id=user.pk).delete()
 
 
-def _list(request: HttpRequest, resources: list, model) -> HttpResponse:
-    raw_filter = request.GET.get("filter")
-    if raw_filter:
-        try:
-            bound = ScimFilter[model](raw_filter)
-            resources = [r for r in resources if bound.match(r)]
-        except (SCIMException, TypeError, ValueError) as exc:
-            raise ScimProblem(400, f"The filter cannot be used: {exc}", "invalidFilter") from exc
+def _filtered(resources: list, model, raw_filter: str) -> list:
+    if not raw_filter:
+        return resources
     try:
-        start = max(int(request.GET.get("startIndex", 1)), 1)
-        count = min(max(int(request.GET.get("count", MAX_RESULTS)), 0), MAX_RESULTS)
-    except ValueError as exc:
+        bound = ScimFilter[model](raw_filter)
+        return [r for r in resources if bound.match(r)]
+    except (SCIMException, TypeError, ValueError) as exc:
+        raise ScimProblem(400, f"The filter cannot be used: {exc}", "invalidFilter") from exc
+
+
+def _list(request: HttpRequest, kinds: list[tuple[list, type]]) -> HttpResponse:
+    """One page of the resources of `kinds` ([(resources, model)]) the query's filter keeps."""
+    query = _query(request)
+    resources = [r for items, model in kinds for r in _filtered(items, model, query.get("filter") or "")]
+    try:
+        start = max(int(query.get("startIndex", 1)), 1)
+        count = min(max(int(query.get("count", MAX_RESULTS)), 0), MAX_RESULTS)
+    except (TypeError, ValueError) as exc:
         raise ScimProblem(400, "startIndex and count must be integers.", "invalidValue") from exc
     page = resources[start - 1 : start - 1 + count]
-    body = ListResponse[model](
-        total_results=len(resources), start_index=start, items_per_page=len(page), resources=page
-    ).model_dump(scim_ctx=Context.SEARCH_RESPONSE)
-    return _respond(body)
+    params = {model: _response_parameters(request, model) for _, model in kinds}
+    body = ListResponse[kinds[0][1]](total_results=len(resources), start_index=start, items_per_page=len(page))
+    dumped = body.model_dump(scim_ctx=Context.SEARCH_RESPONSE)
+    dumped["Resources"] = [
+        r.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params[type(r)]) for r in page
+    ]
+    return _respond(dumped)
+
+
+@scim_endpoint
+def search(request: HttpRequest, resource_type: str = "") -> HttpResponse:
+    """POST /.search, /Users/.search, /Groups/.search (RFC 7644 §3.4.3); the root searches members."""
+    if request.method != "POST":
+        return _error(405, "Use POST.")
+    users = ([user_resource(request, u) for u in _users()], MemberResource)
+    groups = ([group_resource(request, g) for g in _groups()], ScimGroupResource)
+    kinds = {"": [users, groups], "Users": [users], "Groups": [groups]}.get(resource_type)
+    if kinds is None:
+        raise ScimProblem(404, f"There is no /scim/v2/{resource_type[:100]}/.search here.")
+    return _list(request, kinds)
 
 
 @scim_endpoint
 def users(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _list(request, [user_resource(request, u) for u in _users()], ScimUser)
+        return _list(request, [([user_resource(request, u) for u in _users()], MemberResource)])
     if request.method == "POST":
-        resource = _parse(ScimUser, _body(request), Context.RESOURCE_CREATION_REQUEST)
+        resource = _parse(MemberResource, _body(request), Context.RESOURCE_CREATION_REQUEST)
         user = member_provision(resource=resource)
         body = _user_dump(request, user, Context.RESOURCE_CREATION_RESPONSE)
         return _respond(body, 201, location=body["meta"]["location"])
@@ -313,11 +421,11 @@ def user_detail(request: HttpRequest, pk: str) -> HttpResponse:
     if request.method == "GET":
         return _respond(_user_dump(request, user))
     if request.method == "PUT":
-        resource = _parse(ScimUser, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+        resource = _parse(MemberResource, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
         user = member_replace(user=user, resource=resource)
         return _respond(_user_dump(request, user, Context.RESOURCE_REPLACEMENT_RESPONSE))
     if request.method == "PATCH":
-        patch = _parse(PatchOp[ScimUser], _body(request), Context.RESOURCE_PATCH_REQUEST)
+        patch = _parse(PatchOp[MemberResource], _body(request), Context.RESOURCE_PATCH_REQUEST)
         current = user_resource(request, user)
         try:
             patch.patch(current)
@@ -340,7 +448,12 @@ def group_resource(request: HttpRequest, group: SCIMGroup) -> ScimGroupResource:
         external_id=group.external_id or None,
         display_name=group.display_name,
         members=[
-            GroupMember(value=str(u.pk), display=u.email, ref=f"{_base(request)}/Users/{u.pk}", type="User")
+            GroupMember(
+                value=str(u.pk),
+                display=group.member_displays.get(str(u.pk)) or u.email,
+                ref=f"{_base(request)}/Users/{u.pk}",
+                type="User",
+            )
             for u in group.members.all()
         ]
         or None,
@@ -380,11 +493,13 @@ def group_save(*, group: SCIMGroup | None, resource: ScimGroupResource) -> SCIMG
     name = (resource.display_name or "").strip()[:255]
     if not name:
         raise ScimProblem(400, "displayName is required.", "invalidValue")
-    member_ids = set()
+    member_ids, displays = set(), {}
     for member in resource.members or []:
         if not str(member.value or "").isdigit() or not _users().filter(pk=int(member.value)).exists():
             raise ScimProblem(400, f"No member {member.value}.", "invalidValue")
         member_ids.add(int(member.value))
+        if member.display:
+            displays[str(member.value)] = member.display[:255]
     with transaction.atomic():
         if SCIMGroup.objects.filter(display_name=name).exclude(pk=getattr(group, "pk", None)).exists():
             raise ScimProblem(409, f"A group named {name} already exists.", "uniqueness")
@@ -393,6 +508,7 @@ def group_save(*, group: SCIMGroup | None, resource: ScimGroupResource) -> SCIMG
         before = set() if created else set(group.members.values_list("pk", flat=True))
         before_name = group.display_name
         group.display_name, group.external_id = name, (resource.external_id or "")[:255]
+        group.member_displays = displays
         group.save()
         group.members.set(member_ids)
         audit_event_record(
@@ -413,7 +529,7 @@ def group_save(*, group: SCIMGroup | None, resource: ScimGroupResource) -> SCIMG
 @scim_endpoint
 def groups(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _list(request, [group_resource(request, g) for g in _groups()], ScimGroupResource)
+        return _list(request, [([group_resource(request, g) for g in _groups()], ScimGroupResource)])
     if request.method == "POST":
         resource = _parse(ScimGroupResource, _body(request), Context.RESOURCE_CREATION_REQUEST)
         group = group_save(group=None, resource=resource)
@@ -426,7 +542,12 @@ def groups(request: HttpRequest) -> HttpResponse:
 def group_detail(request: HttpRequest, pk: str) -> HttpResponse:
     group = _group_get(pk)
     if request.method == "GET":
-        return _respond(group_resource(request, group).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+        params = _response_parameters(request, ScimGroupResource)
+        return _respond(
+            group_resource(request, group).model_dump(
+                scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params
+            )
+        )
     if request.method in ("PUT", "PATCH"):
         if request.method == "PUT":
             resource = _parse(ScimGroupResource, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
@@ -460,7 +581,7 @@ def group_detail(request: HttpRequest, pk: str) -> HttpResponse:
 
 def _resource_types(request: HttpRequest) -> list[ResourceType]:
     out = []
-    for model in (ScimUser, ScimGroupResource):
+    for model in (MemberResource, ScimGroupResource):
         rt = ResourceType.from_resource(model)
         rt.meta = Meta(resource_type="ResourceType", location=f"{_base(request)}/ResourceTypes/{rt.id}")
         out.append(rt)
@@ -469,7 +590,7 @@ def _resource_types(request: HttpRequest) -> list[ResourceType]:
 
 def _schemas(request: HttpRequest) -> list:
     out = []
-    for model in (ScimUser, ScimGroupResource):
+    for model in (MemberResource, ScimGroupResource):
         schema = model.to_schema()
         schema.meta = Meta(resource_type="Schema", location=f"{_base(request)}/Schemas/{schema.id}")
         out.append(schema)
@@ -478,6 +599,8 @@ def _schemas(request: HttpRequest) -> list:
 
 @scim_endpoint
 def service_provider_config(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return _error(405, "Use GET.")
     config = ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),
@@ -500,6 +623,8 @@ def service_provider_config(request: HttpRequest) -> HttpResponse:
 
 
 def _discovery_list(request, items, pk):
+    if request.method != "GET":
+        return _error(405, "Use GET.")
     if pk is not None:
         for item in items:
             if item.id == pk:
@@ -519,3 +644,8 @@ def resource_types(request: HttpRequest, pk: str | None = None) -> HttpResponse:
 @scim_endpoint
 def schemas(request: HttpRequest, pk: str | None = None) -> HttpResponse:
     return _discovery_list(request, _schemas(request), pk)
+
+
+@scim_endpoint
+def not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    return _error(404, f"There is no /scim/v2/{rest[:100]} here.")

@@ -39,8 +39,11 @@ urlpatterns = [
     path("scim/v2/ResourceTypes/<str:pk>", scim.resource_types, name="scim_resource_type"),
     path("scim/v2/Schemas", scim.schemas, name="scim_schemas"),
     path("scim/v2/Schemas/<str:pk>", scim.schemas, name="scim_schema"),
+    path("scim/v2/.search", scim.search, name="scim_search"),
+    path("scim/v2/<str:resource_type>/.search", scim.search, name="scim_search_type"),
     path("scim/v2/Users", scim.users, name="scim_users"),
     path("scim/v2/Users/<str:pk>", scim.user_detail, name="scim_user"),
     path("scim/v2/Groups", scim.groups, name="scim_groups"),
     path("scim/v2/Groups/<str:pk>", scim.group_detail, name="scim_group"),
+    path("scim/v2/<path:rest>", scim.not_found, name="scim_not_found"),
 ]

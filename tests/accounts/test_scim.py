@@ -87,7 +87,13 @@ def test_create_read_filter_update_and_patch_a_member(scim):
     patched = scim(
         "PATCH",
         f"Users/{created['id']}",
-        {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "ursula.b@acme-corp.com"}]},
+        {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "replace", "path": "userName", "value": "ursula.b@acme-corp.com"},
+                {"op": "replace", "path": "emails", "value": [{"value": "ursula.b@acme-corp.com", "primary": True}]},
+            ],
+        },
     )
     assert patched.status_code == 200 and patched.json_body["userName"] == "ursula.b@acme-corp.com"
     user.refresh_from_db()
@@ -97,12 +103,13 @@ def test_create_read_filter_update_and_patch_a_member(scim):
 
 def test_bad_requests_get_scim_errors_not_500s(scim, admin_user):
     new_user(scim)
-    duplicate = scim("POST", "Users", {"schemas": [USER], "userName": "Ursula@acme-corp.com"})
+    duplicate = scim("POST", "Users", {"schemas": [USER], "userName": "Ursula@acme-corp.com", "active": True})
     assert duplicate.status_code == 409 and duplicate.json_body["scimType"] == "uniqueness"
     assert scim("POST", "Users", "{nope").status_code == 400
-    missing = scim("POST", "Users", {"schemas": [USER]})
+    missing = scim("POST", "Users", {"schemas": [USER], "active": True})
     assert missing.status_code == 400 and missing.json_body["scimType"] == "invalidValue"
-    assert scim("POST", "Users", {"schemas": [USER], "userName": "not-an-email"}).status_code == 400
+    bad_email = {"schemas": [USER], "userName": "x", "active": True, "emails": [{"value": "not-an-email"}]}
+    assert scim("POST", "Users", bad_email).status_code == 400
     assert scim("GET", "Users/999999").status_code == 404
     assert scim("GET", "Users/abc").status_code == 404
     assert scim("GET", "Users?filter=userName eq").json_body["scimType"] == "invalidFilter"
@@ -189,6 +196,16 @@ def test_deactivation_ends_console_sessions_and_closes_device_sockets(
     # Reactivation brings the member back (without their revoked devices).
     body = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]}
     assert scim("PATCH", f"Users/{created['id']}", body).json_body["active"] is True
+
+
+def test_a_member_without_an_email_keeps_their_user_name(scim):
+    created = scim("POST", "Users", {"schemas": [USER], "userName": "Jdoe 42", "active": True}).json_body
+    assert created["userName"] == "Jdoe 42" and "emails" not in created
+    user = User.objects.get(pk=created["id"])
+    assert user.email == "jdoe-42@scim.invalid" and not user.has_usable_password()
+    assert scim("GET", 'Users?filter=userName eq "jdoe 42"').json_body["totalResults"] == 1
+    duplicate = scim("POST", "Users", {"schemas": [USER], "userName": "JDOE 42", "active": True})
+    assert duplicate.status_code == 409
 
 
 def test_delete_deactivates_and_hides_the_member(scim):
