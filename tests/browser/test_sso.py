@@ -10,6 +10,8 @@ What the model leaves out: TLS, and a real IdP's log-in page (oidc-provider's de
 
 from __future__ import annotations
 
+import socket
+
 import httpx2
 import pytest
 from playwright.sync_api import expect
@@ -139,7 +141,9 @@ def person_signs_in(context, server, slug: str, login: str):
     return page
 
 
-def test_each_workspace_signs_in_with_its_own_provider(tessera_server, browser_context, providers, sso_cleanup, snap):
+def test_each_workspace_signs_in_with_its_own_provider(
+    tessera_server, browser_context, providers, sso_cleanup, snap, monkeypatch
+):
     server = tessera_server
     tokens = {}
     for n, slug in enumerate(slugs()):
@@ -174,7 +178,14 @@ def test_each_workspace_signs_in_with_its_own_provider(tessera_server, browser_c
     page.get_by_role("button", name="Yes, sign me out").click()
     expect(page).to_have_url(url_of(server, "alpha", "/accounts/login/"))
 
-    # The SCIM token from the console, checked by scim2-tester against this live server.
+    # The SCIM token from the console, checked by scim2-tester against this live server. Chromium
+    # resolves *.localhost to loopback itself; for this process's resolver the test says so.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_for_localhost(host, *args, **kwargs):
+        return real_getaddrinfo("127.0.0.1" if str(host).endswith(".localhost") else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_for_localhost)
     with httpx2.Client(
         base_url=url_of(server, "alpha", "/scim/v2"),
         headers={"Authorization": f"Bearer {tokens['alpha']}"},
