@@ -23,6 +23,7 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 command -v node >/dev/null || need_pkgs+=(nodejs npm)
+command -v xmlsec1 >/dev/null || need_pkgs+=(xmlsec1)  # SAML signatures (pysaml2)
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 # The desktop .deb (tests/desktop/test_deb.py): Briefcase builds with the system Python and compiles
 # pygobject/pycairo; the app's runtime GTK/WebKit/tray/notification bindings; ImageMagick screenshots.
@@ -79,6 +80,15 @@ rm -rf clients/js/dist tests/sync/rxdb/node_modules/@tessera/sync
 mkdir -p clients/js/dist && (cd clients/js && npm pack --pack-destination dist --loglevel=error >/dev/null)
 mkdir -p tests/sync/rxdb/node_modules/@tessera/sync
 tar -xzf clients/js/dist/tessera-sync-*.tgz -C tests/sync/rxdb/node_modules/@tessera/sync --strip-components=1
+
+# --- the OpenID provider harness (tests/accounts/oidc: npm oidc-provider for the SSO tests and bench/sso)
+op_stamp="tests/accounts/oidc/node_modules/.package-lock.sha"
+op_want="$(sha256sum tests/accounts/oidc/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$op_stamp" 2>/dev/null)" != "$op_want" ]; then
+  log "Installing the OpenID provider harness (npm ci in tests/accounts/oidc)"
+  (cd tests/accounts/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$op_want" > "$op_stamp"
+fi
 
 # --- private services -----------------------------------------------------------------------------
 RUN_DIR="$(mktemp -d /tmp/tessera-test.XXXXXX)"

@@ -1,8 +1,10 @@
-"""Password authentication by e-mail (case-insensitive) for active users of the current schema."""
+"""Password authentication by e-mail (case-insensitive) for active users of the current schema (not in
+SSO-only mode, except for its break-glass Admins)."""
 
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.models import User
+from accounts.sso import sso_only_applies
 
 
 class EmailPasswordBackend(ModelBackend):
@@ -14,7 +16,7 @@ class EmailPasswordBackend(ModelBackend):
         if user is None:
             User().set_password(password)  # same cost as a real check: no user-enumeration by timing
             return None
-        if user.check_password(password) and self.user_can_authenticate(user):
+        if user.check_password(password) and self.user_can_authenticate(user) and not sso_only_applies(user):
             return user
         return None
 

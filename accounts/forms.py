@@ -107,3 +107,69 @@ class SignupForm(forms.Form):
 class WorkspaceSettingsForm(forms.Form):
     name = forms.CharField(label="Workspace name", max_length=120)
     timezone = forms.ChoiceField(choices=[(tz, tz) for tz in TIMEZONES])
+
+
+class SSOConfigForm(forms.Form):
+    """The workspace's identity provider, as the Admin enters it (console: Single sign-on)."""
+
+    enabled = forms.BooleanField(label="Single sign-on is on", required=False)
+    protocol = forms.ChoiceField(label="Protocol", choices=[("oidc", "OpenID Connect"), ("saml", "SAML 2.0")])
+    display_name = forms.CharField(
+        label="Identity provider's name",
+        max_length=80,
+        required=False,
+        help_text="The log-in page says 'Sign in with …'.",
+    )
+    issuer = forms.URLField(label="Issuer URL", max_length=500, required=False, assume_scheme="https")
+    client_id = forms.CharField(label="Client ID", max_length=255, required=False)
+    client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted. Leave empty to keep the current one.",
+    )
+    scopes = forms.CharField(label="Scopes", max_length=255, initial="openid email profile")
+    claim_email = forms.CharField(label="E-mail claim", max_length=64, initial="email")
+    claim_name = forms.CharField(label="Name claim", max_length=64, initial="name")
+    claim_groups = forms.CharField(label="Groups claim", max_length=64, required=False, initial="groups")
+    saml_metadata_url = forms.URLField(
+        label="SAML IdP metadata URL", max_length=500, required=False, assume_scheme="https"
+    )
+    saml_metadata_xml = forms.CharField(
+        label="SAML IdP metadata (XML)", required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    domains = forms.CharField(
+        label="E-mail domains",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One per line. Existing members with these domains are linked when the IdP verified the e-mail; "
+        "typing such an e-mail on the log-in page goes to the IdP.",
+    )
+    default_role = forms.ChoiceField(label="Role of new people", choices=Role.choices, initial=Role.VIEWER)
+    group_roles = forms.CharField(
+        label="Groups → roles",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line: group = role (admin, manager, analyst, viewer). Applied at every log-in.",
+    )
+    sso_only = forms.BooleanField(label="Require single sign-on (SSO-only mode)", required=False)
+    break_glass_admins = forms.MultipleChoiceField(
+        label="Break-glass Admins (may still use a password)", required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, admins=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["break_glass_admins"].choices = [(str(u.pk), u.email) for u in admins]
+
+    def clean_group_roles(self) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for n, line in enumerate(self.cleaned_data.get("group_roles", "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            group, sep, role = line.rpartition("=")
+            role = role.strip().lower()
+            if not sep or not group.strip() or role not in Role.values:
+                raise forms.ValidationError(f"Line {n}: write 'group = role' with a role of {', '.join(Role.values)}.")
+            mapping[group.strip()] = role
+        return mapping

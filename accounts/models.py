@@ -1,7 +1,8 @@
 """People of one workspace (in its own schema), their invitations, and sign-up log-in handoffs.
 
 A person who works for two businesses has two accounts. Platform operators are users in the public
-schema. SSO (a later issue) links a user to an identity provider subject through `sso_subject`.
+schema. Single sign-on links a user to an identity provider's subject (`SSOIdentity`, per issuer);
+each workspace has its own identity provider (`SSOConfig`), group → role mapping and SCIM tokens.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ class User(AbstractBaseUser):
     is_operator = models.BooleanField(default=False, help_text="Platform operator (public schema only).")
     auth_source = models.CharField(max_length=16, choices=AuthSource.choices, default=AuthSource.PASSWORD)
     sso_subject = models.CharField(max_length=255, blank=True, default="")
+    scim_external_id = models.CharField(max_length=255, blank=True, default="")
+    scim_user_name = models.CharField(max_length=255, blank=True, default="")  # SCIM userName, if not the e-mail
+    scim_attributes = models.JSONField(default=dict, blank=True)  # name/displayName as the IdP sent them
+    scim_deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted over SCIM (kept deactivated).")
     date_joined = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
@@ -112,3 +118,106 @@ class LoginHandoff(models.Model):
 
     def __str__(self) -> str:
         return f"Log-in handoff for user {self.user_id}"
+
+
+class SSOConfig(models.Model):
+    """The workspace's own identity provider (one row per workspace schema): OpenID Connect or SAML,
+    which e-mail domains it vouches for, the role of people it brings in, and SSO-only mode."""
+
+    class Protocol(models.TextChoices):
+        OIDC = "oidc", "OpenID Connect"
+        SAML = "saml", "SAML 2.0"
+
+    protocol = models.CharField(max_length=8, choices=Protocol.choices, default=Protocol.OIDC)
+    enabled = models.BooleanField(default=False)
+    display_name = models.CharField(max_length=80, default="", blank=True, help_text="Shown as 'Sign in with …'.")
+    # OpenID Connect
+    issuer = models.URLField(max_length=500, blank=True, default="")
+    client_id = models.CharField(max_length=255, blank=True, default="")
+    client_secret_encrypted = models.TextField(blank=True, default="")  # core.secrets_at_rest
+    scopes = models.CharField(max_length=255, default="openid email profile")
+    claim_email = models.CharField(max_length=64, default="email")
+    claim_name = models.CharField(max_length=64, default="name")
+    claim_groups = models.CharField(max_length=64, default="groups")
+    # The issuer's discovery document as last read ("Test connection" and saving refresh it).
+    discovery = models.JSONField(default=dict, blank=True)
+    discovered_at = models.DateTimeField(null=True, blank=True)
+    # SAML 2.0
+    saml_metadata_url = models.URLField(max_length=500, blank=True, default="")
+    saml_metadata_xml = models.TextField(blank=True, default="")
+    # Rules for people
+    domains = models.JSONField(default=list, blank=True, help_text="E-mail domains this IdP vouches for.")
+    default_role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    sso_only = models.BooleanField(default=False)
+    break_glass_admins = models.ManyToManyField(User, blank=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.display_name or self.issuer or "Single sign-on"
+
+    @property
+    def label(self) -> str:
+        return self.display_name or ("your identity provider" if not self.issuer else self.issuer)
+
+
+class SSOGroupRole(models.Model):
+    """The IdP's group (from the groups claim, the SAML attribute or a SCIM group) that grants a role."""
+
+    group = models.CharField(max_length=255, unique=True)
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        ordering = ["group"]
+
+    def __str__(self) -> str:
+        return f"{self.group} → {self.role}"
+
+
+class SSOIdentity(models.Model):
+    """A member as the IdP knows them: (issuer, subject) is theirs for good, whatever their e-mail."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sso_identities")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="accounts_sso_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
+class SCIMToken(models.Model):
+    """The bearer token the IdP's SCIM client provisions with (shown once, stored hashed)."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"SCIM token {self.prefix}…"
+
+
+class SCIMGroup(models.Model):
+    """A group the IdP pushed over SCIM; its name drives its members' role through SSOGroupRole."""
+
+    display_name = models.CharField(max_length=255, unique=True)
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    members = models.ManyToManyField(User, blank=True, related_name="scim_groups")
+    member_displays = models.JSONField(default=dict, blank=True)  # {member id: display} as the IdP sent it
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name

@@ -1,13 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import oidc, scim, sso_views, views
 
 app_name = "accounts"
 
 urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    path("accounts/oidc/login/", oidc.WorkspaceOIDCRequestView.as_view(), name="oidc_login"),
+    path("accounts/oidc/callback/", oidc.WorkspaceOIDCCallbackView.as_view(), name="oidc_callback"),
     path("accounts/password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "accounts/password-reset/sent/",
@@ -24,8 +26,24 @@ urlpatterns = [
     path("accounts/handoff/<str:token>/", views.handoff, name="handoff"),
     path("setup/", views.setup, name="setup"),
     path("settings/", views.workspace_settings, name="workspace_settings"),
+    path("settings/sso/", sso_views.sso_settings, name="sso_settings"),
+    path("settings/sso/scim-tokens/", sso_views.scim_token_create_view, name="scim_token_create"),
+    path("settings/sso/scim-tokens/<int:pk>/revoke/", sso_views.scim_token_revoke_view, name="scim_token_revoke"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove_view, name="member_remove"),
     path("members/invitations/<int:pk>/revoke/", views.invitation_revoke_view, name="invitation_revoke"),
+    # SCIM 2.0 provisioning (the workspace's IdP, with its SCIM token)
+    path("scim/v2/ServiceProviderConfig", scim.service_provider_config, name="scim_config"),
+    path("scim/v2/ResourceTypes", scim.resource_types, name="scim_resource_types"),
+    path("scim/v2/ResourceTypes/<str:pk>", scim.resource_types, name="scim_resource_type"),
+    path("scim/v2/Schemas", scim.schemas, name="scim_schemas"),
+    path("scim/v2/Schemas/<str:pk>", scim.schemas, name="scim_schema"),
+    path("scim/v2/.search", scim.search, name="scim_search"),
+    path("scim/v2/<str:resource_type>/.search", scim.search, name="scim_search_type"),
+    path("scim/v2/Users", scim.users, name="scim_users"),
+    path("scim/v2/Users/<str:pk>", scim.user_detail, name="scim_user"),
+    path("scim/v2/Groups", scim.groups, name="scim_groups"),
+    path("scim/v2/Groups/<str:pk>", scim.group_detail, name="scim_group"),
+    path("scim/v2/<path:rest>", scim.not_found, name="scim_not_found"),
 ]

@@ -1,13 +1,15 @@
 """Pages about people and their workspace: sign-up (public site), log-in, first-run set-up, invitations,
 members and roles, and the workspace's settings."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import (
@@ -19,7 +21,9 @@ from accounts.forms import (
     SignupForm,
     WorkspaceSettingsForm,
 )
+from accounts.identity import email_domain
 from accounts.models import Invitation, User
+from accounts.oidc import oidc_config_active, oidc_logout_url
 from accounts.onboarding import workspace_admin_setup, workspace_settings_update, workspace_signup
 from accounts.selectors import invitation_list_pending, member_list, workspace_needs_setup
 from accounts.services import (
@@ -34,6 +38,7 @@ from accounts.services import (
     member_role_change,
 )
 from accounts.throttles import throttle_check
+from accounts.sso import sso_only_applies
 from audit.services import audit_event_record
 from core.actors import Actor
 from core.errors import ServiceError, Throttled
@@ -46,6 +51,24 @@ from tenants.runtime import workspace_base_url, workspace_context, workspace_cur
 PASSWORD_BACKEND = "accounts.backends.EmailPasswordBackend"
 
 
+def sso_config_active():
+    return oidc_config_active()
+
+
+def sso_start_url(*, email: str = "", next_url: str = "") -> str:
+    params = {k: v for k, v in (("login_hint", email), ("next", next_url)) if v}
+    return reverse("accounts:oidc_login") + ("?" + urlencode(params) if params else "")
+
+
+def sso_only_message() -> str:
+    config = sso_config_active()
+    name = config.label if config else "your identity provider"
+    return (
+        f"This workspace requires single sign-on: use 'Sign in with {name}'. "
+        "Passwords work only for the break-glass Admins the workspace named."
+    )
+
+
 class FormErrorStatusMixin:
     """Django's auth views re-render invalid forms with 200; the console answers bad input with 400."""
 
@@ -56,6 +79,10 @@ class FormErrorStatusMixin:
 
 
 class LoginView(FormErrorStatusMixin, auth_views.LoginView):
+    """Password log-in, and the way to the workspace's identity provider: its button, or an e-mail of a
+    domain it vouches for typed without a password. In SSO-only mode a password works only for the
+    named break-glass Admins."""
+
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
@@ -65,6 +92,34 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
         if form.retry_after is not None:
             response.status_code, response["Retry-After"] = 429, str(form.retry_after)
         return response
+    def post(self, request, *args, **kwargs):
+        config = sso_config_active()
+        email = (request.POST.get("username") or "").strip().lower()
+        if config is not None and email and not request.POST.get("password") and email_domain(email) in config.domains:
+            return HttpResponseRedirect(sso_start_url(email=email, next_url=request.POST.get("next", "")))
+        if config is not None and email and sso_only_applies(User.objects.filter(email__iexact=email).first()):
+            form = self.get_form()
+            form.is_valid()  # (the backend refuses the password too)
+            form.errors.clear()
+            form.add_error(None, sso_only_message())
+            return self.form_invalid(form)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["sso"] = sso_config_active()
+        context["sso_start"] = sso_start_url(next_url=self.get_redirect_url())
+        return context
+
+
+class LogoutView(auth_views.LogoutView):
+    """Log-out; a person who signed in with the workspace's provider is logged out there too when it
+    offers an end_session_endpoint."""
+
+    def post(self, request, *args, **kwargs):
+        idp_logout = oidc_logout_url(request)
+        response = super().post(request, *args, **kwargs)
+        return HttpResponseRedirect(idp_logout) if idp_logout else response
 
 
 class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
@@ -90,6 +145,9 @@ class PasswordResetView(FormErrorStatusMixin, auth_views.PasswordResetView):
             response = self.form_invalid(form)
             response.status_code, response["Retry-After"] = 429, str(exc.retry_after)
             return response
+        if sso_only_applies(User.objects.filter(email__iexact=email, is_active=True).first()):
+            form.add_error("email", sso_only_message())
+            return self.form_invalid(form)
         audit_event_record(
             action="user.password_reset_requested", actor=Actor.anonymous(email), target=("user", "", email)
         )
@@ -147,7 +205,11 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
             request, "accounts/invitation_unusable.html", {"status": status}, status=410 if invitation else 404
         )
     form = PasswordSetForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    sso_only = sso_only_applies(None)
+    if sso_only and request.method == "POST":
+        form.is_valid()
+        form.add_error(None, sso_only_message())
+    elif request.method == "POST" and form.is_valid():
         try:
             user = invitation_accept(
                 token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password"]
@@ -161,7 +223,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "accounts/invitation_accept.html",
-        {"form": form, "invitation": invitation},
+        {"form": form, "invitation": invitation, "sso_only": sso_only, "sso_start": sso_start_url()},
         status=400 if form.errors else 200,
     )
 

@@ -23,6 +23,7 @@ from core.events import DomainEvent, event_emit, target_of
 from core.token_buckets import Limit, bucket_name, buckets_take
 from rbac.permissions import has_permission, permission_check, role_permissions
 from rbac.roles import Role
+from sync.fanout import device_disconnect
 from sync.models import Device, DeviceCheckpoint, PairingCode
 
 logger = logging.getLogger(__name__)
@@ -303,10 +304,24 @@ def device_revoke(*, actor: Actor | Principal, device: Device) -> Device:
         device.revoked_at = timezone.now()
         device.save(update_fields=["revoked_at"])
         _device_event_emit("device.revoked", actor, device, changes={"after": {"status": "revoked"}})
-        from sync.fanout import device_disconnect
-
         transaction.on_commit(lambda: device_disconnect(device.pk))
     return device
+
+
+def member_devices_revoke(event: DomainEvent) -> None:
+    """Subscriber (in the transaction) of `member.removed` — from the console, SCIM or SSO: the member's
+    phones are revoked with the removal, and their open sockets closed once it commits."""
+    if event.type != "member.removed":
+        return
+    member_id = event.data.get("object", {}).get("id")
+    devices = list(Device.objects.select_for_update().select_related("user").filter(user_id=member_id, revoked_at=None))
+    for device in devices:
+        device.revoked_at = timezone.now()
+        device.save(update_fields=["revoked_at"])
+        _device_event_emit(
+            "device.revoked", event.actor, device, changes={"after": {"status": "revoked"}, "why": "member removed"}
+        )
+        transaction.on_commit(lambda pk=device.pk: device_disconnect(pk))
 
 
 def _seen_due(device: Device, now) -> bool:

@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
+    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it.
+    "accounts.oidc.WorkspaceSessionRefresh",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
     "partners.ratelimit.ApiRateLimitMiddleware",
 ]
@@ -86,6 +88,7 @@ TESSERA_EVENT_SUBSCRIBERS = {
         "webhooks.erasure.record_erased_forget",  # event bodies and the delivery log
         "api.idempotency.erased_responses_forget",  # cached idempotent responses
         "privacy.subject_index.record_index_update",  # where each person's identifiers occur (hashed)
+        "sync.services.member_devices_revoke",  # a removed member's phones: revoked, sockets closed on commit
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
@@ -137,8 +140,17 @@ AUTHENTICATION_BACKENDS = [
     # Axes first: it refuses locked-out credentials before any password is checked.
     "axes.backends.AxesStandaloneBackend",
     "accounts.backends.EmailPasswordBackend",
-    # per-tenant OpenID Connect is appended here by the SSO issue
+    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py)
+    "accounts.oidc.WorkspaceOIDCBackend",
 ]
+# mozilla-django-oidc's own settings; the provider's (endpoints, client, scopes) come from the workspace.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint that ends the IdP's session at log-out
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:oidc_callback"
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = 15 * 60  # then the session is re-checked at the IdP (prompt=none)
+OIDC_TIMEOUT = 10
+OIDC_EXEMPT_URLS: list[str] = ["/health", "/static/"]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

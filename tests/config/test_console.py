@@ -27,6 +27,7 @@ NAV = {
         *BILLING,
         "Compliance",
         "Audit",
+        "Single sign-on",
         "Settings",
     ],
     Role.MANAGER: ["Records", "Devices", "Members"],
