@@ -152,3 +152,8 @@ def endpoints_enabled(*, livemode: bool) -> list[Endpoint]:
     return list(
         Endpoint.objects.filter(livemode=livemode, enabled=True).only("pk", "event_types", "enabled", "livemode")
     )
+
+
+def endpoints_live_count() -> int:
+    """Live-mode webhook endpoints: the billing page's usage (the limit applies to each mode)."""
+    return Endpoint.objects.filter(livemode=True).count()

@@ -1,0 +1,11 @@
+"""The console's billing page (SaaS only: config.urls_tenant includes it when billing is on)."""
+
+from django.urls import path
+
+from billing import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("billing/", views.page, name="page"),
+]
