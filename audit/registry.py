@@ -45,6 +45,9 @@ ACTIONS: dict[str, str] = {
     "webhook_delivery.resent": "Webhook delivery resent",
     "webhook_deliveries.recovered": "Failed webhook deliveries recovered",
     "webhook_settings.changed": "Webhook settings changed",
+    "billing.subscription_changed": "Subscription changed (plan or status, from Stripe)",
+    "billing.payment_failed": "Payment failed: grace period started",
+    "billing.trial_ending": "Trial ends soon",
 }
 
 

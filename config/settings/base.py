@@ -84,6 +84,7 @@ TESSERA_EVENT_SUBSCRIBERS = {
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
+        "accounts.notices.billing_admins_mail",  # payment failed / trial ending: e-mail the Admins
     ],
 }
 

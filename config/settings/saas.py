@@ -99,6 +99,8 @@ CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     # API calls above the included amount: the ledger's unreported entries as meter events (billing.metering).
     "billing-usage-report": {"task": "billing.usage_ledger_report", "schedule": 300.0},
+    # Stripe events whose processing task was lost (the broker was away when they arrived).
+    "billing-stripe-events-sweep": {"task": "billing.stripe_events_sweep", "schedule": 120.0},
 }
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)

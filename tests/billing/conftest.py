@@ -49,3 +49,22 @@ def small_limits(monkeypatch):
         monkeypatch.setitem(PLANS, plan, replace(PLANS[plan], **limits))
 
     return make
+
+
+@pytest.fixture
+def fake_stripe(settings):
+    """A FAKE Stripe API (tests/billing/fake_stripe.py: Stripe's servers cannot be reached from here),
+    the SDK pointed at it, its catalogue synced by billing's own command code."""
+    from billing import stripe_api
+    from billing.catalogue import catalogue_sync
+    from tests.billing.fake_stripe import FakeStripe
+
+    fake = FakeStripe().start()
+    settings.STRIPE_API_BASE = fake.url
+    settings.STRIPE_SECRET_KEY = "sk_test_fake"
+    settings.STRIPE_WEBHOOK_SECRETS = [fake.webhook_secret]
+    stripe_api._clients.clear()
+    catalogue_sync()
+    yield fake
+    fake.stop()
+    stripe_api._clients.clear()
