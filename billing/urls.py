@@ -8,4 +8,6 @@ app_name = "billing"
 
 urlpatterns = [
     path("billing/", views.page, name="page"),
+    path("billing/checkout/", views.checkout, name="checkout"),
+    path("billing/portal/", views.portal, name="portal"),
 ]
