@@ -34,6 +34,7 @@ from accounts.services import (
     member_role_change,
 )
 from audit.services import audit_event_record
+from billing.plans import PAID_PLANS, Plan
 from core.actors import Actor
 from core.errors import ServiceError
 from core.forms import form_error_add
@@ -151,6 +152,9 @@ def handoff(request: HttpRequest, token: str) -> HttpResponse:
         return redirect("accounts:login")
     auth_login(request, user, backend=PASSWORD_BACKEND)
     messages.success(request, "Your workspace is ready. Invite your team from Members.")
+    plan = request.GET.get("plan", "")
+    if settings.TESSERA_BILLING_ENABLED and plan in PAID_PLANS:  # chosen at sign-up: its trial is one click away
+        return redirect(f"/billing/?choose={plan}")
     return redirect("console:home")
 
 
@@ -256,6 +260,8 @@ def signup(request: HttpRequest) -> HttpResponse:
                 token = login_handoff_create(user=result.admin)
             scheme = "https" if request.is_secure() else "http"
             url = f"{scheme}://{result.tenant.slug}.{settings.TESSERA_BASE_DOMAIN}{_port(request)}/accounts/handoff/{token}/"
+            if data.get("plan") and data["plan"] != Plan.FREE:
+                url += f"?plan={data['plan']}"  # the billing page offers its Checkout next
             return HttpResponseRedirect(url)
     return render(
         request,

@@ -47,6 +47,9 @@ def page(request: HttpRequest) -> HttpResponse:
         except stripe_api.StripeError:
             logger.exception("invoices not listed")
             invoices_error = "Stripe could not be reached: the invoices are not shown right now."
+    chosen = request.GET.get("choose", "")
+    if chosen in PLANS and chosen != Plan.FREE and current.status == "none":
+        messages.info(request, f"Start the 14-day trial of {Plan(chosen).label}: choose monthly or yearly below.")
     if request.GET.get("checkout") == "done":
         messages.success(request, "Thank you: the subscription starts as soon as Stripe confirms it (a few seconds).")
     context = {

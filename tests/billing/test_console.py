@@ -72,3 +72,19 @@ def test_stripe_unreachable_is_a_message_not_a_500(admin_client, settings, tenan
     response = admin_client.post("/billing/checkout/", {"plan": "pro"}, follow=True)
     assert response.status_code == 200 and "Stripe could not be reached" in response.content.decode()
     stripe_api._clients.clear()
+
+
+def test_sign_up_with_a_paid_plan_lands_on_the_billing_page_offering_its_trial(tenants_provisioned, db, settings):
+    from django.test import Client
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    public = Client(HTTP_HOST=settings.TESSERA_BASE_DOMAIN)
+    data = {"name": "Delta", "slug": "delta", "email": "d@delta.test", "password": ADMIN_PASSWORD, "plan": "pro"}
+    response = public.post("/", data)
+    assert response.status_code == 302 and response["Location"].endswith("/?plan=pro")
+    browser = Client(HTTP_HOST=f"delta.{settings.TESSERA_BASE_DOMAIN}")
+    landed = browser.get(response["Location"].split(settings.TESSERA_BASE_DOMAIN, 1)[1])
+    assert landed.status_code == 302 and landed["Location"] == "/billing/?choose=pro"
+    page = browser.get(landed["Location"]).content.decode()
+    assert "Start the 14-day trial of Pro" in page and 'data-testid="checkout-pro"' in page
