@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from accounts.throttles import throttle_check, throttle_spend
+from billing.plans import ORDER, Plan
 from core.errors import Throttled
 from rbac.roles import Role
 from tenants.runtime import workspace_current_or_none
@@ -94,6 +95,13 @@ class SignupForm(forms.Form):
     email = forms.EmailField(label="Work e-mail")
     password = forms.CharField(
         label="Password", strip=False, min_length=10, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    # Every workspace starts on Free; a paid plan chosen here opens its Checkout (with the trial) next.
+    plan = forms.ChoiceField(
+        label="Plan",
+        choices=[(p.value, p.label if p == Plan.FREE else f"{p.label} (14-day trial)") for p in ORDER],
+        initial=Plan.FREE,
+        required=False,
     )
 
     def clean_slug(self) -> str:

@@ -1,6 +1,7 @@
 """Reads about people."""
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import Invitation, User
 
@@ -29,3 +30,10 @@ def workspace_needs_setup() -> bool:
         _setup_done = True
         return False
     return True
+
+
+def members_count() -> int:
+    """Active members plus pending invitations: what the plan's `members` limit counts (an invitation
+    holds a seat, so accepting it never fails on the limit)."""
+    pending = Invitation.objects.filter(accepted_at=None, revoked_at=None, expires_at__gt=timezone.now())
+    return User.objects.filter(is_active=True).count() + pending.count()

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.events import invitation_object, member_object
 from accounts.models import Invitation, LoginHandoff, User
 from audit.services import audit_event_record, changes_diff
+from billing import entitlements
 from core.actors import Actor
 from core.errors import ServiceError
 from core.events import DomainEvent, event_emit, target_of
@@ -148,6 +149,7 @@ def invitation_create(*, actor: User, email: str, role: str, base_url: str | Non
         raise AccountError("This person is already a member.", param="email", code="duplicate")
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
+        entitlements.members_check()  # a pending invitation holds a seat
         # A new invitation replaces any pending one for the same address.
         Invitation.objects.filter(email__iexact=email, accepted_at=None, revoked_at=None).update(
             revoked_at=timezone.now()

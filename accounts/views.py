@@ -37,9 +37,10 @@ from accounts.services import (
     member_remove,
     member_role_change,
 )
-from accounts.throttles import throttle_check
 from accounts.sso import sso_only_applies
+from accounts.throttles import throttle_check
 from audit.services import audit_event_record
+from billing.plans import PAID_PLANS, Plan
 from core.actors import Actor
 from core.errors import ServiceError, Throttled
 from core.forms import form_error_add
@@ -92,6 +93,7 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
         if form.retry_after is not None:
             response.status_code, response["Retry-After"] = 429, str(form.retry_after)
         return response
+
     def post(self, request, *args, **kwargs):
         config = sso_config_active()
         email = (request.POST.get("username") or "").strip().lower()
@@ -236,6 +238,9 @@ def handoff(request: HttpRequest, token: str) -> HttpResponse:
         return redirect("accounts:login")
     auth_login(request, user, backend=PASSWORD_BACKEND)
     messages.success(request, "Your workspace is ready. Invite your team from Members.")
+    plan = request.GET.get("plan", "")
+    if settings.TESSERA_BILLING_ENABLED and plan in PAID_PLANS:  # chosen at sign-up: its trial is one click away
+        return redirect(f"/billing/?choose={plan}")
     return redirect("console:home")
 
 
@@ -343,6 +348,8 @@ def signup(request: HttpRequest) -> HttpResponse:
             with workspace_context(result.tenant):
                 token = login_handoff_create(user=result.admin)
             url = f"{result.tenant.base_url()}/accounts/handoff/{token}/"
+            if data.get("plan") and data["plan"] != Plan.FREE:
+                url += f"?plan={data['plan']}"  # the billing page offers its Checkout next
             return HttpResponseRedirect(url)
     return render(
         request,

@@ -67,6 +67,9 @@ ACTIONS: dict[str, str] = {
     "retention_policy.changed": "Retention policy changed",
     "retention.applied": "Retention policy applied",
     "compliance_report.exported": "Compliance report exported",
+    "billing.subscription_changed": "Subscription changed (plan or status, from Stripe)",
+    "billing.payment_failed": "Payment failed: grace period started",
+    "billing.trial_ending": "Trial ends soon",
 }
 
 

@@ -2,7 +2,9 @@
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
+from core.errors import ServiceError
 from core.request_context import (
     RequestContext,
     client_ip,
@@ -43,3 +45,21 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         return response
+
+
+class ConsoleRefusalMiddleware:
+    """A service's refusal that a console view did not turn into a form error — the workspace is
+    read-only, a plan limit is reached — is shown as a page that says why (with the service's status
+    and a link to billing), never as a 500. The API maps the same errors itself (api.problems)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, ServiceError) or request.path_info.startswith("/api/"):
+            return None
+        context = {"error": exception, "billing_url": exception.extra.get("billing_url", "")}
+        return render(request, "console/refused.html", context, status=exception.status)

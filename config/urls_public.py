@@ -1,7 +1,7 @@
 """URLs of the public site (the bare domain in SaaS): sign-up, health, metrics."""
 
 from django.conf import settings
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views as account_views
 from config import views
@@ -10,6 +10,9 @@ urlpatterns = [
     path("", account_views.signup, name="signup"),
     path("health", views.health, name="health"),
 ]
+
+if settings.TESSERA_BILLING_ENABLED:  # Stripe's webhook events, signed (billing.webhooks)
+    urlpatterns.append(path("stripe/webhooks", include("billing.urls_public")))
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
     urlpatterns.append(path("metrics", views.metrics, name="metrics"))

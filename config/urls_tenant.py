@@ -27,6 +27,9 @@ urlpatterns = [
     path("api/v1/", include("config.urls_api")),  # the REST API and its docs
 ]
 
+if settings.TESSERA_BILLING_ENABLED:  # the SaaS: the billing page (the desktop has no plans)
+    urlpatterns.insert(-1, path("", include("billing.urls")))
+
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
     urlpatterns.append(path("metrics", views.metrics, name="metrics"))
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
@@ -68,15 +68,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 # name -> (title, blurb, the permission the navigation shows it for)
-SECTIONS = {
-    "billing": ("Billing", "Plans, limits and usage.", "billing.manage"),
-}
+SECTIONS: dict[str, tuple[str, str, str]] = {}
 
 
 @login_required
 def section(request: HttpRequest, name: str) -> HttpResponse:
-    if name == "billing" and not settings.TESSERA_BILLING_ENABLED:
-        raise Http404("There is no billing in this edition.")
     title, blurb, permission = SECTIONS[name]
     permission_check(request.user, permission)  # the same rule that hides it from the navigation
     return render(request, "console/section_pending.html", {"title": title, "blurb": blurb, "section": name})

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from api.problems import problem_http_response
-from billing.entitlements import api_rate_limits
+from api.problems import problem_http_response, service_error_http_response
+from billing.entitlements import api_calls_check, api_rate_limits
+from core.errors import LimitExceeded
 from core.request_context import client_ip
 from core.token_buckets import EPSILON, Limit, bucket_name, buckets_now, token_buckets
 
@@ -141,6 +143,24 @@ def ratelimit_take(*, tenant, key=None, user=None, ip: str | None = None, now: f
     return Decision(taken.allowed, policies, now, key, taken.key_generation, taken.counted)
 
 
+# Each process re-reads a capped workspace's calls this month at most this often: the monthly cap is
+# checked on every call without a database read per call (it may be passed by a few seconds' calls).
+MONTH_CALLS_SECONDS = 10.0
+_month_calls: dict[object, tuple[float, int]] = {}
+
+
+def _calls_this_month(tenant) -> int:
+    now = time.monotonic()
+    cached = _month_calls.get(tenant.pk)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    from partners.usage import api_calls_this_month
+
+    used = api_calls_this_month(tenant=tenant)
+    _month_calls[tenant.pk] = (now + MONTH_CALLS_SECONDS, used)
+    return used
+
+
 def _utc_today():
     """The usage day (wall clock, as partners.usage counts: `clock` is the buckets' own)."""
     return datetime.now(UTC).date()
@@ -200,4 +220,11 @@ class ApiRateLimitMiddleware:
             # generation, which the take just read, is still the one it was read under.
             api_key_confirm(request, decision.key_generation)
         request.tessera_ratelimit = decision
-        return None if decision.allowed else throttled_response(request, decision)
+        if not decision.allowed:
+            return throttled_response(request, decision)
+        if key is not None:
+            try:
+                api_calls_check(request.tenant, used=lambda: _calls_this_month(request.tenant))
+            except LimitExceeded as exc:
+                return service_error_http_response(request, exc)
+        return None

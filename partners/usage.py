@@ -29,9 +29,10 @@ from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
+from billing.ledger import usage_ledger_add
 from core.redis_client import redis_client
 from partners.models import ApiKey, ApiUsage
 from tenants.runtime import workspace_current
@@ -235,5 +236,18 @@ def usage_flush(*, tenant=None) -> int:
             return 0
         with transaction.atomic():
             written = _usage_write(counts)
+            # The same calls into billing's ledger, in the same transaction: what is reported to the
+            # Billing Meter later is exactly what was counted here (billing.ledger).
+            usage_ledger_add(workspace=tenant, quantity=sum(calls for calls, _ in written.values() if calls > 0))
             transaction.on_commit(lambda: counters.settle(tenant.pk, written))
     return len(written)
+
+
+def api_calls_this_month(*, tenant=None) -> int:
+    """The workspace's API calls this calendar month (UTC), flushed and pending: what the plan's
+    `api_calls_month` counts."""
+    tenant = tenant or workspace_current()
+    first = datetime.now(UTC).date().replace(day=1)
+    flushed = ApiUsage.objects.filter(day__gte=first).aggregate(n=Sum("calls"))["n"] or 0
+    pending = sum(max(0, calls) for (day, _), (calls, _) in usage_counters().pending(tenant.pk).items() if day >= first)
+    return flushed + pending

@@ -193,3 +193,8 @@ def record_version_data(*, record: Record, version: int) -> dict | None:
         Change.objects.filter(livemode=record.livemode, record_id=record.id, version=version).only("data").first()
     )
     return snapshot.data if snapshot is not None else None
+
+
+def records_live_count() -> int:
+    """Records not deleted, live and test data together: what the plan's `records` limit counts."""
+    return Record.objects.filter(deleted_at=None).count()

@@ -28,6 +28,7 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from billing import entitlements
 from core.actors import Actor, Principal
+from core.errors import LimitExceeded
 from core.events import DomainEvent, event_emit
 from rbac.permissions import has_permission
 from records.data_migrations import data_migrated, migration_with, step_for
@@ -46,6 +47,7 @@ from records.events import RecordChanged, RecordErased, collection_object, recor
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
+from records.selectors import records_live_count
 from records.sort_indexes import sort_indexes_prune
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,39 @@ def _record_atomic():
     return transaction.atomic(savepoint=not _seq_lock_held.get())
 
 
+# Inside a bulk write: the workspace's standing was checked once, and the live records counted once
+# (then kept up to date by each create), instead of per item.
+_bulk_records: ContextVar[list[int] | None] = ContextVar("tessera_bulk_records", default=None)
+
+
+def _writes_check() -> None:
+    """Refuse any write while the workspace is read-only (billing.entitlements)."""
+    if _bulk_records.get() is None:
+        entitlements.writes_check()
+
+
+def _records_limit_check() -> None:
+    """One more record within the plan's limit? Inside a bulk write, against its running count."""
+    running = _bulk_records.get()
+    if running is None:
+        entitlements.records_check(creating=1)
+        return
+    if running[0] >= 0:
+        entitlements.limit_check("records", current=running[0])
+        running[0] += 1
+
+
+@contextmanager
+def _bulk_entitled() -> Iterator[None]:
+    entitlements.writes_check()
+    unlimited = entitlements.limits().records is None
+    token = _bulk_records.set([-1 if unlimited else records_live_count()])
+    try:
+        yield
+    finally:
+        _bulk_records.reset(token)
+
+
 def _seq_next(n: int = 1) -> int:
     """Reserve n sequence numbers (lock already held); returns the first. One statement (RETURNING:
     PostgreSQL, and SQLite since 3.35), which also reads the workspace's change stream name."""
@@ -132,6 +167,7 @@ def collection_create(
     *, actor: Actor | Principal, name: str, slug: str, fields: list[dict], description: str = "", livemode: bool = True
 ) -> Collection:
     _require(actor, "collections.manage")
+    entitlements.writes_check()
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise RecordError("`name` is required (max 120 characters).", param="name")
@@ -196,6 +232,7 @@ def collection_update(
     """Change name, description or fields. Fields keep their `id`: a new `key` for an existing id is a
     rename (record data follows); an id left out removes that field from every record."""
     _require(actor, "collections.manage")
+    entitlements.writes_check()
     with transaction.atomic():
         _seq_lock()
         collection = Collection.objects.select_for_update().get(pk=collection.pk)
@@ -415,6 +452,7 @@ def collection_records_migrate(*, collection: Collection, limit: int | None = No
 
 def collection_delete(*, actor: Actor | Principal, collection: Collection) -> Collection:
     _require(actor, "collections.manage")
+    entitlements.writes_check()
     with transaction.atomic():
         if Record.objects.filter(collection=collection, deleted_at=None).exists():
             raise Conflict(
@@ -596,7 +634,7 @@ def record_create(
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
     with _record_atomic():
         _seq_lock()
-        entitlements.records_check(creating=1)
+        _records_limit_check()
         data = _defaults(collection, data)
         _validate(collection, data)
         _references_validate(collection, data)
@@ -651,6 +689,7 @@ def record_update(
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
     with _record_atomic():
         _seq_lock()
+        _writes_check()
         current = Record.objects.select_related("collection").filter(pk=record.pk).first()
         if current is None or (current.deleted_at is not None and not undelete):
             raise NotFound("No such record.", param="id")
@@ -725,6 +764,7 @@ def record_delete(*, actor: Actor | Principal, record: Record, expected_version:
     _require(actor, "records.edit")
     with _record_atomic():
         _seq_lock()
+        _writes_check()
         current = Record.objects.select_related("collection").filter(pk=record.pk).first()
         if current is None or current.deleted_at is not None:
             raise NotFound("No such record.", param="id")
@@ -857,7 +897,7 @@ def record_bulk_upsert(*, actor: Actor | Principal, collection: Collection, item
     if not isinstance(items, list) or not 1 <= len(items) <= 1000:
         raise RecordError("Send between 1 and 1,000 items.", param="items")
     results: list[BulkItemResult] = []
-    with transaction.atomic(), _seq_locked_for_many():
+    with transaction.atomic(), _seq_locked_for_many(), _bulk_entitled():
         for index, item in enumerate(items):
             try:
                 with transaction.atomic():
@@ -891,6 +931,6 @@ def record_bulk_upsert(*, actor: Actor | Principal, collection: Collection, item
                             expected_version=version if isinstance(version, int) else None,
                         )
                         results.append(BulkItemResult(index, "updated" if write.changed else "unchanged", write.record))
-            except RecordError as exc:
+            except (RecordError, LimitExceeded) as exc:  # over the plan's records: this item only
                 results.append(BulkItemResult(index, "error", error=exc))
     return results

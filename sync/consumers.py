@@ -231,15 +231,16 @@ class SyncConsumer(AsyncWebsocketConsumer):
         try:
             await self._handle(request_id, slug, request.get("method"), request.get("params", []))
         except ServiceError as exc:  # a malformed request, or a service's refusal (ServiceError: core.errors)
-            await self._error(request_id, slug, exc.code, exc.message)
+            await self._error(request_id, slug, exc.code, exc.message, **exc.extra)
         except Exception:
             logger.exception("sync request failed")
             await self._error(request_id, slug, "server_error", "Something went wrong on our side; retry later.")
 
-    async def _error(self, request_id, slug, code: str, message: str):
-        await self.send(
-            text_data=json_text({"id": request_id, "collection": slug, "error": {"code": code, "message": message}})
-        )
+    async def _error(self, request_id, slug, code: str, message: str, **extra):
+        """An error frame; a service's refusal carries its details too (a plan limit: the limit, the
+        usage and the billing page's URL)."""
+        error = {**extra, "code": code, "message": message}
+        await self.send(text_data=json_text({"id": request_id, "collection": slug, "error": error}))
 
     async def _reply(self, request_id, slug, result):
         await self.send(text_data=json_text({"id": request_id, "collection": slug, "result": result}))

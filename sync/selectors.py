@@ -34,3 +34,8 @@ def pairing_active_count() -> int:
 
 def device_counts() -> dict[str, int]:
     return Device.objects.aggregate(total=Count("pk"), active=Count("pk", filter=Q(revoked_at=None)))
+
+
+def devices_paired_count() -> int:
+    """Paired devices not revoked: what the plan's `devices` limit counts."""
+    return Device.objects.filter(revoked_at=None).count()

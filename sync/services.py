@@ -17,6 +17,7 @@ from django.db.models import Case, F, GenericIPAddressField, Value, When
 from django.utils import timezone
 
 from audit.services import audit_event_record
+from billing import entitlements
 from core.actors import Actor, Principal
 from core.errors import ServiceError, Throttled
 from core.events import DomainEvent, event_emit, target_of
@@ -107,6 +108,7 @@ def pairing_start(*, actor: Actor | Principal, user=None, role: str | None = Non
     """A new single-use pairing for `user` (default: the actor) with `role` (default: the user's role,
     at most Manager). The raw code and PIN are returned once and stored only as hashes."""
     permission_check(actor, "devices.pair")
+    entitlements.devices_check()
     user = user or actor
     if role is None:
         role = user.role if role_within(user.role, Role.MANAGER) else Role.MANAGER
@@ -239,6 +241,7 @@ def pairing_exchange(
         else:
             failure = None
         if failure is None:
+            entitlements.devices_check(tenant)  # the plan may have changed since the pairing began
             raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
             device = Device.objects.create(
                 name=name,

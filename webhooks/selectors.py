@@ -174,3 +174,8 @@ def compliance_subprocessors_section(*, date_from: datetime, date_to: datetime) 
             for e in endpoints
         ],
     }
+
+
+def endpoints_live_count() -> int:
+    """Live-mode webhook endpoints: the billing page's usage (the limit applies to each mode)."""
+    return Endpoint.objects.filter(livemode=True).count()

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     # A session from the workspace's OpenID provider ends when the provider no longer vouches for it.
     "accounts.oidc.WorkspaceSessionRefresh",
+    # A service's refusal in a console view (read-only workspace, plan limit): a page saying why.
+    "config.middleware.ConsoleRefusalMiddleware",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
     "partners.ratelimit.ApiRateLimitMiddleware",
 ]
@@ -92,6 +94,7 @@ TESSERA_EVENT_SUBSCRIBERS = {
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
+        "accounts.notices.billing_admins_mail",  # payment failed / trial ending: e-mail the Admins
     ],
 }
 
@@ -112,6 +115,19 @@ TESSERA_COMPLIANCE_REPORT_SECTIONS = [
 
 # Plans and billing (Stripe) are the SaaS's; the desktop edition is unlimited and shows no Billing section.
 TESSERA_BILLING_ENABLED = True
+# Who counts what a plan limits (billing.entitlements asks them; billing knows no app above it).
+TESSERA_USAGE_COUNTERS = {
+    "members": "accounts.selectors.members_count",
+    "records": "records.selectors.records_live_count",
+    "api_calls_month": "partners.usage.api_calls_this_month",
+    "devices": "sync.selectors.devices_paired_count",
+    "webhook_endpoints": "webhooks.selectors.endpoints_live_count",
+}
+# Past due: full service for this many days (with a banner and e-mails), then read-only.
+TESSERA_BILLING_GRACE_DAYS = int(env("TESSERA_BILLING_GRACE_DAYS", "7"))
+TESSERA_BILLING_TRIAL_DAYS = int(env("TESSERA_BILLING_TRIAL_DAYS", "14"))
+# The scheme of links Tessera writes into answers and e-mails (billing page URLs).
+TESSERA_PUBLIC_SCHEME = env("TESSERA_PUBLIC_SCHEME", "https")
 # More /health checks (dotted callables returning {name: {"ok": bool, ...}}); the desktop adds its storage.
 TESSERA_HEALTH_CHECKS: list[str] = []
 

@@ -6,6 +6,7 @@ import dj_database_url
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import (
+    CELERY_BEAT_SCHEDULE,
     CONTENT_SECURITY_POLICY,
     DEBUG,
     MIDDLEWARE,
@@ -20,7 +21,7 @@ TESSERA_MULTI_TENANT = True
 TESSERA_BASE_DOMAIN = env("TESSERA_BASE_DOMAIN", "tessera.localhost")
 ALLOWED_HOSTS = [TESSERA_BASE_DOMAIN, "." + TESSERA_BASE_DOMAIN, "localhost", "127.0.0.1", "[::1]"]
 
-SHARED_APPS = ["django_tenants", *SHARED_APPS, "django_prometheus"]
+SHARED_APPS = ["django_tenants", *SHARED_APPS, "billing", "django_prometheus"]  # billing: the public schema
 TENANT_APPS = list(TENANT_APPS)
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["channels"]
 
@@ -91,6 +92,20 @@ TESSERA_WEBHOOK_HTTPS_REQUIRED = env_bool("TESSERA_WEBHOOK_HTTPS_REQUIRED", not 
 # Web processes and workers share the Redis cache: a commit sends a delivery task only when none is on
 # its way to that endpoint (webhooks/tasks.py), so one task carries many deliveries under load.
 TESSERA_WEBHOOK_WAKE_FLAGS = env_bool("TESSERA_WEBHOOK_WAKE_FLAGS", True)
+
+# Stripe (billing/): the secret API key, the webhook endpoints' signing secrets (comma-separated: during
+# a rotation both the old and the new one verify), and the API's base URL (tests point it at a fake).
+STRIPE_SECRET_KEY = env("TESSERA_STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRETS = [s.strip() for s in env("TESSERA_STRIPE_WEBHOOK_SECRETS", "").split(",") if s.strip()]
+STRIPE_API_BASE = env("TESSERA_STRIPE_API_BASE", "")  # empty: Stripe's own
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    # API calls above the included amount: the ledger's unreported entries as meter events (billing.metering).
+    "billing-usage-report": {"task": "billing.usage_ledger_report", "schedule": 300.0},
+    # Stripe events whose processing task was lost (the broker was away when they arrived).
+    "billing-stripe-events-sweep": {"task": "billing.stripe_events_sweep", "schedule": 120.0},
+}
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -145,7 +145,7 @@ def test_the_workspace_limit_binds_all_its_keys_together(tenant, make_key, api_f
     assert refused["X-RateLimit-Limit"] == str(workspace_burst)
 
 
-@pytest.mark.parametrize("plan", [Plan.TEAM, Plan.BUSINESS])
+@pytest.mark.parametrize("plan", [Plan.STARTER, Plan.PRO])
 def test_limits_follow_the_workspace_plan(tenant, make_key, api_for, frozen_clock, plan):
     set_plan(tenant, plan)
     _, raw = make_key()
@@ -161,7 +161,7 @@ def test_limits_follow_the_workspace_plan(tenant, make_key, api_for, frozen_cloc
 
 
 def test_every_plan_has_limits_and_bigger_plans_have_more():
-    order = [Plan.FREE, Plan.TEAM, Plan.BUSINESS, Plan.ENTERPRISE]
+    order = [Plan.FREE, Plan.STARTER, Plan.PRO, Plan.ENTERPRISE]
     assert set(PLAN_LIMITS) == set(Plan.values)
     for name in ("key", "workspace"):
         rates = [PLAN_LIMITS[p][name].rate for p in order]

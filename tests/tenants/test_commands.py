@@ -51,8 +51,8 @@ def test_tenant_create(tenants_provisioned, db):
 @saas_only
 def test_tenant_create_with_plan_and_prompted_password(tenants_provisioned, db, monkeypatch):
     monkeypatch.setattr("getpass.getpass", lambda prompt="": ADMIN_PASSWORD)
-    run("workspace_create", "gamma", name="Gamma Ltd", admin_email="boss@gamma.test", plan="business")
-    assert Tenant.objects.get(slug="gamma").plan == "business"
+    run("workspace_create", "gamma", name="Gamma Ltd", admin_email="boss@gamma.test", plan="pro")
+    assert Tenant.objects.get(slug="gamma").plan == "pro"
     assert log_in("gamma.tessera.localhost", "boss@gamma.test", ADMIN_PASSWORD)
 
 
@@ -99,9 +99,9 @@ def test_tenant_list(tenants_provisioned, db):
 
 @saas_only
 def test_tenant_list_shows_suspension(tenant_b, db):
-    Tenant.objects.filter(pk=tenant_b.pk).update(status="suspended", plan="team")
+    Tenant.objects.filter(pk=tenant_b.pk).update(status="suspended", plan="starter")
     row = next(line for line in run("workspace_list").splitlines() if line.startswith("beta "))
-    assert re.search(r"\bteam\s+suspended\b", row)
+    assert re.search(r"\bstarter\s+suspended\b", row)
 
 
 # --- seed_demo ---------------------------------------------------------------------------------------

@@ -89,9 +89,14 @@ def test_provisioning_creates_row_domain_admin_and_audit_trail(tenants_provision
     from audit.selectors import audit_chain_verify
     from rbac.roles import Role
 
-    result = provision("gamma", name="  Gamma Trading  ", plan=Plan.TEAM)
+    result = provision("gamma", name="  Gamma Trading  ", plan=Plan.STARTER)
     tenant = Tenant.objects.get(slug="gamma")
-    assert (tenant.name, tenant.plan, tenant.status, tenant.is_template) == ("Gamma Trading", "team", "active", False)
+    assert (tenant.name, tenant.plan, tenant.status, tenant.is_template) == (
+        "Gamma Trading",
+        "starter",
+        "active",
+        False,
+    )
     domain = Domain.objects.get(tenant=tenant)
     assert (domain.domain, domain.is_primary) == ("gamma.tessera.localhost", True)
     assert tenant.host() == "gamma.tessera.localhost"
@@ -104,7 +109,7 @@ def test_provisioning_creates_row_domain_admin_and_audit_trail(tenants_provision
         assert users[0].pk == result.admin.pk
         events = list(AuditEvent.objects.order_by("seq"))
         assert [(e.seq, e.action, e.actor_label) for e in events] == [(1, "workspace.created", "admin@gamma.test")]
-        assert events[0].changes == {"after": {"name": "Gamma Trading", "slug": "gamma", "plan": "team"}}
+        assert events[0].changes == {"after": {"name": "Gamma Trading", "slug": "gamma", "plan": "starter"}}
         assert audit_chain_verify().ok
 
 

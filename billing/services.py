@@ -1,0 +1,255 @@
+"""Billing's writes: a workspace's Stripe customer, Checkout and Customer Portal sessions, the Stripe
+events received (stored once by id) and what they change (the subscription, re-read from the API).
+
+Why re-read: Stripe does not promise to deliver events in order, and may deliver one twice. The
+handler of any event about a subscription fetches the subscription as it is now and stores that, so
+whatever order events arrive in, the last one processed leaves the workspace as Stripe has it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import stripe_api
+from billing.entitlements import billing_url, grace_period
+from billing.models import BillingAccount, StripeEvent, SubscriptionStatus
+from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, price_lookup_key
+from core.actors import Actor
+from core.errors import ServiceError
+from core.events import DomainEvent, event_emit
+from tenants.models import Tenant
+from tenants.runtime import workspace_context
+
+logger = logging.getLogger(__name__)
+
+# The events the receiver acts on; any other type is stored and marked processed without effect.
+HANDLED_EVENTS = frozenset(
+    {
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+        "customer.subscription.trial_will_end",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.upcoming",
+    }
+)
+
+
+class BillingError(ServiceError):
+    """A billing request that cannot be done (no such plan, Stripe unreachable)."""
+
+
+def _moment(value) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+def account_get(workspace: Tenant) -> BillingAccount:
+    account, _ = BillingAccount.objects.get_or_create(workspace=workspace)
+    return account
+
+
+# --- Checkout and the Customer Portal ---------------------------------------------------------------
+
+
+def customer_ensure(*, workspace: Tenant, email: str) -> BillingAccount:
+    """The workspace's Stripe customer, created once (an idempotency key per workspace)."""
+    account = account_get(workspace)
+    if not account.stripe_customer_id:
+        try:
+            customer = stripe_api.customer_create(workspace_id=workspace.pk, name=workspace.name, email=email)
+        except stripe_api.StripeError as exc:
+            raise BillingError("Stripe could not be reached. Try again in a minute.", status=503) from exc
+        BillingAccount.objects.filter(pk=account.pk).update(stripe_customer_id=customer["id"])
+        account.stripe_customer_id = customer["id"]
+    return account
+
+
+def checkout_session_start(*, workspace: Tenant, plan: str, interval: str, email: str, base_url: str) -> str:
+    """A Stripe Checkout session (subscription mode) for `plan`; its URL. A workspace that never had a
+    subscription gets the trial; the metered price for API calls above the included amount rides along."""
+    if plan not in PAID_PLANS or not OFFERS[plan].self_serve or interval not in ("month", "year"):
+        raise BillingError("Choose one of the plans on this page.", param="plan")
+    account = customer_ensure(workspace=workspace, email=email)
+    keys = [price_lookup_key(plan, interval), metered_price_lookup_key(plan, interval)]
+    try:
+        prices = stripe_api.prices_by_lookup_key(keys)
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not be reached. Try again in a minute.", status=503) from exc
+    if keys[0] not in prices:
+        raise BillingError("This plan is not on sale right now.", param="plan", status=409)
+    line_items = [{"price": prices[keys[0]], "quantity": 1}]
+    if keys[1] in prices:
+        line_items.append({"price": prices[keys[1]]})  # metered: no quantity
+    subscription_data: dict = {"metadata": {"workspace_id": str(workspace.pk)}}
+    if account.status == SubscriptionStatus.NONE and not account.stripe_subscription_id:
+        subscription_data["trial_period_days"] = settings.TESSERA_BILLING_TRIAL_DAYS
+    params = {
+        "mode": "subscription",
+        "customer": account.stripe_customer_id,
+        "client_reference_id": str(workspace.pk),
+        "line_items": line_items,
+        "subscription_data": subscription_data,
+        "success_url": base_url + "billing/?checkout=done",
+        "cancel_url": base_url + "billing/?checkout=canceled",
+    }
+    try:
+        session = stripe_api.checkout_session_create(params)
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not start Checkout. Try again in a minute.", status=503) from exc
+    return session["url"]
+
+
+def portal_session_start(*, workspace: Tenant, return_url: str) -> str:
+    account = account_get(workspace)
+    if not account.stripe_customer_id:
+        raise BillingError("Choose a plan first: there is no payment method or invoice yet.", status=409)
+    try:
+        return stripe_api.portal_session_create(customer=account.stripe_customer_id, return_url=return_url)["url"]
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not open the billing portal. Try again in a minute.", status=503) from exc
+
+
+# --- events -----------------------------------------------------------------------------------------
+
+
+def event_store(event) -> StripeEvent | None:
+    """Keep a verified event once by its id; None if it was received before (a duplicate delivery)."""
+    try:
+        with transaction.atomic():
+            return StripeEvent.objects.create(
+                id=event["id"],
+                type=event["type"],
+                livemode=bool(event.get("livemode")),
+                created=_moment(event.get("created")) or timezone.now(),
+                payload=event,
+            )
+    except IntegrityError:
+        return None
+
+
+def _subscription_of(event_type: str, obj: dict) -> str | None:
+    if event_type.startswith("customer.subscription."):
+        return obj.get("id")
+    if event_type == "checkout.session.completed":
+        return obj.get("subscription")
+    if event_type.startswith("invoice."):
+        parent = (obj.get("parent") or {}).get("subscription_details") or {}
+        return parent.get("subscription") or obj.get("subscription")
+    return None
+
+
+def _workspace_of(obj: dict, subscription) -> Tenant | None:
+    """The workspace a Stripe object belongs to: our metadata, the Checkout reference, or the customer."""
+    for source in (subscription or {}, obj):
+        metadata = source.get("metadata") or {}
+        ref = metadata.get("workspace_id") or (obj.get("client_reference_id") if source is obj else None)
+        if ref and str(ref).isdigit():
+            tenant = Tenant.objects.filter(pk=int(ref)).first()
+            if tenant is not None:
+                return tenant
+    customer = (subscription or {}).get("customer") or obj.get("customer")
+    account = BillingAccount.objects.filter(stripe_customer_id=customer).select_related("workspace").first()
+    return account.workspace if account and customer else None
+
+
+def event_process(event_id: str) -> str:
+    """Act on a stored event (the Celery task's body); what was done, for the log. Safe to repeat."""
+    stored = StripeEvent.objects.filter(pk=event_id).first()
+    if stored is None:
+        return "unknown event"
+    if stored.processed_at is not None:
+        return "already processed"
+    StripeEvent.objects.filter(pk=event_id).update(attempts=stored.attempts + 1)
+    outcome = "ignored"
+    if stored.type in HANDLED_EVENTS:
+        obj = stored.payload["data"]["object"]
+        subscription_id = _subscription_of(stored.type, obj)
+        if subscription_id:
+            outcome = subscription_sync(subscription_id=subscription_id, reference=obj, cause=stored.type)
+        else:
+            outcome = "no subscription"
+    StripeEvent.objects.filter(pk=event_id).update(processed_at=timezone.now(), last_error="")
+    return outcome
+
+
+def subscription_sync(*, subscription_id: str, reference: dict | None = None, cause: str = "") -> str:
+    """Store the subscription as Stripe has it now; the workspace's plan and standing follow."""
+    subscription = stripe_api.subscription_retrieve(subscription_id)
+    workspace = _workspace_of(reference or {}, subscription)
+    if workspace is None:
+        logger.warning("Stripe subscription %s belongs to no workspace", subscription_id)
+        return "no workspace"
+    with transaction.atomic():
+        account = BillingAccount.objects.select_for_update().filter(workspace=workspace).first()
+        if account is None:
+            account = BillingAccount.objects.create(workspace=workspace)
+        before = {"plan": workspace.plan, "status": account.status}
+        status = subscription["status"]
+        found = stripe_api.subscription_plan(subscription)
+        plan, interval = found if found else (account.plan, account.interval)
+        items = subscription["items"]["data"]
+        period_end = subscription.get("current_period_end") or (items[0].get("current_period_end") if items else None)
+        now = timezone.now()
+        account.stripe_customer_id = subscription["customer"]
+        account.stripe_subscription_id = subscription["id"]
+        account.status = status
+        account.plan, account.interval = plan, interval
+        account.trial_end = _moment(subscription.get("trial_end"))
+        account.current_period_end = _moment(period_end)
+        account.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+        if status == SubscriptionStatus.PAST_DUE:
+            account.past_due_since = account.past_due_since or now
+        else:
+            account.past_due_since, account.past_due_notified_at = None, None
+        notify = status == SubscriptionStatus.PAST_DUE and account.past_due_notified_at is None
+        if notify:
+            account.past_due_notified_at = now
+        account.synced_at = now
+        account.save()
+        # The plan the workspace's limits follow: a running (or past-due, or read-only) subscription's.
+        new_plan = plan if status != SubscriptionStatus.INCOMPLETE_EXPIRED else Plan.FREE
+        if new_plan != workspace.plan:
+            Tenant.objects.filter(pk=workspace.pk).update(plan=new_plan)
+            workspace.plan = new_plan
+        after = {"plan": workspace.plan, "status": status}
+        if before != after or notify or cause == "customer.subscription.trial_will_end":
+            _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)
+    return f"{status} {plan}"
+
+
+def _subscription_event(workspace: Tenant, *, before: dict, after: dict, cause: str, account, notify: bool):
+    """The change, as the workspace's domain event (audited; Admins e-mailed when payment failed or a
+    trial is about to end: accounts.notices)."""
+    kind = "billing.payment_failed" if notify else "billing.subscription_changed"
+    if cause == "customer.subscription.trial_will_end" and before == after:
+        kind = "billing.trial_ending"
+    data = {
+        "object": {
+            "object": "billing_standing",
+            "plan": after["plan"],
+            "status": after["status"],
+            "trial_end": account.trial_end.isoformat() if account.trial_end else None,
+            "grace_ends_at": (account.past_due_since + grace_period()).isoformat() if account.past_due_since else None,
+            "billing_url": billing_url(workspace),
+            "cause": cause,
+        }
+    }
+    with workspace_context(workspace):
+        event_emit(
+            DomainEvent(
+                type=kind,
+                actor=Actor.system("stripe"),
+                data=data,
+                target=("workspace", str(workspace.pk), workspace.name),
+                changes={"before": before, "after": after},
+            )
+        )
