@@ -30,6 +30,8 @@ ACTIONS: dict[str, str] = {
     "record.sync_conflict": "A phone's change lost a conflict (the current value was kept)",
     "records.imported": "Records imported",
     "records.exported": "Records exported",
+    "records.bulk_updated": "Records edited in bulk",
+    "records.bulk_deleted": "Records deleted in bulk",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
     "api_key.rotated": "API key rotated",
