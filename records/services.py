@@ -864,15 +864,15 @@ def records_bulk_delete(*, actor: Actor | Principal, collection: Collection, rec
     with _bulk_write():
         rows = Record.objects.filter(collection=collection, id__in=ids, deleted_at=None).order_by("id")
         now = timezone.now()
+        batch: list[Record] = []
         for current in rows.iterator(chunk_size=500):
-            before = data_migrated(collection.data_migration, current.data)
-            current.data = before
-            current.version += 1
-            current.deleted_at = now
-            _record_commit(
-                actor=actor, collection=collection, record=current, op=Change.Op.DELETED, before=before, now=now
-            )
-            deleted.append(current.id)
+            batch.append(current)
+            if len(batch) == 500:
+                _records_commit_deleted(actor=Actor.of(actor), collection=collection, records=batch, now=now)
+                deleted += [r.id for r in batch]
+                batch = []
+        _records_commit_deleted(actor=Actor.of(actor), collection=collection, records=batch, now=now)
+        deleted += [r.id for r in batch]
         if deleted:
             audit_event_record(
                 action="records.bulk_deleted",
@@ -881,6 +881,63 @@ def records_bulk_delete(*, actor: Actor | Principal, collection: Collection, rec
                 changes={"collection": collection.slug, "count": len(deleted), "ids": deleted},
             )
     return deleted
+
+
+def _records_commit_deleted(*, actor: Actor, collection: Collection, records: list[Record], now: datetime) -> None:
+    """Steps 4–7 of the spine for a batch of records being deleted: the same tombstones, changes and
+    events `_record_commit` writes one by one, in a statement per step for the batch (the lock is held)."""
+    if not records:
+        return
+    first = _seq_next(len(records))
+    stamp = actor.stamp()
+    changes, events = [], []
+    for offset, record in enumerate(records):
+        record.data = data_migrated(collection.data_migration, record.data)
+        record.version, record.seq = record.version + 1, first + offset
+        record.updated_at, record.updated_by, record.deleted_at = now, stamp, now
+        changes.append(
+            Change(
+                seq=record.seq,
+                livemode=record.livemode,
+                collection=collection,
+                record_id=record.id,
+                op=Change.Op.DELETED,
+                version=record.version,
+                data=record.data,
+                changed_fields=[],
+                actor=stamp,
+                occurred_at=now,
+            )
+        )
+        events.append(
+            RecordChanged(
+                actor=actor,
+                livemode=record.livemode,
+                occurred_at=now,
+                batch=_notice_batch.get(),
+                seq=record.seq,
+                stream=_stream.get(),
+                op=Change.Op.DELETED,
+                collection_id=collection.pk,
+                collection_slug=collection.slug,
+                record_id=record.id,
+                version=record.version,
+                data=record.data,
+                changed_fields=[],
+                before={},
+                created_at=record.created_at,
+                audited=_audited_one_by_one.get(),
+            )
+        )
+    records_rows_update(
+        connection.ops.quote_name(Record._meta.db_table),
+        [(r.key, r.data, r.version, r.seq, r.updated_at, r.updated_by) for r in records],
+    )
+    Record.objects.filter(pk__in=[r.pk for r in records]).update(deleted_at=now)
+    RecordUniqueValue.objects.filter(record__in=[r.pk for r in records]).delete()
+    Change.objects.bulk_create(changes)
+    for event in events:
+        event_emit(event)
 
 
 def records_bulk_update(

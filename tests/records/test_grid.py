@@ -227,3 +227,21 @@ def test_another_workspaces_session_cannot_edit_these_records(ada, tenant, tenan
         ada.refresh_from_db()
     assert opened.status_code == 404 and saved.status_code == 404 and bulk.status_code == 404
     assert ada.data["score"] == 30 and ada.deleted_at is None
+
+
+def test_bulk_deleted_records_free_their_unique_values_and_tell_the_feed(admin_client, ada, admin_user, customers):
+    done = admin_client.post("/records/customers/bulk/", {"action": "delete", "ids": [ada.id]})
+
+    change = Change.objects.get(record_id=ada.id, op="deleted")
+    again = record_create(actor=admin_user, collection=customers, data={"name": "Ada 2", "email": "ada@x.test"})
+    assert done.status_code == 302 and change.version == 2 and change.data["email"] == "ada@x.test"
+    assert again.data["email"] == "ada@x.test"
+
+
+def test_select_all_matching_deletes_every_record_of_the_tables_query(admin_client, many):
+    done = admin_client.post(
+        "/records/customers/bulk/", {"action": "delete", "scope": "matching", "query": "score__gte=3"}
+    )
+
+    assert done.status_code == 302
+    assert sorted(r.data["score"] for r in Record.objects.filter(deleted_at=None)) == [0, 1, 2]
