@@ -13,6 +13,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.accessibility import axe_violations
 from tests.conftest import SAAS
 
 pytestmark = pytest.mark.browser
@@ -103,6 +104,7 @@ def test_edit_cells_see_errors_and_conflicts_then_delete_in_bulk(
     page = browser_context(viewport=SIZES[size], color_scheme=scheme).new_page()
     log_in(page, server, who, f"/records/{who['slug']}/?sort=score")
     assert not sticking_out(page)
+    assert axe_violations(page) == []
     grid = page.get_by_role("grid")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert (background == "rgb(15, 20, 27)") == (scheme == "dark")
@@ -115,6 +117,7 @@ def test_edit_cells_see_errors_and_conflicts_then_delete_in_bulk(
     page.keyboard.press("Enter")
     editor = ada.get_by_role("spinbutton", name="score")
     expect(editor).to_be_focused()
+    assert axe_violations(page) == []  # with the cell editor open
     editor.fill("41")
     page.keyboard.press("Enter")
     expect(ada.locator('td[data-key="score"]')).to_have_text("41")
@@ -151,6 +154,7 @@ def test_edit_cells_see_errors_and_conflicts_then_delete_in_bulk(
     cy.get_by_role("button", name="Save").click()
     expect(cy.get_by_test_id("cell-conflict")).to_contain_text("changed this to “99” while you were editing")
     expect(cy.get_by_role("spinbutton", name="score")).to_have_value("7")
+    assert axe_violations(page) == []  # with the conflict shown in the cell
     cy.get_by_role("button", name="Save mine").click()
     expect(cy.locator('td[data-key="score"]')).to_have_text("7")
     assert record_data(db_commit, who, "Cy")[0]["score"] == 7
@@ -174,12 +178,14 @@ def test_theme_switch_and_keyboard_shortcuts(tessera_server, browser_context, gr
     page = browser_context(viewport=SIZES["desktop"], color_scheme="light").new_page()
     log_in(page, server, who, "/")
     dark = "rgb(15, 20, 27)"
+    assert axe_violations(page) == []  # the home page
 
     switch = page.locator("[data-theme-switch]")
     expect(switch).to_have_text("Theme: auto")
     switch.click()
     expect(switch).to_have_text("Theme: dark")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == dark
+    assert axe_violations(page) == []  # the home page, dark
     page.reload()  # the choice is kept: the server renders the page dark from the start
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == dark
@@ -190,6 +196,7 @@ def test_theme_switch_and_keyboard_shortcuts(tessera_server, browser_context, gr
     page.keyboard.press("?")
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
     expect(dialog).to_be_visible()
+    assert axe_violations(page) == []  # the shortcuts dialog
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 
