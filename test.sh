@@ -90,6 +90,15 @@ if [ "$(cat "$op_stamp" 2>/dev/null)" != "$op_want" ]; then
   echo "$op_want" > "$op_stamp"
 fi
 
+# --- axe-core for the browser tests' accessibility checks (tests/browser/axe, pinned; no CDN) --------
+axe_stamp="tests/browser/axe/node_modules/.package-lock.sha"
+axe_want="$(sha256sum tests/browser/axe/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$axe_stamp" 2>/dev/null)" != "$axe_want" ]; then
+  log "Installing axe-core (npm ci in tests/browser/axe)"
+  (cd tests/browser/axe && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$axe_want" > "$axe_stamp"
+fi
+
 # --- private services -----------------------------------------------------------------------------
 RUN_DIR="$(mktemp -d /tmp/tessera-test.XXXXXX)"
 chmod 755 "$RUN_DIR"

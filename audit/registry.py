@@ -42,6 +42,8 @@ ACTIONS: dict[str, str] = {
     "records.imported": "Records imported",
     "records.exported": "Records exported",
     "analytics.exported": "Query result exported",
+    "records.bulk_updated": "Records edited in bulk",
+    "records.bulk_deleted": "Records deleted in bulk",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
     "api_key.rotated": "API key rotated",

@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 
+from config.home import home_context
 from rbac.permissions import permission_check
 
 
@@ -64,7 +65,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/home.html")
+    return render(request, "console/home.html", home_context(request.user))
 
 
 # name -> (title, blurb, the permission the navigation shows it for)

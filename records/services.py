@@ -75,6 +75,9 @@ _seq_lock_held: ContextVar[bool] = ContextVar("tessera_seq_lock_held", default=F
 _notice_batch: ContextVar[dict | None] = ContextVar("tessera_notice_batch", default=None)
 # The workspace's change stream name, as the last sequence number taken read it (events' ids).
 _stream: ContextVar[str] = ContextVar("tessera_change_stream", default="")
+# False while a bulk operation that the audit log keeps as one event (with the count and the ids) writes
+# its records: each record's change still reaches the feed, webhooks and phones, but not the audit chain.
+_audited_one_by_one: ContextVar[bool] = ContextVar("tessera_audited_one_by_one", default=True)
 
 
 def _seq_lock() -> None:
@@ -618,6 +621,7 @@ def _record_commit(
             changed_fields=changed,
             before={k: (before or {}).get(k) for k in changed},
             created_at=record.created_at,
+            audited=_audited_one_by_one.get(),
         )
     )
 
@@ -934,3 +938,139 @@ def record_bulk_upsert(*, actor: Actor | Principal, collection: Collection, item
             except (RecordError, LimitExceeded) as exc:  # over the plan's records: this item only
                 results.append(BulkItemResult(index, "error", error=exc))
     return results
+
+
+# --- bulk edit and delete from the console ---------------------------------------------------------------
+
+BULK_MAX = 5000
+
+
+def _bulk_ids(record_ids: Iterable[str]) -> list[str]:
+    ids = list(dict.fromkeys(i for i in record_ids if isinstance(i, str) and _RECORD_ID.fullmatch(i)))
+    if not 1 <= len(ids) <= BULK_MAX:
+        raise RecordError(f"Select between 1 and {BULK_MAX:,} records.", param="ids", code="bulk_size")
+    return ids
+
+
+@contextmanager
+def _bulk_write() -> Iterator[None]:
+    """One transaction for the whole selection: the change lock taken once, records audited as a whole."""
+    token = _audited_one_by_one.set(False)
+    try:
+        with transaction.atomic(), _seq_locked_for_many():
+            yield
+    finally:
+        _audited_one_by_one.reset(token)
+
+
+def records_bulk_delete(*, actor: Actor | Principal, collection: Collection, record_ids: Iterable[str]) -> list[str]:
+    """Delete the selected records of a collection, all or none. Each becomes a tombstone with its own
+    change (the feed, webhooks and phones hear of each); the audit log keeps one event with the count and
+    the ids. Ids already deleted or of another collection are left out. Returns the ids deleted."""
+    _require(actor, "records.edit")
+    ids = _bulk_ids(record_ids)
+    deleted: list[str] = []
+    with _bulk_write():
+        rows = Record.objects.filter(collection=collection, id__in=ids, deleted_at=None).order_by("id")
+        now = timezone.now()
+        batch: list[Record] = []
+        for current in rows.iterator(chunk_size=500):
+            batch.append(current)
+            if len(batch) == 500:
+                _records_commit_deleted(actor=Actor.of(actor), collection=collection, records=batch, now=now)
+                deleted += [r.id for r in batch]
+                batch = []
+        _records_commit_deleted(actor=Actor.of(actor), collection=collection, records=batch, now=now)
+        deleted += [r.id for r in batch]
+        if deleted:
+            audit_event_record(
+                action="records.bulk_deleted",
+                actor=actor,
+                target=("collection", str(collection.pk), collection.name),
+                changes={"collection": collection.slug, "count": len(deleted), "ids": deleted},
+            )
+    return deleted
+
+
+def _records_commit_deleted(*, actor: Actor, collection: Collection, records: list[Record], now: datetime) -> None:
+    """Steps 4–7 of the spine for a batch of records being deleted: the same tombstones, changes and
+    events `_record_commit` writes one by one, in a statement per step for the batch (the lock is held)."""
+    if not records:
+        return
+    first = _seq_next(len(records))
+    stamp = actor.stamp()
+    changes, events = [], []
+    for offset, record in enumerate(records):
+        record.data = data_migrated(collection.data_migration, record.data)
+        record.version, record.seq = record.version + 1, first + offset
+        record.updated_at, record.updated_by, record.deleted_at = now, stamp, now
+        changes.append(
+            Change(
+                seq=record.seq,
+                livemode=record.livemode,
+                collection=collection,
+                record_id=record.id,
+                op=Change.Op.DELETED,
+                version=record.version,
+                data=record.data,
+                changed_fields=[],
+                actor=stamp,
+                occurred_at=now,
+            )
+        )
+        events.append(
+            RecordChanged(
+                actor=actor,
+                livemode=record.livemode,
+                occurred_at=now,
+                batch=_notice_batch.get(),
+                seq=record.seq,
+                stream=_stream.get(),
+                op=Change.Op.DELETED,
+                collection_id=collection.pk,
+                collection_slug=collection.slug,
+                record_id=record.id,
+                version=record.version,
+                data=record.data,
+                changed_fields=[],
+                before={},
+                created_at=record.created_at,
+                audited=_audited_one_by_one.get(),
+            )
+        )
+    records_rows_update(
+        connection.ops.quote_name(Record._meta.db_table),
+        [(r.key, r.data, r.version, r.seq, r.updated_at, r.updated_by) for r in records],
+    )
+    Record.objects.filter(pk__in=[r.pk for r in records]).update(deleted_at=now)
+    RecordUniqueValue.objects.filter(record__in=[r.pk for r in records]).delete()
+    Change.objects.bulk_create(changes)
+    for event in events:
+        event_emit(event)
+
+
+def records_bulk_update(
+    *, actor: Actor | Principal, collection: Collection, record_ids: Iterable[str], data: dict
+) -> list[str]:
+    """Apply one merge patch (`data`) to the selected records, all or none: a value one record refuses
+    (a unique field, a required field cleared) fails the whole edit with that record's error. The audit
+    log keeps one event with the count, the ids and the patch. Returns the ids changed."""
+    _require(actor, "records.edit")
+    ids = _bulk_ids(record_ids)
+    if not isinstance(data, dict) or not data:
+        raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "Choose a field and a value."}])
+    changed: list[str] = []
+    with _bulk_write():
+        rows = Record.objects.filter(collection=collection, id__in=ids, deleted_at=None).order_by("id")
+        for current in list(rows):
+            write = record_update(actor=actor, record=current, data=data)
+            if write.changed:
+                changed.append(current.id)
+        if changed:
+            audit_event_record(
+                action="records.bulk_updated",
+                actor=actor,
+                target=("collection", str(collection.pk), collection.name),
+                changes={"collection": collection.slug, "count": len(changed), "ids": changed, "set": data},
+            )
+    return changed

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from rbac.permissions import has_permission, permission_required
 from records.errors import RecordError
 from records.forms import message_plain
-from records.models import Collection
+from records.models import Collection, Record
 from records.query import (
     BUILTIN_SORTS,
     COUNT_CAP,
@@ -23,6 +23,7 @@ from records.query import (
     Sort,
     TableQuery,
     record_table_page,
+    record_title,
     table_query_parse,
 )
 from records.sort_indexes import sort_index_request
@@ -75,23 +76,14 @@ def _table_context(
     base = reverse("records:table", args=[collection.slug])
     tz = _tz()
     specs = collection.fields
-    targets = {f["collection"] for f in specs if f["type"] == "reference"}
     columns = []
     for spec in specs:
         sortable = spec["type"] not in UNSORTABLE_TYPES
         columns.append(_column(base, query, spec["key"], spec.get("label") or spec["key"], sortable, spec["type"]))
     updated_column = _column(base, query, "updated_at", BUILTIN_SORTS["updated_at"], True, "datetime")
-    rows = []
-    record_base = reverse("records:record", args=[collection.slug, "_"])[:-2]
-    titles = _reference_titles(collection, page.records if page else [])
-    for record in page.records if page else []:
-        url = f"{record_base}{record.id}/"
-        cells = [
-            _cell_html(_cell(spec, record.data.get(spec["key"]), tz, targets, titles), url if n == 0 else "")
-            for n, spec in enumerate(specs)
-        ]
-        updated = timezone.localtime(record.updated_at, tz)
-        rows.append({"id": record.id, "cells": cells, "updated": updated, "updated_iso": record.updated_at.isoformat()})
+    records = page.records if page else []
+    shown = RowShown(collection, tz, _reference_titles(collection, records))
+    rows = [row_context(shown, record) for record in records]
     filters = []
     for name, value in query.filters.items():
         key, _, op = name.partition("__")
@@ -157,6 +149,10 @@ def _table_context(
         "count_url": base + _qs(query.params(count="1")),
         "search_remove_url": base + _qs(query.params(q=None)),
         "table_url": base,
+        "cell_url": reverse("records:record_cell", args=[collection.slug, "__id__", "__key__"]),
+        "bulk_url": reverse("records:bulk", args=[collection.slug]),
+        "here": request.get_full_path(),
+        "query_string": params.urlencode(),
     }
 
 
@@ -184,10 +180,43 @@ def _column(base: str, query: TableQuery, key: str, label: str, sortable: bool, 
     return column
 
 
-def _cell_html(cell: dict, open_url: str) -> str:
+class RowShown:
+    """What every row of one rendering shares: the collection, the time zone, reference titles."""
+
+    def __init__(self, collection: Collection, tz, titles: dict):
+        self.collection = collection
+        self.tz = tz
+        self.titles = titles
+        self.targets = {f["collection"] for f in collection.fields if f["type"] == "reference"}
+        self.record_base = reverse("records:record", args=[collection.slug, "_"])[:-2]
+
+
+def row_context(shown: RowShown, record: Record, special: dict[str, str] | None = None) -> dict:
+    """One row of the table (records/_row.html). `special` replaces a cell's HTML (an open editor, a
+    conflict) by key."""
+    url = f"{shown.record_base}{record.id}/"
+    cells = []
+    for n, spec in enumerate(shown.collection.fields):
+        key = spec["key"]
+        if special and key in special:
+            cells.append(special[key])
+            continue
+        cell = _cell(spec, record.data.get(key), shown.tz, shown.targets, shown.titles)
+        cells.append(_cell_html(cell, url if n == 0 else "", key))
+    return {
+        "id": record.id,
+        "version": record.version,
+        "title": record_title(shown.collection, record.data, record.id),
+        "cells": cells,
+        "updated": timezone.localtime(record.updated_at, shown.tz),
+        "updated_iso": record.updated_at.isoformat(),
+    }
+
+
+def _cell_html(cell: dict, open_url: str, key: str) -> str:
     """One table cell, built here rather than in the template: 50 rows × every field add up."""
     classes = "num" if cell["kind"] in {"number", "integer"} else "mono" if cell["kind"] == "json" else ""
-    attrs = format_html(' class="{}"', classes) if classes else ""
+    attrs = format_html(' class="{}" data-key="{}"', classes, key) if classes else format_html(' data-key="{}"', key)
     if cell["title"]:
         attrs += format_html(' title="{}"', cell["title"])
     if open_url:

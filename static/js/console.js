@@ -16,3 +16,90 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
     button.textContent = "Copied";
   });
 });
+
+// Theme: follows the OS until the person picks one here (auto → dark → light → auto). Kept in a cookie,
+// so the server renders the page in that theme from its first paint (no flash of the other one).
+(() => {
+  const button = document.querySelector("[data-theme-switch]");
+  if (!button) return;
+  const order = ["auto", "dark", "light"];
+  const current = () => document.documentElement.dataset.theme || "auto";
+  const show = () => {
+    button.textContent = `Theme: ${current()}`;
+    button.setAttribute("aria-label", `Colour theme: ${current()} (change)`);
+  };
+  button.hidden = false;
+  show();
+  button.addEventListener("click", () => {
+    const next = order[(order.indexOf(current()) + 1) % order.length];
+    if (next === "auto") {
+      delete document.documentElement.dataset.theme;
+      document.cookie = "theme=; path=/; max-age=0; samesite=lax";
+    } else {
+      document.documentElement.dataset.theme = next;
+      document.cookie = `theme=${next}; path=/; max-age=31536000; samesite=lax`;
+    }
+    show();
+  });
+})();
+
+// Keyboard shortcuts (not while typing in a field): / search, g r records, g h home, n new, ? all of them.
+(() => {
+  const shortcuts = [
+    ["/", "Search this list"],
+    ["g r", "Go to records"],
+    ["g h", "Go to the home page"],
+    ["n", "New (record, collection…) where the page offers one"],
+    ["Enter / F2", "Edit the focused cell of a records table"],
+    ["← ↑ → ↓", "Move between cells of a records table"],
+    ["Esc", "Cancel an edit, close this list"],
+    ["?", "Show these shortcuts"],
+  ];
+  let dialog = null;
+  function help() {
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.className = "shortcuts";
+      dialog.setAttribute("aria-labelledby", "shortcuts-title");
+      const rows = shortcuts.map(([keys, what]) => `<dt><kbd>${keys}</kbd></dt><dd>${what}</dd>`).join("");
+      dialog.innerHTML = `<h2 id="shortcuts-title">Keyboard shortcuts</h2><dl>${rows}</dl>` +
+        '<form method="dialog"><button type="submit">Close</button></form>';
+      document.body.appendChild(dialog);
+    }
+    if (!dialog.open) dialog.showModal();
+  }
+  const typing = (el) => el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  let pending = null;
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (pending === "g") {
+      pending = null;
+      const target = { r: 'nav a[href$="/records/"]', h: "a.brand" }[event.key];
+      const link = target && document.querySelector(target);
+      if (link) {
+        event.preventDefault();
+        window.location.href = link.href;
+      }
+      return;
+    }
+    if (event.key === "g") {
+      pending = "g";
+      setTimeout(() => (pending = null), 1500);
+    } else if (event.key === "/") {
+      const search = document.querySelector('input[type="search"], [role="search"] input:not([type="hidden"])');
+      if (search) {
+        event.preventDefault();
+        search.focus();
+      }
+    } else if (event.key === "n") {
+      const create = document.querySelector('[data-shortcut="n"]');
+      if (create) {
+        event.preventDefault();
+        create.click();
+      }
+    } else if (event.key === "?") {
+      event.preventDefault();
+      help();
+    }
+  });
+})();
