@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run Tessera: the desktop edition (one business on SQLite, demo data) on http://127.0.0.1.
-# Needs only Python 3.11+. Creates .venv and installs requirements/desktop.txt on first use.
+# Needs only Python 3.11+ (with its venv module: Debian's python3-venv). Creates .venv and installs
+# requirements/desktop.txt on first use; runs the web server and the background-jobs worker.
 #
 #   ./run.sh                   serve on port 8000 (or a free port if 8000 is taken)
 #   TESSERA_PORT=9000 ./run.sh
@@ -21,17 +22,11 @@ done
 if [ ! -x .venv/bin/python ]; then
   say "Creating .venv with $PY"
   if ! "$PY" -m venv .venv 2>/dev/null; then
-    # Debian without python3-venv: a venv without pip, then pip's own wheel from PyPI.
     rm -rf .venv
-    "$PY" -m venv --without-pip .venv
-    .venv/bin/python - <<'EOF'
-import json, subprocess, sys, tempfile, urllib.request, os
-meta = json.load(urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60))
-wheel = next(u for u in meta["urls"] if u["filename"].endswith(".whl"))
-path = os.path.join(tempfile.mkdtemp(), wheel["filename"])
-urllib.request.urlretrieve(wheel["url"], path)
-subprocess.check_call([sys.executable, f"{path}/pip", "install", "-q", path])
-EOF
+    say "Python's venv module is missing its pip (Debian/Ubuntu split it out)."
+    say "Install it, then run ./run.sh again:   sudo apt install python3-venv"
+    say "(for $("$PY" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")'): the package is also named $("$PY" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}-venv")'))"
+    exit 2
   fi
 fi
 stamp=".venv/.requirements-desktop.sha"
@@ -61,7 +56,17 @@ print(s.getsockname()[1])
 EOF
 )"
 fi
-data_dir="$(.venv/bin/python -c 'from django.conf import settings; import django; django.setup(); print(settings.DATA_DIR)')"
+{ read -r data_dir; read -r beat_schedule; } < <(.venv/bin/python -c 'import django; django.setup()
+from django.conf import settings
+print(settings.DATA_DIR)
+print(settings.CELERY_BEAT_SCHEDULE_FILENAME)')
+
+# Background jobs (webhook deliveries, imports, e-mail, backups): the same Celery worker and beat
+# the desktop app runs, on its file broker (no Redis), stopped with the server.
+.venv/bin/celery -A config worker --pool solo --concurrency 1 --beat --schedule "$beat_schedule" \
+  --without-heartbeat --without-mingle --without-gossip --loglevel warning &
+worker=$!
+trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null || true' EXIT
 
 cat <<EOF
 
@@ -70,7 +75,8 @@ cat <<EOF
 $(printf '%s\n' "$credentials" | sed 's/^/  /')
 
   Data folder: $data_dir
+  Background jobs: a worker is running (pid $worker).
   Stop with Ctrl+C.
 
 EOF
-exec .venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "$port" --no-access-log --log-level warning
+.venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "$port" --no-access-log --log-level warning

@@ -139,6 +139,9 @@ export TESSERA_DATABASE_URL="$TESSERA_TEST_DATABASE_URL"
 export TESSERA_REDIS_URL="$TESSERA_TEST_REDIS_URL"
 export TESSERA_DATA_DIR="$RUN_DIR/desktop-data"
 export TESSERA_CHROMIUM="${TESSERA_CHROMIUM:-/usr/bin/chromium}"
+# The production-path test (tests/config/test_production_path.py) builds a venv of requirements/saas.txt
+# alone; kept here between runs and rebuilt when that file changes.
+export TESSERA_PRODUCTION_VENV="${TESSERA_PRODUCTION_VENV:-$PWD/.venv-saas}"
 export PYTHONDONTWRITEBYTECODE=1
 
 # --- static checks --------------------------------------------------------------------------------
