@@ -62,6 +62,9 @@ def main() -> None:
         settings.TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
         settings.TESSERA_USAGE_FLUSH_SECONDS = 10**9
         settings.ALLOWED_HOSTS = ["*"]
+        # No Redis here: the cache and the webhook wake-up flags in this process's memory (equal in both).
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        settings.TESSERA_WEBHOOK_WAKE_FLAGS = False
         say(db.note)
         say(f"load average (1/5/15 min): {os.getloadavg()}")
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)

@@ -8,6 +8,7 @@ the counting are the real ones."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -185,11 +186,14 @@ def test_webhook_endpoints_limit_per_mode_on_the_api(live, small_limits):
 
 @saas_only
 def test_free_plan_api_calls_stop_at_the_months_amount_and_paid_plans_keep_serving(
-    live, customers, small_limits, standing_set
+    live, customers, small_limits, standing_set, settings, monkeypatch
 ):
     from partners import ratelimit
     from partners.usage import usage_flush
 
+    # Counters of this test's own (Redis keeps other tests' pending calls), and no cached month.
+    settings.TESSERA_COUNTERS_NAMESPACE = f"billing-test-{uuid.uuid4().hex}"
+    monkeypatch.setattr(ratelimit, "_month_calls", {})
     small_limits("free", api_calls_month=3)
     for _ in range(3):
         assert live.get(RECORDS).status_code == 200
