@@ -18,10 +18,10 @@ from tests.html_forms import form_with_button, forms_of, nav_links, nav_sections
 # has no plans, so no Billing.
 BILLING = ["Billing"] if settings.TESSERA_BILLING_ENABLED else []
 NAV = {
-    Role.ADMIN: ["Records", "API & keys", "Webhooks", "Devices", "Members", *BILLING, "Audit", "Settings"],
-    Role.MANAGER: ["Records", "Devices", "Members"],
-    Role.ANALYST: ["Records"],
-    Role.VIEWER: ["Records"],
+    Role.ADMIN: ["Records", "Analytics", "API & keys", "Webhooks", "Devices", "Members", *BILLING, "Audit", "Settings"],
+    Role.MANAGER: ["Records", "Analytics", "Devices", "Members"],
+    Role.ANALYST: ["Records", "Analytics"],
+    Role.VIEWER: ["Records", "Analytics"],
 }
 
 
