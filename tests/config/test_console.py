@@ -20,6 +20,7 @@ BILLING = ["Billing"] if settings.TESSERA_BILLING_ENABLED else []
 NAV = {
     Role.ADMIN: [
         "Records",
+        "Analytics",
         "API & keys",
         "Webhooks",
         "Devices",
@@ -30,9 +31,9 @@ NAV = {
         "Single sign-on",
         "Settings",
     ],
-    Role.MANAGER: ["Records", "Devices", "Members"],
-    Role.ANALYST: ["Records"],
-    Role.VIEWER: ["Records"],
+    Role.MANAGER: ["Records", "Analytics", "Devices", "Members"],
+    Role.ANALYST: ["Records", "Analytics"],
+    Role.VIEWER: ["Records", "Analytics"],
 }
 
 
