@@ -82,3 +82,15 @@ def test_another_workspaces_home_counts_only_its_own(admin_user, tenant_b, clien
 
     assert re.search(r'data-testid="count-records">0<', page)
     assert "Alpha" not in page
+
+
+def test_help_texts_are_announced_and_the_page_has_an_icon(admin_client, admin_user):
+    collection_create(actor=admin_user, name="People", slug="people", fields=[{"key": "name", "type": "text"}])
+    page = text(admin_client.get("/records/people/import/"))  # its file field has a help text
+
+    described = re.findall(r'aria-describedby="([^"]+)"', page)
+    assert described, "a field with a help text"
+    for ids in described:
+        for one in ids.split():
+            assert f'id="{one}"' in page, one
+    assert re.search(r'<link rel="icon" href="/static/favicon\.svg"', page)
