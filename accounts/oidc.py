@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import requests
@@ -53,6 +53,17 @@ def oidc_config_active() -> SSOConfig | None:
     if config is None or not config.issuer or not config.discovery.get("authorization_endpoint"):
         return None
     return config
+
+
+def sso_form_action_origins() -> list[str]:
+    """Where a console form's answer may redirect for this workspace: its OpenID provider's log-in (an
+    e-mail of a listed domain) and log-out (end_session_endpoint). The CSP's form-action must allow
+    them, or the browser stops at the redirect."""
+    config = oidc_config_active()
+    if config is None:
+        return []
+    endpoints = (config.discovery.get("authorization_endpoint"), config.discovery.get("end_session_endpoint"))
+    return sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, filter(None, endpoints)) if p.netloc})
 
 
 def redirect_uri(request) -> str:

@@ -18,8 +18,6 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
-import xlsxwriter
-
 from analytics.errors import AnalyticsError
 from analytics.queries import QueryResult, records_matching
 from audit.services import audit_event_record
@@ -94,6 +92,8 @@ def _xlsx(header: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="tessera-export-")
     os.close(handle)
     try:
+        import xlsxwriter  # loads with the first XLSX export, not with every process
+
         book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_formulas": False, "tmpdir": None})
         sheet = book.add_worksheet("Export")
         bold = book.add_format({"bold": True})

@@ -51,6 +51,7 @@ PROBLEM_CODES: dict[str, tuple[tuple[int, ...], str]] = {
         "collection (`field`, `field__gt`, …).",
     ),
     "unknown_filter": ((400,), "A filter names a field the collection does not have."),
+    "bulk_size": ((400,), "A bulk action names no records or more than it may change at once (`param` says which)."),
     "unauthenticated": (
         (401,),
         "No valid API key. Send `Authorization: Bearer tsk_live_…` (or `tsk_test_…`) with a key of this "

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, Any
 
 from audit.models import AuditVaultKey, AuditVaultShred
 from core.secrets_at_rest import secret_decrypt, secret_encrypt
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
+# cryptography loads with the first value sealed or opened, not at start: the desktop's idle memory
+# (tests/desktop/test_memory.py) counts every library loaded before it is used.
 
 ERASED = "[erased]"
 MARK = "$vault"
 
 
 def _key_get_or_create(subject: str, cache: dict[str, Fernet] | None = None) -> Fernet:
+    from cryptography.fernet import Fernet
+
     if cache is not None and subject in cache:
         return cache[subject]
     row = AuditVaultKey.objects.filter(subject=subject).first()
@@ -55,6 +61,8 @@ def changes_seal(subject: str, changes: dict[str, Any], paths: Iterable[str]) ->
 
 
 def value_open(sealed: dict[str, str], *, keys: dict[str, Fernet | None]) -> Any:
+    from cryptography.fernet import Fernet, InvalidToken
+
     subject = sealed[MARK]
     if subject not in keys:
         row = AuditVaultKey.objects.filter(subject=subject).first()

@@ -1,9 +1,11 @@
 """Cross-cutting HTTP middleware: request ids, the request context for audit/logs, and CSP."""
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.oidc import sso_form_action_origins
 from core.errors import ServiceError
 from core.request_context import (
     RequestContext,
@@ -12,6 +14,7 @@ from core.request_context import (
     request_context_set,
     request_id_new,
 )
+from tenants.runtime import workspace_current_or_none
 
 
 class RequestIdMiddleware:
@@ -43,8 +46,22 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        if "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = _policy_for(response)
         return response
+
+
+def _policy_for(response: HttpResponse) -> str:
+    """The console's policy; a page of a workspace with single sign-on also lets its forms go on to
+    the workspace's identity provider (log-in by e-mail, log-out there)."""
+    policy = settings.CONTENT_SECURITY_POLICY
+    if not response.get("Content-Type", "").startswith("text/html") or workspace_current_or_none() is None:
+        return policy
+    try:
+        origins = sso_form_action_origins()
+    except DatabaseError:  # a page answering a failed transaction: the console's own policy
+        return policy
+    return policy.replace("form-action 'self'", " ".join(["form-action 'self'", *origins]), 1) if origins else policy
 
 
 class ConsoleRefusalMiddleware:

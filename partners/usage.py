@@ -249,5 +249,10 @@ def api_calls_this_month(*, tenant=None) -> int:
     tenant = tenant or workspace_current()
     first = datetime.now(UTC).date().replace(day=1)
     flushed = ApiUsage.objects.filter(day__gte=first).aggregate(n=Sum("calls"))["n"] or 0
-    pending = sum(max(0, calls) for (day, _), (calls, _) in usage_counters().pending(tenant.pk).items() if day >= first)
+    try:
+        counts = usage_counters().pending(tenant.pk)
+    except Exception:  # Redis unreachable: the API keeps serving on what is flushed (as the rate limit does)
+        logger.warning("usage counters unreachable: this month's calls counted without the pending ones")
+        counts = {}
+    pending = sum(max(0, calls) for (day, _), (calls, _) in counts.items() if day >= first)
     return flushed + pending

@@ -12,11 +12,11 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from fpdf import FPDF
 
 from accounts.models import User
 from audit.selectors import audit_chain_verify
@@ -40,6 +40,10 @@ class Report:
     generated_at: datetime
     summary: list[tuple[str, str]]
     sections: list[Section]
+
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 
 def _day(value: datetime | None) -> str:
@@ -165,6 +169,8 @@ def _font(pdf: FPDF) -> tuple[str, bool]:
 
 def report_pdf(report: Report) -> bytes:
     """The report as an A4 landscape PDF: a title, the summary table, then each section's table."""
+    from fpdf import FPDF  # loads with the first PDF report, not with every process
+
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.set_title(f"Compliance report: {report.workspace}")

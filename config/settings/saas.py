@@ -144,9 +144,12 @@ TESSERA_PUBLIC_URL = env(
 
 LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))
 # Forms post to their own origin; the sign-up's answer redirects to the new workspace's subdomain (a
-# redirect after a form post is checked against form-action too). Nothing else.
+# redirect after a form post is checked against form-action too); a workspace's identity provider is
+# added on its own pages (config.middleware).
 _public = urlsplit(TESSERA_PUBLIC_URL)
 CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
     "form-action 'self'",
-    f"form-action 'self' {_public.scheme}://*.{TESSERA_BASE_DOMAIN}{f':{_public.port}' if _public.port else ''}",
+    f"form-action 'self' {_public.scheme}://*.{TESSERA_BASE_DOMAIN}{f':{_public.port}' if _public.port else ''}"
+    # the Billing page's buttons answer with a redirect to Stripe Checkout and the Customer Portal
+    " https://checkout.stripe.com https://billing.stripe.com",
 )

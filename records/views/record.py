@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from audit.registry import action_label
+from audit.vault import changes_open
 from core.actors import Actor
 from rbac.permissions import has_permission, permission_required
 from records.errors import MergeConflict, NotFound, RecordError, VersionMismatch, WriteForbidden
@@ -230,8 +231,9 @@ def record_history_view(request: HttpRequest, slug: str, record_id: str) -> Http
     page = Paginator(record_history(record), 25).get_page(request.GET.get("page"))
     order = {f["key"]: i for i, f in enumerate(collection.fields)}
     events = []
+    vault_keys: dict = {}  # the vault's keys, read once per subject for the page
     for event in page.object_list:
-        changes = event.changes or {}
+        changes = changes_open(event.changes or {}, keys=vault_keys)  # sealed values, or "[erased]"
         before, after = changes.get("before") or {}, changes.get("after") or {}
         keys = sorted(set(before) | set(after), key=lambda k: (order.get(k, len(order)), k))
         diffs = []

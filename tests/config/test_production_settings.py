@@ -44,7 +44,12 @@ def test_https_deployments_send_hsts_and_forms_post_only_to_our_own_hosts():
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["hsts"] >= 31536000 and found["sub"] is True
     form_action = next(d for d in found["csp"].split(";") if d.strip().startswith("form-action"))
-    assert form_action.split()[1:] == ["'self'", "https://*.tessera.example"]  # no bare http: / https:
+    assert form_action.split()[1:] == [  # no bare http: / https:
+        "'self'",
+        "https://*.tessera.example",
+        "https://checkout.stripe.com",
+        "https://billing.stripe.com",
+    ]
 
 
 def test_server_and_worker_refuse_to_start_without_a_secrets_key():

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import SAAS
 from tests.live_server import run_module
 from tests.sync.rxdb_harness import wait_until
-from tests.sync.test_rxdb_clients import FIELDS, live, open_clients, rx, rx_database  # noqa: F401 (fixtures)
+from tests.sync.rxdb_live import FIELDS, live, open_clients, rx, rx_database  # noqa: F401 (fixtures)
 from tests.webhooks.conftest import Receiver
 
 RECORDS = 10_000

@@ -380,6 +380,12 @@ class SlowLink:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+def _plan_restore(workspace, plan: str, django_db_blocker) -> None:
+    with django_db_blocker.unblock():
+        type(workspace).objects.filter(pk=workspace.pk).update(plan=plan)
+    workspace.plan = plan
+
+
 @pytest.fixture(scope="module")
 def live(rx_database, django_db_blocker, request):
     from django.conf import settings
@@ -393,6 +399,14 @@ def live(rx_database, django_db_blocker, request):
     # group names (tenant alpha, small ids), and must not reach this server's devices.
     env_db = {**database_env(connection), "TESSERA_CHANNELS_PREFIX": f"rxdb{os.getpid()}"}
     base_domain = getattr(settings, "TESSERA_BASE_DOMAIN", "")
+    # These tests pair more phones than the Free plan's 5 (tests/sync/test_plan_limits.py tests that
+    # limit): the module's workspace is on the Enterprise plan, set before the server reads it.
+    alpha = tenants_provisioned["alpha"]
+    plan_before = alpha.plan
+    with django_db_blocker.unblock():
+        type(alpha).objects.filter(pk=alpha.pk).update(plan="enterprise")
+    alpha.plan = "enterprise"
+    request.addfinalizer(lambda: _plan_restore(alpha, plan_before, django_db_blocker))
     server = start_server(env_db, base_domain)
     state = Live(
         server, tenants_provisioned["alpha"], django_db_blocker, env_db, base_domain, workdirs=[server.workdir]

@@ -555,10 +555,13 @@ def test_idle_connection_is_closed_and_heartbeats_are_sent(tenant, pair, jobs, s
     assert run(scenario) == 4408
 
 
-def test_heartbeats_recheck_all_sockets_devices_together_and_close_a_revoked_one(tenant, pair, jobs, settings):
+def test_heartbeats_recheck_all_sockets_devices_together_and_close_a_revoked_one(
+    tenant, pair, jobs, settings, monkeypatch
+):
     """Six phones connected: each heartbeat re-checks every device (revoked since? its user
     deactivated?) and marks them seen, all in one database trip per tick, not one per socket. A device
     revoked behind the channel layer's back (its disconnect message lost) is closed at the next tick."""
+    monkeypatch.setattr(tenant, "plan", "pro")  # six phones: more than the Free plan's five
     import asyncio
     from datetime import timedelta
 

@@ -127,7 +127,10 @@ def test_stale_template_is_migrated_before_cloning(tenants_provisioned, db, monk
     template = settings.TESSERA_TEMPLATE_SCHEMA
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM \"{template}\".django_migrations WHERE app = 'audit'")
-        cursor.execute(f'DROP TABLE "{template}".audit_auditevent, "{template}".audit_auditchainhead CASCADE')
+        cursor.execute(
+            f'DROP TABLE "{template}".audit_auditevent, "{template}".audit_auditchainhead, '
+            f'"{template}".audit_auditvaultkey, "{template}".audit_auditvaultshred CASCADE'
+        )
     assert "audit_auditevent" not in schema_tables(template)
     # A fresh process: the template has not been looked at yet.
     monkeypatch.setattr(tenants.services, "_template_checked", False)
