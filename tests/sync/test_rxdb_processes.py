@@ -72,7 +72,7 @@ def test_an_edit_whose_answer_was_lost_in_a_reconnect_to_the_other_process_is_no
     assert server[r2]["notes"] == "also in the tunnel"
 
 
-@pytest.mark.skipif(not SAAS, reason="the desktop edition runs one server process: nothing publishes from two")
+@pytest.mark.saas_only  # the desktop edition runs one server process: nothing publishes from two
 def test_two_processes_frames_for_one_record_arrive_in_version_order(live, rx):
     slug = live.collection("rx-order", records=3)
     slow = live.second_server(slow_link=True)
