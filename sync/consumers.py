@@ -60,6 +60,7 @@ from tenants.runtime import (
     workspace_current_or_none,
     workspace_for_host,
     workspace_sockets_group,
+    workspace_still_serving,
 )
 
 logger = logging.getLogger(__name__)
@@ -409,7 +410,10 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 rechecks = rechecks_for(asyncio.get_running_loop())
                 device = await rechecks.recheck(self.tenant, self.device.pk, _client_ip(self.scope))
                 if device is None:
-                    await self.close(code=CLOSE_REVOKED, reason="device revoked")
+                    # The same words as the channel layer's message, whichever comes first: a phone
+                    # told "device revoked" would ask to be paired again for a suspended workspace.
+                    serving = await database_sync_to_async(workspace_still_serving)(self.tenant)
+                    await self.close(code=CLOSE_REVOKED, reason="device revoked" if serving else "workspace closed")
                     return
                 self.device = device
                 await self._reply("heartbeat", None, {"at": instant(timezone.now())})
