@@ -344,6 +344,53 @@ MIGRATION_BATCH = 500
 INLINE_RECORDS = 1000
 
 
+def _change_and_event(
+    record: Record,
+    collection: Collection,
+    *,
+    op: str,
+    changed_fields: list[str],
+    before: dict,
+    actor: Actor,
+    stamp: str,
+    now: datetime,
+    audited: bool,
+) -> tuple[Change, RecordChanged]:
+    """A batch's row in the change feed and its domain event, for a record already given its new
+    version and sequence number: what `_record_commit` writes for one record."""
+    change = Change(
+        seq=record.seq,
+        livemode=record.livemode,
+        collection=collection,
+        record_id=record.id,
+        op=op,
+        version=record.version,
+        data=record.data,
+        changed_fields=changed_fields,
+        actor=stamp,
+        occurred_at=now,
+    )
+    event = RecordChanged(
+        actor=actor,
+        livemode=record.livemode,
+        occurred_at=now,
+        batch=_notice_batch.get(),
+        seq=record.seq,
+        stream=_stream.get(),
+        op=op,
+        collection_id=collection.pk,
+        collection_slug=collection.slug,
+        record_id=record.id,
+        version=record.version,
+        data=record.data,
+        changed_fields=changed_fields,
+        before={k: before.get(k) for k in changed_fields},
+        created_at=record.created_at,
+        audited=audited,
+    )
+    return change, event
+
+
 def _records_commit_migrated(
     *, actor: Actor, collection: Collection, changed: list[tuple[Record, dict, dict]], now: datetime
 ) -> None:
@@ -360,40 +407,19 @@ def _records_commit_migrated(
         record.updated_at, record.updated_by = now, stamp
         fields_changed = sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))
         records.append(record)
-        changes.append(
-            Change(
-                seq=record.seq,
-                livemode=record.livemode,
-                collection=collection,
-                record_id=record.id,
-                op=Change.Op.UPDATED,
-                version=record.version,
-                data=data,
-                changed_fields=fields_changed,
-                actor=stamp,
-                occurred_at=now,
-            )
+        change, event = _change_and_event(
+            record,
+            collection,
+            op=Change.Op.UPDATED,
+            changed_fields=fields_changed,
+            before=before,
+            actor=actor,
+            stamp=stamp,
+            now=now,
+            audited=False,
         )
-        events.append(
-            RecordChanged(
-                actor=actor,
-                livemode=record.livemode,
-                occurred_at=now,
-                batch=_notice_batch.get(),
-                seq=record.seq,
-                stream=_stream.get(),
-                op=Change.Op.UPDATED,
-                collection_id=collection.pk,
-                collection_slug=collection.slug,
-                record_id=record.id,
-                version=record.version,
-                data=data,
-                changed_fields=fields_changed,
-                before={k: before.get(k) for k in fields_changed},
-                created_at=record.created_at,
-                audited=False,
-            )
-        )
+        changes.append(change)
+        events.append(event)
     records_rows_update(
         connection.ops.quote_name(Record._meta.db_table),
         [(r.key, r.data, r.version, r.seq, r.updated_at, r.updated_by) for r in records],
@@ -1004,40 +1030,19 @@ def _records_commit_deleted(*, actor: Actor, collection: Collection, records: li
         record.data = data_migrated(collection.data_migration, record.data)
         record.version, record.seq = record.version + 1, first + offset
         record.updated_at, record.updated_by, record.deleted_at = now, stamp, now
-        changes.append(
-            Change(
-                seq=record.seq,
-                livemode=record.livemode,
-                collection=collection,
-                record_id=record.id,
-                op=Change.Op.DELETED,
-                version=record.version,
-                data=record.data,
-                changed_fields=[],
-                actor=stamp,
-                occurred_at=now,
-            )
+        change, event = _change_and_event(
+            record,
+            collection,
+            op=Change.Op.DELETED,
+            changed_fields=[],
+            before={},
+            actor=actor,
+            stamp=stamp,
+            now=now,
+            audited=_audited_one_by_one.get(),
         )
-        events.append(
-            RecordChanged(
-                actor=actor,
-                livemode=record.livemode,
-                occurred_at=now,
-                batch=_notice_batch.get(),
-                seq=record.seq,
-                stream=_stream.get(),
-                op=Change.Op.DELETED,
-                collection_id=collection.pk,
-                collection_slug=collection.slug,
-                record_id=record.id,
-                version=record.version,
-                data=record.data,
-                changed_fields=[],
-                before={},
-                created_at=record.created_at,
-                audited=_audited_one_by_one.get(),
-            )
-        )
+        changes.append(change)
+        events.append(event)
     records_rows_update(
         connection.ops.quote_name(Record._meta.db_table),
         [(r.key, r.data, r.version, r.seq, r.updated_at, r.updated_by) for r in records],
