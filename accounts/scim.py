@@ -176,7 +176,9 @@ def user_resource(request: HttpRequest, user: User) -> MemberResource:
         email = _valid_email(user.email)
         resource.emails = [email] if email else None
     resource.groups = [
-        GroupMembership(value=str(g.pk), display=g.display_name, ref=f"{_base(request)}/Groups/{g.pk}")
+        GroupMembership(
+            value=group_scim_id(g), display=g.display_name, ref=f"{_base(request)}/Groups/{group_scim_id(g)}"
+        )
         for g in user.scim_groups.all()
     ] or None
     resource.meta = Meta(
@@ -444,7 +446,7 @@ def user_detail(request: HttpRequest, pk: str) -> HttpResponse:
 
 def group_resource(request: HttpRequest, group: SCIMGroup) -> ScimGroupResource:
     return ScimGroupResource(
-        id=str(group.pk),
+        id=group_scim_id(group),
         external_id=group.external_id or None,
         display_name=group.display_name,
         members=[
@@ -461,7 +463,7 @@ def group_resource(request: HttpRequest, group: SCIMGroup) -> ScimGroupResource:
             resource_type="Group",
             created=group.created_at,
             last_modified=group.updated_at,
-            location=f"{_base(request)}/Groups/{group.pk}",
+            location=f"{_base(request)}/Groups/{group_scim_id(group)}",
             version=f'W/"{int(group.updated_at.timestamp() * 1000)}"',
         ),
     )
@@ -471,10 +473,18 @@ def _groups() -> Any:
     return SCIMGroup.objects.prefetch_related("members")
 
 
-def _group_get(pk: str) -> SCIMGroup:
-    group = _groups().filter(pk=int(pk)).first() if str(pk).isdigit() else None
+def group_scim_id(group: SCIMGroup) -> str:
+    """A group's SCIM id. RFC 7643 §3.1 wants ids unique across every resource the server holds, and
+    members' ids are their numbers: a group numbered like a member would be two resources with one id
+    (a root /.search answering both, an IdP matching the wrong one)."""
+    return f"g{group.pk}"
+
+
+def _group_get(scim_id: str) -> SCIMGroup:
+    number = str(scim_id)[1:] if str(scim_id).startswith("g") else ""
+    group = _groups().filter(pk=int(number)).first() if number.isdigit() else None
     if group is None:
-        raise ScimProblem(404, f"No group {pk}.")
+        raise ScimProblem(404, f"No group {scim_id[:100]}.")
     return group
 
 
@@ -523,7 +533,7 @@ def group_save(*, group: SCIMGroup | None, resource: ScimGroupResource) -> SCIMG
             },
         )
         _roles_resync(member_ids | before)
-    return _group_get(str(group.pk))
+    return _group_get(group_scim_id(group))
 
 
 @scim_endpoint

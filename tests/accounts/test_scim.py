@@ -155,6 +155,21 @@ def test_groups_drive_roles_through_the_mapping_and_keep_the_last_admin(scim, ad
     assert AuditEvent.objects.filter(action="sso.role_kept", target_id=str(admin_user.pk)).exists()
 
 
+def test_every_resource_has_its_own_id_so_a_root_search_never_mixes_a_member_and_a_group(scim, admin_user):
+    """RFC 7643 §3.1: an id is unique across all of the server's resources. Members and groups were
+    both numbered from 1, so POST /.search could answer a member and a group with one id and an IdP
+    (and scim2-tester, on CI) took the member for the group."""
+    members = [new_user(scim, f"m{i}@acme-corp.com") for i in range(3)]
+    groups = [scim("POST", "Groups", {"schemas": [GROUP], "displayName": f"team-{i}"}).json_body for i in range(3)]
+    found = scim("POST", ".search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})
+    ids = [r["id"] for r in found.json_body["Resources"]]
+    assert len(ids) == len(set(ids)) and {m["id"] for m in members} | {g["id"] for g in groups} <= set(ids)
+    # A member's id does not name a group, and a group's does not name a member.
+    assert scim("GET", f"Groups/{members[0]['id']}").status_code == 404
+    assert scim("GET", f"Users/{groups[0]['id']}").status_code == 404
+    assert scim("GET", f"Groups/{groups[0]['id']}").json_body["displayName"] == "team-0"
+
+
 @pytest.mark.usefixtures("own_channel_layer")
 def test_deactivation_ends_console_sessions_and_closes_device_sockets(
     scim, tenant, admin_user, client_for, django_capture_on_commit_callbacks
