@@ -102,6 +102,19 @@ class Tenant(TenantMixin):
         return f"{parts.scheme}://{self.host()}{port}"
 
 
+class HeldSlug(models.Model):
+    """The address of a removed workspace, kept from new sign-ups for a while (issue 14, finding 1):
+    links, bookmarks, phones and partners still point at it, and a newcomer taking it at once would
+    receive what was meant for the old business."""
+
+    slug = models.CharField(max_length=63, unique=True)
+    held_until = models.DateTimeField()
+    removed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.slug} (held until {self.held_until:%Y-%m-%d})"
+
+
 class Domain(DomainMixin):
     class Meta:
         ordering = ["domain"]

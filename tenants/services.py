@@ -11,15 +11,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.utils import timezone
 
 from core.errors import ServiceError
 from tenants.backends import tenancy_backend
-from tenants.models import Domain, Tenant, validate_workspace_slug
+from tenants.models import Domain, HeldSlug, Tenant, validate_workspace_slug
 from tenants.runtime import public_context, workspace_context, workspace_sockets_close
 
 logger = logging.getLogger(__name__)
@@ -133,6 +135,15 @@ def tenant_slug_check(slug: str) -> str:
             or (backend.multi_tenant and _schema_exists(schema))
         ):
             raise ProvisioningError("That address is already taken.", param="slug", code="slug_taken", status=409)
+        held = HeldSlug.objects.filter(slug=slug, held_until__gt=timezone.now()).first()
+        if held is not None:
+            raise ProvisioningError(
+                f"That address belonged to a workspace that was removed; it is free again on "
+                f"{held.held_until:%Y-%m-%d}.",
+                param="slug",
+                code="slug_taken",
+                status=409,
+            )
     return slug
 
 
@@ -171,10 +182,17 @@ def tenant_single_ensure(*, name: str = "My business") -> Tenant:
     return tenant
 
 
-def tenant_drop(*, tenant: Tenant) -> None:
-    """Remove a business and its schema (operators and tests only); its open sockets close at once."""
-    with public_context():
+def tenant_drop(*, tenant: Tenant, hold_slug: bool = True) -> None:
+    """Remove a business and its schema (operators and tests only); its open sockets close at once, and
+    its address is held back from sign-ups for TESSERA_SLUG_HOLD_DAYS (`hold_slug=False`: tests that
+    reuse an address)."""
+    days = int(settings.TESSERA_SLUG_HOLD_DAYS)
+    with public_context(), transaction.atomic():
         tenant.delete(force_drop=True)
+        if hold_slug and days > 0:
+            HeldSlug.objects.update_or_create(
+                slug=tenant.slug, defaults={"held_until": timezone.now() + timedelta(days=days)}
+            )
     workspace_sockets_close(tenant)
 
 

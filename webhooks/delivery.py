@@ -15,6 +15,15 @@ A worker claims deliveries by setting `locked_until` (a lease): a second task fo
 finds it taken and does nothing, and a worker killed mid-attempt leaves a lease that runs out, after
 which the sweeper hands the delivery to another worker. Delivery is therefore at-least-once.
 
+Progress is recorded per delivery (issue 14, finding 12): each attempt's log row and the delivery's new
+state commit as soon as the receiver has answered, so a worker killed mid-batch re-sends at most the
+delivery it was waiting on, not the batch. The lease rolls: a claim holds its rows for one attempt's
+time (TESSERA_WEBHOOK_TIMEOUT_SECONDS + LEASE_SLACK), and the worker extends it for the rows still
+ahead before an attempt that could outlast it, so a killed worker's unsent rows are free again within
+about one timeout, then the next sweep (TESSERA_WEBHOOK_SWEEP_SECONDS) hands them on. Receivers dedupe
+on `webhook-id`: a crash duplicate arrives within lease + sweep (about 45 s by default) of the first
+copy; a retry after a timed-out answer follows the retry schedule (docs/webhooks.md: keep ids 3 days).
+
 Batches (`endpoint_deliveries_attempt`, what a worker's task runs): one task claims its delivery and up to
 BATCH - 1 other due deliveries of the same endpoint (SKIP LOCKED: two workers never take the same row),
 sends them one after the other over one kept-alive connection of the worker process, then writes the
@@ -60,6 +69,7 @@ RESPONSE_HEADERS_KEPT = 50
 RETRY_AFTER_MAX = 24 * 3600
 JITTER = 0.10
 CLAIM_SLACK = timedelta(seconds=1)  # a task may run a moment before its countdown's end
+LEASE_SLACK = 5.0  # seconds a claim holds a row beyond one attempt's timeout
 BATCH = 50  # deliveries of one endpoint claimed, sent and written together
 SECRETS_CACHE_SECONDS = 60.0
 KEEP_ALIVE_IDLE_SECONDS = 20.0  # an idle kept-alive connection older than this is closed, not reused
@@ -139,7 +149,7 @@ def deliveries_claim(*, now: datetime, delivery_id: int, endpoint_id: str | None
     due and not held by a live worker; with a larger limit up to `limit` such deliveries of its endpoint
     (`endpoint_id`, or the one of `delivery_id`), `delivery_id` first. Rows another worker is claiming at
     the same moment are skipped, not waited for."""
-    lease = now + timedelta(seconds=settings.TESSERA_WEBHOOK_LOCK_SECONDS)
+    lease = now + _lease_length()
     due = Delivery.objects.filter(_claimable(now))
     if limit <= 1:
         due = due.filter(pk=delivery_id)
@@ -156,6 +166,21 @@ def deliveries_claim(*, now: datetime, delivery_id: int, endpoint_id: str | None
     for d in rows:
         d.locked_until = lease
     return rows
+
+
+def _lease_length() -> timedelta:
+    """How long a claim holds its rows: one attempt (the timeout) and some slack, and never longer than
+    TESSERA_WEBHOOK_LOCK_SECONDS. The worker extends it for the rows still ahead (`_lease_extend`)."""
+    one = float(settings.TESSERA_WEBHOOK_TIMEOUT_SECONDS) + LEASE_SLACK
+    return timedelta(seconds=min(one, float(settings.TESSERA_WEBHOOK_LOCK_SECONDS)))
+
+
+def _lease_extend(rows: list[Delivery], *, now: datetime) -> None:
+    """Before an attempt that could outlast the lease: hold the rows still ahead for another lease."""
+    lease = now + _lease_length()
+    Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(locked_until=lease)
+    for d in rows:
+        d.locked_until = lease
 
 
 def delivery_claim(delivery_id: int, *, now: datetime) -> Delivery | None:
@@ -367,6 +392,13 @@ def _state_write(done: list[Delivery]) -> None:
         Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(locked_until=None, **fields)
 
 
+def _progress_write(attempts: list[Attempt], done: list[Delivery]) -> None:
+    """Put answered deliveries on record (their log rows and new state) before the batch goes on."""
+    with transaction.atomic():
+        Attempt.objects.bulk_create(attempts)
+        _state_write(done)
+
+
 def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> list[Outcome]:
     """Attempt the claimed deliveries of one endpoint in order, then write the log and their state in one
     transaction. Deliveries not reached within `budget` seconds are released (result "released")."""
@@ -413,11 +445,17 @@ def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> lis
     any_success = False
     started_batch = time.monotonic()
     deferred_until: datetime | None = None
+    written = 0  # of `done` (and `attempts`, one each), already committed
     for i, delivery in enumerate(sendable):
         if i and time.monotonic() - started_batch > budget:
             break
         event = delivery.event
         started = timezone.now()
+        if written < len(done):  # the answers so far are on record before the next request goes out
+            _progress_write(attempts[written:], done[written:])
+            written = len(done)
+        if (delivery.locked_until - started).total_seconds() < timeout + 1:  # this attempt could outlast it
+            _lease_extend(sendable[i:], now=started)
         wait = _rate_limited(endpoint, started)
         if wait is not None:
             deferred_until = started + timedelta(seconds=wait)
@@ -495,8 +533,8 @@ def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> lis
 
     untouched = sendable[len(done) :]
     with transaction.atomic():
-        Attempt.objects.bulk_create(attempts)
-        _state_write(done)
+        Attempt.objects.bulk_create(attempts[written:])
+        _state_write(done[written:])
         if deferred_until is not None:  # paused or over the per-second limit: later, spending no attempt
             _finish_all(untouched, next_attempt_at=deferred_until)
             wait = (deferred_until - timezone.now()).total_seconds()

@@ -167,11 +167,11 @@ def workspace_seed(url: str):
 
 
 def commit_clock_install() -> None:
-    """An outbox hook registered before the webhooks' own: its on-commit callback runs first, and stamps
-    every record of the transaction (a bulk write commits them all at once)."""
+    """A domain-event subscriber put before the webhook outbox's own (core.events): its on-commit callback
+    runs first, and stamps every record of the transaction (a bulk write commits them all at once)."""
     from django.db import transaction
 
-    from records import hooks
+    from core import events
 
     pending: list[str] = []
 
@@ -181,12 +181,15 @@ def commit_clock_install() -> None:
             commit_times[record_id] = at
         pending.clear()
 
-    def stamp(notice) -> None:
+    def stamp(event) -> None:
+        record_id = getattr(event, "record_id", None)
+        if record_id is None:
+            return
         if not pending:
             transaction.on_commit(flush)
-        pending.append(notice.record_id)
+        pending.append(record_id)
 
-    hooks.outbox_writers.insert(0, stamp)
+    events._subscribers("in_transaction").insert(0, stamp)  # before the outbox's own subscriber
 
 
 def received(log: Path) -> dict[str, float]:
@@ -225,7 +228,8 @@ def writer_child(slug: str, rate: float, seconds: float, out: str, inline_url: s
     from records.services import record_create
     from tenants.models import Tenant
     from tenants.runtime import workspace_context
-    from webhooks.outbox import event_emit
+    from core.events import DomainEvent
+    from webhooks.outbox import outbox_event_write
 
     via = os.environ.get("TESSERA_BENCH_VIA", "spine")
     post = inline_poster(inline_url, secret) if inline_url else None
@@ -262,8 +266,11 @@ def writer_child(slug: str, rate: float, seconds: float, out: str, inline_url: s
                 stamp: dict[str, float] = {}
                 with transaction.atomic():
                     transaction.on_commit(lambda stamp=stamp: stamp.__setitem__("at", time.time()))
-                    event = event_emit(type="record.created", livemode=True, data={"object": "record", "data": data})
-                key, committed = event.pk, stamp["at"]
+                    event = DomainEvent(
+                        type="record.created", actor=admin.as_actor(), data={"object": {"object": "record", **data}}
+                    )
+                    outbox_event_write(event)  # the outbox alone (what the spine's event hands it)
+                key, committed = event.id, stamp["at"]
             else:
                 record = record_create(actor=admin, collection=collection, data=data)
                 key, committed = record.id, commit_times[record.id]

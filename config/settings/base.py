@@ -337,8 +337,10 @@ CELERY_BEAT_SCHEDULE = {
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the
 # previous one: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h — 10 attempts over 3.2 days.
 TESSERA_WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400]
-TESSERA_WEBHOOK_TIMEOUT_SECONDS = 15.0
+TESSERA_WEBHOOK_TIMEOUT_SECONDS = float(env("TESSERA_WEBHOOK_TIMEOUT_SECONDS", "15"))
 TESSERA_WEBHOOK_DISABLE_AFTER = timedelta(days=5)  # of continuous failure: the endpoint is disabled
+# A removed workspace's address is kept from new sign-ups this many days (0: released at once).
+TESSERA_SLUG_HOLD_DAYS = int(env("TESSERA_SLUG_HOLD_DAYS", "90"))
 # A worker holds a delivery this long per attempt; after that the sweeper hands it to another worker.
 TESSERA_WEBHOOK_LOCK_SECONDS = float(env("TESSERA_WEBHOOK_LOCK_SECONDS", "60"))
 # The sweeper re-enqueues deliveries due for this long (their own task should have taken them by then).

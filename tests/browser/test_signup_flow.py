@@ -29,7 +29,7 @@ def new_slug(db_commit):
 
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is not None:
-            tenant_drop(tenant=tenant)
+            tenant_drop(tenant=tenant, hold_slug=False)
 
     db_commit(drop)
 

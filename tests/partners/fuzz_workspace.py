@@ -71,7 +71,7 @@ def teardown(slug: str) -> None:
     from tenants.services import tenant_drop
 
     if is_multi_tenant():
-        tenant_drop(tenant=Tenant.objects.get(slug=slug))
+        tenant_drop(tenant=Tenant.objects.get(slug=slug), hold_slug=False)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def _race_in_fresh_tenant():
             collection = collection_create(actor=admin, name="Race", slug="race", fields=fields)
         return race(tenant=tenant, actor=admin, collection=collection)
     finally:
-        tenant_drop(tenant=tenant)
+        tenant_drop(tenant=tenant, hold_slug=False)
         connection.close()
 
 

@@ -86,7 +86,7 @@ def teardown(slug: str) -> None:
     from tenants.services import tenant_drop
 
     if is_multi_tenant():
-        tenant_drop(tenant=_tenant(slug))
+        tenant_drop(tenant=_tenant(slug), hold_slug=False)
 
 
 if __name__ == "__main__":

@@ -228,6 +228,39 @@ def test_provisioned_tenant_can_be_dropped(tenants_provisioned, db):
     assert not schema_exists("t_gamma")
 
 
+@saas_only
+def test_a_removed_workspace_address_is_held_back_from_sign_up(tenants_provisioned, db, settings):
+    """Issue 14, finding 1: after a workspace is removed, someone signing up its address at once would
+    receive what was still meant for the old business (links, phones, partners' calls)."""
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from tenants.models import HeldSlug
+    from tenants.services import tenant_drop
+
+    settings.TESSERA_SLUG_HOLD_DAYS = 90
+    tenant_drop(tenant=provision("delta").tenant)
+    with pytest.raises(ProvisioningError, match="belonged to a workspace that was removed") as excinfo:
+        provision("delta")
+    assert (excinfo.value.field, excinfo.value.status) == ("slug", 409)
+    assert not Tenant.objects.filter(slug="delta").exists()
+
+    HeldSlug.objects.filter(slug="delta").update(held_until=timezone.now() - timedelta(seconds=1))
+    tenant = provision("delta").tenant  # the hold ran out: the address is free again
+
+    # The operators' command removes and holds too; an address other than a workspace's is refused.
+    call_command("workspace_delete", "delta", "--yes")
+    assert not Tenant.objects.filter(pk=tenant.pk).exists() and not schema_exists("t_delta")
+    with pytest.raises(ProvisioningError, match="removed"):
+        provision("delta")
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no workspace"):
+        call_command("workspace_delete", "nope", "--yes")
+
+
 # --- desktop and settings --------------------------------------------------------------------------------
 
 
