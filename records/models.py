@@ -32,6 +32,9 @@ class Collection(models.Model):
     schema_version = models.PositiveIntegerField(default=1)
     # Field changes not yet carried into every record (records.data_migrations); {} when there are none.
     data_migration = models.JSONField(default=dict, blank=True)
+    # A deleted collection whose records are still being deleted (records.services.collection_delete):
+    # {"actor", "total", "deleted", "started_at"}; "finished_at" once the last one is gone. {} otherwise.
+    deletion = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ app_name = "records"
 
 urlpatterns = [
     path("records/", collections.collections, name="collections"),
+    path("records/-/deletions/", collections.collection_deletions_status, name="deletions"),
     path("records/<slug:slug>/", table.record_table, name="table"),
     path("records/<slug:slug>/settings/", fields.collection_settings, name="collection"),
     path("records/<slug:slug>/settings/delete/", collections.collection_remove, name="collection_remove"),
