@@ -50,6 +50,14 @@ def _cell_value(form: RecordForm, spec: dict, base: dict) -> Any:
     return form.record_data(base=base).get(spec["key"])
 
 
+def _hidden_columns(request: HttpRequest) -> set[str]:
+    """The columns the table this row goes back into hides: htmx names the page it asks from."""
+    current = request.headers.get("HX-Current-URL", "")
+    _, _, query = current.partition("?")
+    hide = QueryDict(query.partition("#")[0]).get("hide", "")
+    return {k for k in hide.split(",") if k}
+
+
 def _row_response(
     request: HttpRequest,
     collection: Collection,
@@ -58,7 +66,7 @@ def _row_response(
     special: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    shown = RowShown(collection, _tz(), _reference_titles(collection, [record]))
+    shown = RowShown(collection, _tz(), _reference_titles(collection, [record]), hidden=_hidden_columns(request))
     context = {"row": row_context(shown, record, special), "can_edit": has_permission(request.user, "records.edit")}
     return _page(request, "records/_row.html", context, status=status)
 

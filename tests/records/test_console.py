@@ -477,7 +477,7 @@ def test_filters_and_search(admin_client, people, query, names):
 
 def test_filter_form_adds_a_filter_and_redirects_to_the_canonical_url(admin_client, people):
     page = admin_client.get("/records/customers/?q=x")
-    form = next(f for f in forms_of(page) if f.method == "get")
+    form = next(f for f in forms_of(page) if f.method == "get" and "filter_field" in f.fields)
 
     response = form.submit(
         admin_client, "/records/customers/", q="", filter_field="score", filter_op="gte", filter_value="20"
