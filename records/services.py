@@ -1146,3 +1146,51 @@ def records_bulk_update(
                 changes={"collection": collection.slug, "count": len(changed), "ids": changed, "set": data},
             )
     return changed
+
+
+# --- undo ---------------------------------------------------------------------------------------------
+
+UNDO_MAX = 1000  # records one undo puts back (a bigger bulk action is not offered an undo)
+
+
+def records_revert(
+    *, actor: Actor | Principal, collection: Collection, versions: dict[str, int], undoes: str
+) -> list[str]:
+    """Put records back as they were before their last change (the console's Undo), all or none:
+    `versions` maps each record id to the version that change made. A record changed again since (by
+    anyone) stops the whole undo with a Conflict, so no later change is ever overwritten. Each record
+    is written through the spine (a deleted one comes back with its id and data; feed, webhooks and
+    phones hear of it); the audit log keeps one event naming what was undone. Returns the ids."""
+    _require(actor, "records.edit")
+    if not isinstance(versions, dict) or not 1 <= len(versions) <= UNDO_MAX:
+        raise RecordError("There is nothing to undo.", param="versions", code="undo_empty")
+    reverted: list[str] = []
+    with _bulk_write():
+        rows = {r.id: r for r in Record.objects.filter(collection=collection, id__in=list(versions))}
+        for record_id, version in sorted(versions.items()):
+            current = rows.get(record_id)
+            if current is None or current.version != version or version < 2:
+                raise Conflict(
+                    "Not undone: a record has changed since (or is gone); nothing was put back.",
+                    param="versions",
+                    code="undo_stale",
+                )
+            before = Change.objects.filter(livemode=current.livemode, record_id=record_id, version=version - 1).first()
+            if before is None or before.op == Change.Op.DELETED:
+                raise Conflict("Not undone: this change cannot be undone.", param="versions", code="undo_stale")
+            record_update(
+                actor=actor,
+                record=current,
+                data=before.data,
+                partial=False,
+                expected_version=version,
+                undelete=current.deleted_at is not None,
+            )
+            reverted.append(record_id)
+        audit_event_record(
+            action="records.undone",
+            actor=actor,
+            target=("collection", str(collection.pk), collection.name),
+            changes={"collection": collection.slug, "count": len(reverted), "ids": reverted, "undoes": undoes[:64]},
+        )
+    return reverted

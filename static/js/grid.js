@@ -255,5 +255,26 @@
   });
 
   window.addEventListener("resize", () => grid() && freeze(grid()));
+
+  // --- undo: a toast offers to put back the last change for a short while ---------------------------
+  let undoTimer = null;
+  function undoToast() {
+    const toast = document.getElementById("undo-toast");
+    clearTimeout(undoTimer);
+    if (!toast || !toast.dataset.expires) return;
+    const left = Number(toast.dataset.expires) - Date.now();
+    if (left <= 0) toast.hidden = true;
+    else undoTimer = setTimeout(() => (toast.hidden = true), left);
+  }
+  document.body.addEventListener("records-undo", () => {
+    const region = document.querySelector("[data-undo-url]");
+    if (region) htmx.ajax("GET", region.dataset.undoUrl, { target: "#undo-toast", swap: "outerHTML" });
+  });
+  document.body.addEventListener("htmx:afterSettle", undoToast);
+  document.addEventListener("submit", (event) => {
+    const next = event.target.querySelector("[data-undo-next]");
+    if (next) next.value = window.location.pathname + window.location.search;
+  });
+  undoToast();
   prepare();
 })();
