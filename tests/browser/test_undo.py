@@ -1,5 +1,6 @@
 """Undo in Chromium (390 px dark, 1440 px light): a cell edited in the records table brings up a toast
-with Undo; pressing it puts the value back, and the table says so."""
+with Undo; pressing it puts the value back, and the table says so. The audit log then reads the edit
+as a field's value before and after, and the undo as one event."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.accessibility import axe_violations
-from tests.browser.test_records_grid import SIZES, log_in, record_data, sticking_out
+from tests.browser.test_records_grid import SIZES, log_in, record_data, sticking_out, url_of
 from tests.browser.test_records_grid import grid_admin as people_admin  # noqa: F401 (a fixture: an Admin, 5 people)
 
 pytestmark = pytest.mark.browser
@@ -43,3 +44,12 @@ def test_a_cell_edit_is_undone_from_the_toast(
     expect(page.locator("#undo-toast")).to_be_hidden()
     assert record_data(db_commit, who, "Ada")[:2] == ({"name": "Ada", "score": 0}, 3)
     assert "sort=score" in page.url  # back where the person was
+
+    page.goto(url_of(server, "/audit/?action=record.updated"))
+    edit = page.locator("tr[data-action='record.updated']").filter(has_text=who["ids"]["Ada"]).first
+    expect(edit.get_by_test_id("diff").get_by_role("row", name="score 0 77")).to_be_visible()
+    page.goto(url_of(server, "/audit/?action=records.undone"))
+    undone = page.locator("tr[data-action='records.undone']").first
+    expect(undone.get_by_text("1 record id")).to_be_visible()
+    assert axe_violations(page) == []
+    assert not sticking_out(page)
