@@ -516,8 +516,15 @@ def collection_delete(*, actor: Actor | Principal, collection: Collection, with_
             }
         collection.save(update_fields=["deleted_at", "deletion", "updated_at"])
         _collection_event_emit("collection.deleted", actor, collection, changes={"records": total})
-    if total and not collection_records_delete(collection=collection, limit=DELETION_BATCH):
-        transaction.on_commit(lambda: collection_records_delete_queue(collection_id=collection.pk))
+    if total:
+        try:
+            finished = collection_records_delete(collection=collection, limit=DELETION_BATCH)
+        except Exception:  # the deletion is accepted and committed: a worker carries on from where this stopped
+            logger.exception("deleting the first records of collection %s failed; a worker will go on", collection.pk)
+            finished = False
+        if not finished:
+            transaction.on_commit(lambda: collection_records_delete_queue(collection_id=collection.pk))
+        collection.refresh_from_db(fields=["deletion"])
     return collection
 
 

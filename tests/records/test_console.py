@@ -344,7 +344,7 @@ def test_a_collection_with_records_goes_only_when_its_name_is_typed(admin_client
 
     done = admin_client.post(form.action, {**form.fields, "confirm": " Customers "}, follow=True)
 
-    assert "Collection “Customers” deleted." in text(done)
+    assert "Collection “Customers” deleted." in text(done) and "in the background" not in text(done)
     assert not Record.objects.filter(collection=customers, deleted_at=None).exists()
     assert Change.objects.filter(collection=customers, op="deleted").count() == 5  # webhooks, phones hear each
     assert admin_client.get("/records/customers/").status_code == 404
