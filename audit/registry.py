@@ -43,6 +43,7 @@ ACTIONS: dict[str, str] = {
     "records.exported": "Records exported",
     "analytics.exported": "Query result exported",
     "records.bulk_updated": "Records edited in bulk",
+    "records.undone": "A change to records undone",
     "records.bulk_deleted": "Records deleted in bulk",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",

@@ -81,6 +81,23 @@ class CollectionDetailsForm(forms.Form):
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class CollectionDeleteForm(forms.Form):
+    """Deleting a collection that holds records: its name typed again, so a slip cannot do it."""
+
+    confirm = forms.CharField(label="Type the collection's name to confirm", max_length=200)
+
+    def __init__(self, *args, collection: Collection, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.collection = collection
+        self.fields["confirm"].widget.attrs.update({"autocomplete": "off", "spellcheck": "false"})
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"].strip()
+        if typed != self.collection.name.strip():
+            raise ValidationError(f"Type “{self.collection.name}” exactly as it is written, to confirm.")
+        return typed
+
+
 class FieldForm(forms.Form):
     """One field definition. For an existing field the type is fixed (the service refuses a change)."""
 

@@ -8,6 +8,7 @@ detect, a live id): look records up by (livemode, id), never by the internal pri
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from ulid import ULID
 
@@ -32,6 +33,9 @@ class Collection(models.Model):
     schema_version = models.PositiveIntegerField(default=1)
     # Field changes not yet carried into every record (records.data_migrations); {} when there are none.
     data_migration = models.JSONField(default=dict, blank=True)
+    # A deleted collection whose records are still being deleted (records.services.collection_delete):
+    # {"actor", "total", "deleted", "started_at"}; "finished_at" once the last one is gone. {} otherwise.
+    deletion = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -176,3 +180,30 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.op} {self.record_id}"
+
+
+class TableView(models.Model):
+    """A saved view of a collection's records table: the table's query string (filters in the API's
+    grammar, sort, search, rows per page, hidden columns, widths, frozen columns), personal to its
+    owner or shared with everyone who can see the collection (owner None)."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="table_views")
+    name = models.CharField(max_length=80)
+    query = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_by = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        indexes = [models.Index(fields=["collection", "owner"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def shared(self) -> bool:
+        return self.owner_id is None

@@ -28,9 +28,16 @@ from records.models import Collection, Record
 from records.selectors import FILTER_OPS, record_filter, record_list, record_search
 
 # Query-string names the table uses for itself; a field with one of these keys is filtered as `key__eq`.
+# Besides what selects rows, a table URL carries how its columns are laid out (hidden ones, widths in
+# pixels, how many stay frozen on the left), so a saved view is its URL and a link shows what one sees.
+LAYOUT_PARAMS = frozenset({"hide", "widths", "freeze"})
 RESERVED_PARAMS = frozenset(
     {"q", "sort", "after", "before", "per_page", "page", "count", "filter_field", "filter_op", "filter_value"}
+    | LAYOUT_PARAMS
+    | {"cols", "col", "view"}
 )
+WIDTH_MIN, WIDTH_MAX = 48, 800
+FREEZE_MAX = 3
 PAGE_SIZES = (25, 50, 100, 200)
 PAGE_SIZE_DEFAULT = 50
 COUNT_CAP = 1000
@@ -90,6 +97,17 @@ class TableQuery:
     before: str = ""
     per_page: int = PAGE_SIZE_DEFAULT
     count: bool = False  # count the matches of a filtered view (else deferred: a separate request does it)
+    hidden: tuple[str, ...] = ()  # field keys whose columns are hidden
+    widths: dict[str, int] = field(default_factory=dict)  # column key -> width in pixels
+    frozen: int = 0  # columns kept in view on the left when the table scrolls sideways
+    view: str = ""  # the saved view this table was opened from (records.table_views), kept on its links
+
+    def layout_params(self) -> dict[str, str]:
+        return {
+            "hide": ",".join(self.hidden),
+            "widths": ",".join(f"{k}:{w}" for k, w in self.widths.items()),
+            "freeze": str(self.frozen) if self.frozen else "",
+        }
 
     def params(self, **changes: Any) -> QueryDict:
         """The query string of this view (cursors dropped), with `changes` applied (None removes)."""
@@ -97,6 +115,8 @@ class TableQuery:
         values: dict[str, Any] = {"q": self.q, "sort": self.sort.param if self.sort.param != DEFAULT_SORT else ""}
         if self.per_page != PAGE_SIZE_DEFAULT:
             values["per_page"] = str(self.per_page)
+        values.update(self.layout_params())
+        values["view"] = self.view
         values.update(self.filters)
         for key, value in changes.items():
             values[key] = value
@@ -123,6 +143,29 @@ def sort_parse(collection: Collection, raw: str) -> Sort:
     if spec is None or spec["type"] in UNSORTABLE_TYPES:
         raise RecordError(f"Cannot sort by `{key}`.", param="sort", code="invalid_sort")
     return Sort(key, descending)
+
+
+def _layout_parse(collection: Collection, params: QueryDict | dict[str, str]) -> tuple[tuple, dict, int]:
+    """Hidden columns, widths and frozen columns of a table URL. Lenient: a saved view outlives fields
+    (a removed one is left out), and a width or count out of range is brought into it, never refused.
+    The columns menu posts `cols=1` with a `col` per column to show; that becomes `hide`."""
+    keys = [f["key"] for f in collection.fields]
+    if params.get("cols") == "1":
+        shown = set(params.getlist("col")) if hasattr(params, "getlist") else {params.get("col", "")}
+        hidden = tuple(k for k in keys if k not in shown)
+    else:
+        wanted = set(params.get("hide", "").split(","))
+        hidden = tuple(k for k in keys if k in wanted)
+    if len(hidden) == len(keys):
+        hidden = hidden[1:]  # a table keeps at least one column of data
+    widths: dict[str, int] = {}
+    for pair in params.get("widths", "").split(",")[:200]:
+        key, _, width = pair.partition(":")
+        if (key in keys or key == "updated_at") and width.isdigit():
+            widths[key] = max(WIDTH_MIN, min(WIDTH_MAX, int(width)))
+    freeze = params.get("freeze", "")[:2]
+    frozen = max(0, min(FREEZE_MAX, int(freeze))) if freeze.isdigit() else 0
+    return hidden, widths, frozen
 
 
 def table_query_parse(collection: Collection, params: QueryDict | dict[str, str]) -> TableQuery:
@@ -167,6 +210,9 @@ def table_query_parse(collection: Collection, params: QueryDict | dict[str, str]
     if len(q) > 200:
         raise RecordError("Search for at most 200 characters.", param="q")
     query = TableQuery(sort=sort, filters=filters, q=q, per_page=per_page, count=params.get("count") == "1")
+    query.hidden, query.widths, query.frozen = _layout_parse(collection, params)
+    view = params.get("view", "")
+    query.view = view if view.isdigit() and len(view) < 12 else ""
     query.after, query.before = params.get("after", ""), params.get("before", "")
     for name in ("after", "before"):
         if getattr(query, name) and getattr(query, name) != "end":

@@ -19,6 +19,17 @@ def collection_list(*, livemode: bool) -> QuerySet[Collection]:
     return Collection.objects.filter(livemode=livemode, deleted_at=None).order_by("name")
 
 
+def collection_deletions(*, livemode: bool, finished_since) -> list[Collection]:
+    """Deleted collections whose records are still being deleted, and those finished since
+    `finished_since` (the console shows both, with how far each has got), newest first."""
+    return list(
+        Collection.objects.filter(livemode=livemode, deleted_at__isnull=False)
+        .exclude(deletion={})
+        .filter(~Q(deletion__has_key="finished_at") | Q(updated_at__gte=finished_since))
+        .order_by("-deleted_at")
+    )
+
+
 def collection_get(*, livemode: bool, slug: str) -> Collection:
     collection = Collection.objects.filter(livemode=livemode, slug=slug, deleted_at=None).first()
     if collection is None:

@@ -479,18 +479,92 @@ def collection_records_migrate(*, collection: Collection, limit: int | None = No
     return False
 
 
-def collection_delete(*, actor: Actor | Principal, collection: Collection) -> Collection:
+# Records deleted per transaction when a collection goes with its records; the request that deletes it
+# does the first batch itself (a small collection is gone when it answers), a worker does the rest.
+DELETION_BATCH = 500
+
+
+def collection_delete(*, actor: Actor | Principal, collection: Collection, with_records: bool = False) -> Collection:
+    """Delete a collection. Without `with_records`, only an empty one (Conflict otherwise).
+
+    With `with_records`, its records go too: the collection is gone at once (from the console, the
+    API and phones; its slug is free again) and its records are deleted behind it, DELETION_BATCH at a
+    time (collection_records_delete: the first batch now, the rest by a worker), each a tombstone with
+    its own change, so the feed, webhooks and phones hear of every one. The audit log keeps one event,
+    the collection's deletion with the number of records it held. `deletion` on the collection says
+    how far it is."""
     _require(actor, "collections.manage")
     entitlements.writes_check()
     with transaction.atomic():
-        if Record.objects.filter(collection=collection, deleted_at=None).exists():
+        _seq_lock()  # no record of it can be written between the count below and the deletion
+        collection = Collection.objects.select_for_update().get(pk=collection.pk)
+        if collection.deleted_at is not None:
+            raise NotFound("No such collection.", param="collection")
+        total = Record.objects.filter(collection=collection, deleted_at=None).count()
+        if total and not with_records:
             raise Conflict(
                 "Delete or move this collection's records first.", param="collection", code="collection_not_empty"
             )
-        collection.deleted_at = timezone.now()
-        collection.save(update_fields=["deleted_at", "updated_at"])
-        _collection_event_emit("collection.deleted", actor, collection, changes={})
+        now = timezone.now()
+        collection.deleted_at = now
+        if total:
+            collection.deletion = {
+                "actor": Actor.of(actor).stamp(),
+                "total": total,
+                "deleted": 0,
+                "started_at": now.isoformat(),
+            }
+        collection.save(update_fields=["deleted_at", "deletion", "updated_at"])
+        _collection_event_emit("collection.deleted", actor, collection, changes={"records": total})
+    if total:
+        try:
+            finished = collection_records_delete(collection=collection, limit=DELETION_BATCH)
+        except Exception:  # the deletion is accepted and committed: a worker carries on from where this stopped
+            logger.exception("deleting the first records of collection %s failed; a worker will go on", collection.pk)
+            finished = False
+        if not finished:
+            transaction.on_commit(lambda: collection_records_delete_queue(collection_id=collection.pk))
+        collection.refresh_from_db(fields=["deletion"])
     return collection
+
+
+def collection_records_delete(*, collection: Collection, limit: int | None = None) -> bool:
+    """Delete the records of a deleted collection, DELETION_BATCH per transaction (the change lock is
+    held for one batch only, so other writers get their turn between batches), through the spine's
+    batch step: tombstones, changes, events (not audited one by one: the collection's deletion was).
+    Stops after about `limit` records (None: all); True when none is left."""
+    done = 0
+    while limit is None or done < limit:
+        with _bulk_write():
+            current = Collection.objects.select_for_update().filter(pk=collection.pk).first()
+            deletion = current.deletion if current is not None and current.deleted_at is not None else {}
+            if "total" not in deletion or "finished_at" in deletion:
+                return True
+            batch = list(Record.objects.filter(collection=current, deleted_at=None).order_by("id")[:DELETION_BATCH])
+            now = timezone.now()
+            if not batch:
+                current.deletion = {**deletion, "finished_at": now.isoformat()}
+                current.save(update_fields=["deletion", "updated_at"])
+                return True
+            actor = Actor.from_stamp(deletion.get("actor", ""))
+            _records_commit_deleted(actor=actor, collection=current, records=batch, now=now)
+            current.deletion = {**deletion, "deleted": deletion.get("deleted", 0) + len(batch)}
+            current.save(update_fields=["deletion", "updated_at"])
+        done += len(batch)
+    return False
+
+
+def collection_records_delete_queue(*, collection_id: int) -> None:
+    """Hand the rest of a collection's deletion to a worker (records.tasks); a lost message is found
+    again by the periodic resume (records.tasks.collection_migrations_resume_all_workspaces)."""
+    from records.tasks import collection_records_delete_task  # the tasks module imports these services
+
+    try:
+        collection_records_delete_task.delay(collection_id)
+    except Exception:
+        logger.exception(
+            "could not queue the deletion of collection %s's records; the periodic resume will", collection_id
+        )
 
 
 # --- records --------------------------------------------------------------------------------------------
@@ -1079,3 +1153,51 @@ def records_bulk_update(
                 changes={"collection": collection.slug, "count": len(changed), "ids": changed, "set": data},
             )
     return changed
+
+
+# --- undo ---------------------------------------------------------------------------------------------
+
+UNDO_MAX = 1000  # records one undo puts back (a bigger bulk action is not offered an undo)
+
+
+def records_revert(
+    *, actor: Actor | Principal, collection: Collection, versions: dict[str, int], undoes: str
+) -> list[str]:
+    """Put records back as they were before their last change (the console's Undo), all or none:
+    `versions` maps each record id to the version that change made. A record changed again since (by
+    anyone) stops the whole undo with a Conflict, so no later change is ever overwritten. Each record
+    is written through the spine (a deleted one comes back with its id and data; feed, webhooks and
+    phones hear of it); the audit log keeps one event naming what was undone. Returns the ids."""
+    _require(actor, "records.edit")
+    if not isinstance(versions, dict) or not 1 <= len(versions) <= UNDO_MAX:
+        raise RecordError("There is nothing to undo.", param="versions", code="undo_empty")
+    reverted: list[str] = []
+    with _bulk_write():
+        rows = {r.id: r for r in Record.objects.filter(collection=collection, id__in=list(versions))}
+        for record_id, version in sorted(versions.items()):
+            current = rows.get(record_id)
+            if current is None or current.version != version or version < 2:
+                raise Conflict(
+                    "Not undone: a record has changed since (or is gone); nothing was put back.",
+                    param="versions",
+                    code="undo_stale",
+                )
+            before = Change.objects.filter(livemode=current.livemode, record_id=record_id, version=version - 1).first()
+            if before is None or before.op == Change.Op.DELETED:
+                raise Conflict("Not undone: this change cannot be undone.", param="versions", code="undo_stale")
+            record_update(
+                actor=actor,
+                record=current,
+                data=before.data,
+                partial=False,
+                expected_version=version,
+                undelete=current.deleted_at is not None,
+            )
+            reverted.append(record_id)
+        audit_event_record(
+            action="records.undone",
+            actor=actor,
+            target=("collection", str(collection.pk), collection.name),
+            changes={"collection": collection.slug, "count": len(reverted), "ids": reverted, "undoes": undoes[:64]},
+        )
+    return reverted

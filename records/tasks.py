@@ -5,7 +5,12 @@ from __future__ import annotations
 from celery import shared_task
 
 from records.models import Collection
-from records.services import collection_records_migrate, collection_records_migrate_queue
+from records.services import (
+    collection_records_delete,
+    collection_records_delete_queue,
+    collection_records_migrate,
+    collection_records_migrate_queue,
+)
 from records.sort_indexes import sort_index_ensure
 from tenants.runtime import workspace_context, workspace_list
 
@@ -19,17 +24,31 @@ def collection_records_migrate_task(collection_id: int) -> bool:
     return collection_records_migrate(collection=collection)
 
 
+@shared_task(name="records.collection_records_delete")
+def collection_records_delete_task(collection_id: int) -> bool:
+    """Delete the records of one deleted collection (in the task's workspace)."""
+    collection = Collection.objects.filter(pk=collection_id).first()
+    if collection is None:
+        return True
+    return collection_records_delete(collection=collection)
+
+
 @shared_task(name="records.collection_migrations_resume_all_workspaces")
 def collection_migrations_resume_all_workspaces() -> int:
-    """Queue again every field migration left unfinished (a lost message, a killed worker), looking at
-    each workspace itself (one query) and sending tasks only for what it finds; a migration already
-    running only finds less to do. Returns how many were queued."""
+    """Queue again every field migration and collection deletion left unfinished (a lost message, a
+    killed worker), looking at each workspace itself (two queries) and sending tasks only for what it
+    finds; one already running only finds less to do. Returns how many were queued."""
     queued = 0
     for workspace in workspace_list():
         with workspace_context(workspace):
             for collection_id in Collection.objects.exclude(data_migration={}).values_list("pk", flat=True):
                 collection_records_migrate_queue(collection_id=collection_id)
                 queued += 1
+            deleting = Collection.objects.exclude(deleted_at=None).exclude(deletion={})
+            for collection_id, deletion in deleting.values_list("pk", "deletion"):
+                if "finished_at" not in deletion:
+                    collection_records_delete_queue(collection_id=collection_id)
+                    queued += 1
     return queued
 
 

@@ -325,7 +325,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TESSERA_WEBHOOK_SWEEP_SECONDS", "30")),
     },
     "webhooks-retention": {"task": "webhooks.retention_clean_all_workspaces", "schedule": 6 * 3600.0},
-    # Field changes a worker did not finish carrying into records (records.tasks).
+    # Field changes and collection deletions a worker did not finish (records.tasks).
     "records-migrations-resume": {"task": "records.collection_migrations_resume_all_workspaces", "schedule": 300.0},
     # Compliance (privacy/): retention policies applied and Admins reminded of requests falling due.
     "privacy-retention": {"task": "privacy.retention_apply_all_workspaces", "schedule": 6 * 3600.0},

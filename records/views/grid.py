@@ -24,11 +24,12 @@ from rbac.permissions import has_permission, permission_required
 from records.errors import MergeConflict, NotFound, RecordError, VersionMismatch, WriteForbidden
 from records.forms import RecordForm, message_plain
 from records.models import Collection, Record
-from records.query import record_table_queryset, table_query_parse
-from records.services import BULK_MAX, record_update, records_bulk_delete, records_bulk_update
+from records.query import record_table_queryset, record_title, table_query_parse
+from records.services import BULK_MAX, UNDO_MAX, record_update, records_bulk_delete, records_bulk_update
 from records.views.common import _cell, _collection, _htmx, _page, _record, _reference_titles, _tz
 from records.views.record import _base_version, _reference_options
 from records.views.table import RowShown, row_context
+from records.views.undo import undo_offer
 
 
 def _cell_form(collection: Collection, spec: dict, *, data=None, initial=None, auto_id: str = "id_%s") -> RecordForm:
@@ -50,6 +51,14 @@ def _cell_value(form: RecordForm, spec: dict, base: dict) -> Any:
     return form.record_data(base=base).get(spec["key"])
 
 
+def _hidden_columns(request: HttpRequest) -> set[str]:
+    """The columns the table this row goes back into hides: htmx names the page it asks from."""
+    current = request.headers.get("HX-Current-URL", "")
+    _, _, query = current.partition("?")
+    hide = QueryDict(query.partition("#")[0]).get("hide", "")
+    return {k for k in hide.split(",") if k}
+
+
 def _row_response(
     request: HttpRequest,
     collection: Collection,
@@ -58,7 +67,7 @@ def _row_response(
     special: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    shown = RowShown(collection, _tz(), _reference_titles(collection, [record]))
+    shown = RowShown(collection, _tz(), _reference_titles(collection, [record]), hidden=_hidden_columns(request))
     context = {"row": row_context(shown, record, special), "can_edit": has_permission(request.user, "records.edit")}
     return _page(request, "records/_row.html", context, status=status)
 
@@ -130,7 +139,7 @@ def record_cell(request: HttpRequest, slug: str, record_id: str, key: str) -> Ht
     elif form.is_valid():
         value = _cell_value(form, spec, record.data)
         try:
-            record_update(
+            write = record_update(
                 actor=request.user,
                 record=record,
                 data={key: value},
@@ -151,9 +160,29 @@ def record_cell(request: HttpRequest, slug: str, record_id: str, key: str) -> Ht
             form.add_error(None, message_plain(exc.message))
         else:
             record.refresh_from_db()
-            return _row_response(request, collection, record)
+            response = _row_response(request, collection, record)
+            if write.changed:
+                label = spec.get("label") or key
+                title = record_title(collection, record.data, record.id)
+                undo_offer(
+                    request,
+                    collection,
+                    {record.id: record.version},
+                    label=f"“{label}” of {title} saved.",
+                    undoes="cell",
+                )
+                response["HX-Trigger"] = "records-undo"  # the table asks for the toast (static/js/grid.js)
+            return response
     editor = _editor_html(request, collection, record, spec, form, base_version or record.version)
     return _row_response(request, collection, record, special={key: editor}, status=status)
+
+
+def _undo_bulk(request: HttpRequest, collection: Collection, ids: list[str], label: str, undoes: str) -> None:
+    if not ids or len(ids) > UNDO_MAX:
+        undo_offer(request, collection, {}, label="", undoes=undoes)  # too big to undo: no earlier offer either
+        return
+    versions = dict(Record.objects.filter(collection=collection, id__in=ids).values_list("id", "version"))
+    undo_offer(request, collection, versions, label=label, undoes=undoes)
 
 
 def _conflict(request: HttpRequest, collection: Collection, record: Record, spec: dict, form: RecordForm):
@@ -195,6 +224,7 @@ def records_bulk(request: HttpRequest, slug: str) -> HttpResponse:
         if action == "delete":
             deleted = records_bulk_delete(actor=request.user, collection=collection, record_ids=ids)
             messages.success(request, f"{len(deleted):,} record{'s' if len(deleted) != 1 else ''} deleted.")
+            _undo_bulk(request, collection, deleted, f"{len(deleted):,} deleted.", "bulk_delete")
         elif action == "set":
             spec = collection.field(request.POST.get("field", ""))
             if spec is None:
@@ -211,6 +241,7 @@ def records_bulk(request: HttpRequest, slug: str) -> HttpResponse:
             )
             label = spec.get("label") or spec["key"]
             messages.success(request, f"“{label}” set on {len(changed):,} record{'s' if len(changed) != 1 else ''}.")
+            _undo_bulk(request, collection, changed, f"“{label}” set on {len(changed):,}.", "bulk_set")
         else:
             messages.error(request, "Choose what to do with the selected records.")
     except WriteForbidden as exc:

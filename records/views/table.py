@@ -7,6 +7,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from rbac.permissions import has_permission, permission_required
@@ -16,6 +17,7 @@ from records.models import Collection, Record
 from records.query import (
     BUILTIN_SORTS,
     COUNT_CAP,
+    FREEZE_MAX,
     OP_LABELS,
     PAGE_SIZES,
     RESERVED_PARAMS,
@@ -27,7 +29,9 @@ from records.query import (
     table_query_parse,
 )
 from records.sort_indexes import sort_index_request
+from records.table_views import table_views_visible
 from records.views.common import _cell, _collection, _htmx, _page, _qs, _reference_titles, _tz
+from records.views.undo import undo_pending
 
 
 @require_http_methods(["GET"])
@@ -45,7 +49,7 @@ def record_table(request: HttpRequest, slug: str) -> HttpResponse:
         error = exc
         query = _query_salvage(collection, request.GET)
     canonical = None
-    if error is None and "filter_field" in request.GET:
+    if error is None and ("filter_field" in request.GET or "cols" in request.GET):
         canonical = reverse("records:table", args=[slug]) + _qs(query.params())
         if not _htmx(request):
             return redirect(canonical)
@@ -82,7 +86,7 @@ def _table_context(
         columns.append(_column(base, query, spec["key"], spec.get("label") or spec["key"], sortable, spec["type"]))
     updated_column = _column(base, query, "updated_at", BUILTIN_SORTS["updated_at"], True, "datetime")
     records = page.records if page else []
-    shown = RowShown(collection, tz, _reference_titles(collection, records))
+    shown = RowShown(collection, tz, _reference_titles(collection, records), hidden=set(query.hidden))
     rows = [row_context(shown, record) for record in records]
     filters = []
     for name, value in query.filters.items():
@@ -123,6 +127,8 @@ def _table_context(
         p = query.params(per_page=str(size) if size != 50 else None)
         per_page_links.append({"size": size, "url": base + _qs(p), "current": size == query.per_page})
     return {
+        **_views_context(request, collection, query, base),
+        "undo": undo_pending(request, collection) if has_permission(request.user, "records.edit") else None,
         "collection": collection,
         "query": query,
         "page": page,
@@ -156,6 +162,42 @@ def _table_context(
     }
 
 
+def _views_context(request: HttpRequest, collection: Collection, query: TableQuery, base: str) -> dict:
+    """The saved views bar and the columns menu: which views there are, which one is open (and whether
+    the table has changed since it was saved), and the table's query as a view would keep it."""
+    saving = query.params(view=None).urlencode()
+    current = None
+    views = []
+    for view in table_views_visible(collection=collection, user=request.user):
+        is_current = str(view.pk) == query.view
+        views.append(
+            {
+                "pk": view.pk,
+                "name": view.name,
+                "shared": view.shared,
+                "url": base + "?" + "&".join(p for p in (view.query, f"view={view.pk}") if p),
+                "current": is_current,
+            }
+        )
+        if is_current:
+            current = view
+    may_change = current is not None and (
+        current.owner_id == request.user.pk if current.owner_id else has_permission(request.user, "records.edit")
+    )
+    columns_params = [(k, v) for k, v in query.params().items() if k not in {"hide"}]
+    return {
+        "views": views,
+        "current_view": current,
+        "current_view_changed": current is not None and current.query != saving,
+        "current_view_may_change": may_change,
+        "view_query": saving,
+        "can_share_views": has_permission(request.user, "records.edit"),
+        "columns_params": columns_params,
+        "freeze_choices": list(range(FREEZE_MAX + 1)),
+        "layout_widths": ",".join(f"{k}:{w}" for k, w in query.widths.items()),
+    }
+
+
 def _count_label(page, filtered: bool) -> str:
     if page is None or page.count is None:
         return ""
@@ -171,6 +213,7 @@ def _count_label(page, filtered: bool) -> str:
 def _column(base: str, query: TableQuery, key: str, label: str, sortable: bool, ftype: str) -> dict:
     current = query.sort.key == key
     column = {"key": key, "label": label, "sortable": sortable, "sorted": "", "url": "", "numeric": False}
+    column["hidden"] = key in query.hidden
     column["numeric"] = ftype in {"number", "integer"}
     if sortable:
         target = query.sort.toggled() if current else Sort(key, False)
@@ -183,8 +226,9 @@ def _column(base: str, query: TableQuery, key: str, label: str, sortable: bool, 
 class RowShown:
     """What every row of one rendering shares: the collection, the time zone, reference titles."""
 
-    def __init__(self, collection: Collection, tz, titles: dict):
+    def __init__(self, collection: Collection, tz, titles: dict, hidden: set[str] | None = None):
         self.collection = collection
+        self.hidden = hidden or set()  # keys of hidden columns (their cells are rendered, hidden)
         self.tz = tz
         self.titles = titles
         self.targets = {f["collection"] for f in collection.fields if f["type"] == "reference"}
@@ -196,13 +240,14 @@ def row_context(shown: RowShown, record: Record, special: dict[str, str] | None 
     conflict) by key."""
     url = f"{shown.record_base}{record.id}/"
     cells = []
-    for n, spec in enumerate(shown.collection.fields):
+    opener = next((f["key"] for f in shown.collection.fields if f["key"] not in shown.hidden), None)
+    for spec in shown.collection.fields:
         key = spec["key"]
         if special and key in special:
             cells.append(special[key])
             continue
         cell = _cell(spec, record.data.get(key), shown.tz, shown.targets, shown.titles)
-        cells.append(_cell_html(cell, url if n == 0 else "", key))
+        cells.append(_cell_html(cell, url if key == opener else "", key, hidden=key in shown.hidden))
     return {
         "id": record.id,
         "version": record.version,
@@ -213,10 +258,12 @@ def row_context(shown: RowShown, record: Record, special: dict[str, str] | None 
     }
 
 
-def _cell_html(cell: dict, open_url: str, key: str) -> str:
+def _cell_html(cell: dict, open_url: str, key: str, hidden: bool = False) -> str:
     """One table cell, built here rather than in the template: 50 rows × every field add up."""
     classes = "num" if cell["kind"] in {"number", "integer"} else "mono" if cell["kind"] == "json" else ""
     attrs = format_html(' class="{}" data-key="{}"', classes, key) if classes else format_html(' data-key="{}"', key)
+    if hidden:
+        attrs += mark_safe(" hidden")
     if cell["title"]:
         attrs += format_html(' title="{}"', cell["title"])
     if open_url:

@@ -3,7 +3,7 @@
 // for the bulk bar. The server renders every editor and row; this only moves focus and asks for them.
 (() => {
   const grid = () => document.querySelector("table[data-cell-url]");
-  const cells = (tr) => Array.from(tr.querySelectorAll("td[data-key], td.select"));
+  const cells = (tr) => Array.from(tr.querySelectorAll("td[data-key], td.select")).filter((td) => !td.hidden);
   let returnTo = null; // {id, key}: the cell to focus once its row comes back from the server
 
   function focusCell(td) {
@@ -17,6 +17,7 @@
   function prepare() {
     const table = grid();
     if (!table) return;
+    layout(table);
     const all = table.querySelectorAll("tbody td[data-key]");
     all.forEach((td) => td.hasAttribute("tabindex") || td.setAttribute("tabindex", "-1"));
     if (all.length && !table.querySelector('tbody td[tabindex="0"]')) all[0].setAttribute("tabindex", "0");
@@ -128,5 +129,152 @@
     if (event.target.matches('[data-select-all], input[name="ids"][form="bulk"]')) selectionCount();
   });
 
+  // --- column layout: hidden columns, widths (drag or arrow keys on a column's edge), frozen columns ----
+  // The layout lives in the table's URL (hide, widths, freeze), so a saved view and a shared link keep it;
+  // the server renders it, and this applies it again to rows it sends alone (an edited row) and keeps the
+  // URL, the page's links and the "save view" forms in step when a width changes here.
+  const WIDTH_MIN = 48;
+  const WIDTH_MAX = 800;
+
+  const widthsOf = (table) =>
+    Object.fromEntries(
+      (table.dataset.widths || "").split(",").filter(Boolean).map((p) => [p.split(":")[0], Number(p.split(":")[1])])
+    );
+
+  function layout(table) {
+    const hidden = new Set((table.dataset.hidden || "").split(",").filter(Boolean));
+    table.querySelectorAll("[data-key]").forEach((cell) => {
+      if (cell.closest("td.editing")) return;
+      cell.hidden = hidden.has(cell.dataset.key);
+    });
+    const widths = widthsOf(table);
+    table.querySelectorAll("thead th[data-key]").forEach((th) => {
+      const w = widths[th.dataset.key];
+      ["width", "minWidth", "maxWidth"].forEach((p) => (th.style[p] = w ? `${w}px` : ""));
+      table.querySelectorAll(`tbody td[data-key="${CSS.escape(th.dataset.key)}"]`).forEach((td) => {
+        td.style.maxWidth = w ? `${w}px` : "";
+        td.classList.toggle("sized", Boolean(w));
+      });
+      if (!th.querySelector(".col-resize")) {
+        const handle = document.createElement("span");
+        handle.className = "col-resize";
+        handle.tabIndex = 0;
+        handle.setAttribute("role", "separator");
+        handle.setAttribute("aria-orientation", "vertical");
+        handle.setAttribute("aria-label", `Width of ${th.textContent.trim()}`);
+        handle.setAttribute("aria-valuemin", WIDTH_MIN);
+        handle.setAttribute("aria-valuemax", WIDTH_MAX);
+        th.appendChild(handle);
+      }
+      th.querySelector(".col-resize").setAttribute("aria-valuenow", Math.round(th.getBoundingClientRect().width));
+    });
+    freeze(table);
+  }
+
+  function freeze(table) {
+    const n = Number(table.dataset.frozen || 0);
+    const heads = Array.from(table.querySelectorAll("thead th")).filter((th) => !th.hidden);
+    const lead = heads[0] && heads[0].classList.contains("select") ? 1 : 0;
+    let left = 0;
+    table.querySelectorAll(".frozen").forEach((c) => {
+      c.classList.remove("frozen", "frozen-last");
+      c.style.left = "";
+    });
+    heads.slice(0, n ? n + lead : 0).forEach((th, i, all) => {
+      const key = th.dataset.key;
+      const column = key
+        ? table.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)
+        : table.querySelectorAll("th.select, td.select");
+      column.forEach((c) => {
+        c.classList.add("frozen");
+        c.classList.toggle("frozen-last", i === all.length - 1);
+        c.style.left = `${left}px`;
+      });
+      left += th.getBoundingClientRect().width;
+    });
+  }
+
+  function widthsCommit(table, key, width) {
+    const widths = widthsOf(table);
+    widths[key] = Math.max(WIDTH_MIN, Math.min(WIDTH_MAX, Math.round(width)));
+    const text = Object.entries(widths).map(([k, w]) => `${k}:${w}`).join(",");
+    table.dataset.widths = text;
+    layout(table);
+    const withWidths = (query) => {
+      const params = new URLSearchParams(query);
+      params.set("widths", text);
+      return params.toString();
+    };
+    const url = new URL(window.location.href);
+    url.search = withWidths(url.search);
+    history.replaceState(history.state, "", url);
+    const view = document.getElementById("records-view");
+    view.querySelectorAll("[data-view-query]").forEach((input) => (input.value = withWidths(input.value)));
+    view.querySelectorAll('input[type="hidden"][name="widths"]').forEach((input) => (input.value = text));
+    view.querySelectorAll("a[href*='?'], a[hx-get*='?']").forEach((a) => {
+      ["href", "hx-get"].forEach((attr) => {
+        const value = a.getAttribute(attr);
+        if (!value || !value.startsWith(url.pathname)) return;
+        const [path, query] = value.split("?");
+        a.setAttribute(attr, `${path}?${withWidths(query)}`);
+      });
+    });
+    const update = view.querySelector("[data-view-update]");
+    if (update) update.hidden = false;
+  }
+
+  document.addEventListener("pointerdown", (event) => {
+    const handle = event.target.closest && event.target.closest("table[data-cell-url] .col-resize");
+    if (!handle) return;
+    event.preventDefault();
+    const th = handle.closest("th");
+    const table = th.closest("table");
+    const startX = event.clientX;
+    const startWidth = th.getBoundingClientRect().width;
+    const move = (e) => {
+      const w = Math.max(WIDTH_MIN, Math.min(WIDTH_MAX, startWidth + e.clientX - startX));
+      ["width", "minWidth", "maxWidth"].forEach((p) => (th.style[p] = `${w}px`));
+    };
+    const up = (e) => {
+      document.removeEventListener("pointermove", move);
+      document.removeEventListener("pointerup", up);
+      widthsCommit(table, th.dataset.key, startWidth + e.clientX - startX);
+    };
+    document.addEventListener("pointermove", move);
+    document.addEventListener("pointerup", up);
+  });
+
+  document.addEventListener("keydown", (event) => {
+    const handle = event.target.closest && event.target.closest("table[data-cell-url] .col-resize");
+    if (!handle || (event.key !== "ArrowLeft" && event.key !== "ArrowRight")) return;
+    event.preventDefault();
+    const th = handle.closest("th");
+    const step = event.key === "ArrowLeft" ? -16 : 16;
+    widthsCommit(th.closest("table"), th.dataset.key, th.getBoundingClientRect().width + step);
+    th.querySelector(".col-resize").focus();
+  });
+
+  window.addEventListener("resize", () => grid() && freeze(grid()));
+
+  // --- undo: a toast offers to put back the last change for a short while ---------------------------
+  let undoTimer = null;
+  function undoToast() {
+    const toast = document.getElementById("undo-toast");
+    clearTimeout(undoTimer);
+    if (!toast || !toast.dataset.expires) return;
+    const left = Number(toast.dataset.expires) - Date.now();
+    if (left <= 0) toast.hidden = true;
+    else undoTimer = setTimeout(() => (toast.hidden = true), left);
+  }
+  document.body.addEventListener("records-undo", () => {
+    const region = document.querySelector("[data-undo-url]");
+    if (region) htmx.ajax("GET", region.dataset.undoUrl, { target: "#undo-toast", swap: "outerHTML" });
+  });
+  document.body.addEventListener("htmx:afterSettle", undoToast);
+  document.addEventListener("submit", (event) => {
+    const next = event.target.querySelector("[data-undo-next]");
+    if (next) next.value = window.location.pathname + window.location.search;
+  });
+  undoToast();
   prepare();
 })();

@@ -192,7 +192,7 @@ def test_htmx_request_gets_only_the_table(admin_client, log):
     response = admin_client.get(URL, {"actor": "carol"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     body = response.content.decode()
-    assert body.lstrip().startswith('<table class="table" data-testid="audit-events">')
+    assert body.lstrip().startswith('<div class="scroll"><table class="table" data-testid="audit-events">')
     assert "<html" not in body and "<form" not in body and "<nav class" not in body.split("</table>")[0]
     assert seqs(response) == [log["mar"].seq, log["jan"].seq]
 
@@ -215,3 +215,45 @@ def test_csv_export_guards_formulas_an_anonymous_request_planted(tenant, anon_cl
     assert row["user_agent"] == "'" + planted
     assert row["actor"] == "'-2+3@x.test"
     assert not any(cell[:1] and cell[:1] in "=+-@" for r in rows[1:] for cell in r if not cell.lstrip("-").isdigit())
+
+
+# --- how a change reads ---------------------------------------------------------------------------------
+
+
+def test_a_record_change_reads_as_fields_before_and_after(admin_client, admin_user, tenant):
+    from records.services import collection_create, record_create, record_update
+
+    people = collection_create(
+        actor=admin_user,
+        name="People",
+        slug="people",
+        fields=[{"key": "name", "type": "text"}, {"key": "age", "type": "integer"}],
+    )
+    ada = record_create(actor=admin_user, collection=people, data={"name": "Ada", "age": 36})
+    record_update(actor=admin_user, record=ada, data={"name": "Ada L.", "age": None})
+
+    body = admin_client.get(URL, {"action": "record.updated"}).content.decode()
+
+    diff = re.search(r'<table class="diff" data-testid="diff">.*?</table>', body, re.S).group(0)
+    rows = re.findall(
+        r'<th scope="row">(\w+)</th><td class="before"><del>([^<]*)</del></td><td class="after"><ins>([^<]*)</ins>',
+        diff,
+    )
+    assert rows == [("age", "36", "(empty)"), ("name", "Ada", "Ada L.")]
+    assert "{&#x27;" not in body and "{'" not in body  # no raw Python dict on the page
+
+
+def test_a_bulk_operation_is_one_event_with_its_ids_behind_a_disclosure(admin_client, admin_user, tenant):
+    ids = [f"r{i:03d}" for i in range(250)]
+    audit_event_record(
+        action="records.bulk_deleted",
+        actor=admin_user,
+        target=("collection", "1", "People"),
+        changes={"collection": "people", "count": 250, "ids": ids},
+    )
+
+    body = admin_client.get(URL, {"action": "records.bulk_deleted"}).content.decode()
+
+    assert "<dt>count</dt><dd>250</dd>" in body and "<dt>collection</dt><dd>people</dd>" in body
+    assert '<details class="ids"><summary>250 record ids</summary>' in body
+    assert "r199" in body and "r200" not in body and "… and 50 more (in the CSV export)" in body

@@ -156,3 +156,60 @@ def test_an_id_is_unique_per_mode_through_every_way_in(customers, admin_user):
     assert Record.objects.filter(id="shared-2").count() == 2
     with pytest.raises(IntegrityError), transaction.atomic():
         Record.objects.bulk_create([Record(id="shared-2", collection=customers, seq=0, created_at=now, updated_at=now)])
+
+
+# --- deleting a collection with its records -------------------------------------------------------------
+
+
+def _five(customers, admin_user):
+    return [
+        record_create(actor=admin_user, collection=customers, data={"name": f"P{i}", "email": f"p{i}@x.test"})
+        for i in range(5)
+    ]
+
+
+def test_a_collection_with_records_is_refused_unless_they_go_with_it(customers, admin_user):
+    from records.errors import Conflict
+    from records.services import collection_delete
+
+    _five(customers, admin_user)
+
+    with pytest.raises(Conflict) as refused:
+        collection_delete(actor=admin_user, collection=customers)
+    assert refused.value.code == "collection_not_empty"  # the API's DELETE keeps answering 409
+    customers.refresh_from_db()
+    assert customers.deleted_at is None and customers.deletion == {}
+
+
+def test_a_deletion_a_worker_lost_is_found_again_and_finished(
+    customers, admin_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The request deletes the first batch; its message to the worker is lost (the test's transaction
+    never commits); the periodic resume queues it again (Celery eager: the task runs in this process)."""
+    from audit.models import AuditEvent
+    from config.celery_app import app
+    from records import services
+    from records.models import Collection, Record
+    from records.services import collection_create, collection_delete
+    from records.tasks import collection_migrations_resume_all_workspaces
+
+    monkeypatch.setattr(services, "DELETION_BATCH", 2)
+    people = _five(customers, admin_user)
+    collection_delete(actor=admin_user, collection=customers, with_records=True)
+    customers.refresh_from_db()
+    assert customers.deletion["total"] == 5 and customers.deletion["deleted"] == 2
+    again = collection_create(actor=admin_user, name="Customers", slug="customers", fields=[])  # the slug is free
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert collection_migrations_resume_all_workspaces() >= 1
+
+    customers.refresh_from_db()
+    assert "finished_at" in customers.deletion and customers.deletion["deleted"] == 5
+    assert not Record.objects.filter(collection=customers, deleted_at=None).exists()
+    assert list(Change.objects.filter(op="deleted").order_by("seq").values_list("record_id", flat=True)) == sorted(
+        r.id for r in people
+    )
+    assert AuditEvent.objects.filter(action="collection.deleted").count() == 1
+    assert not AuditEvent.objects.filter(action="record.deleted").exists()
+    assert Collection.objects.get(pk=again.pk).deleted_at is None

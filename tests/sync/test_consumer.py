@@ -484,6 +484,42 @@ def test_stream_sends_resync_then_live_changes_and_resync_after_a_gap(
     run(scenario)
 
 
+def test_a_bulk_delete_streams_every_deletion_in_order_and_finds_the_workspace_once(
+    tenant, pair, jobs, admin_user, django_capture_on_commit_callbacks
+):
+    """The on-commit fan-out of a bulk write looks the workspace up once for all its changes (on the
+    desktop that lookup is a query: a 1,000-record delete made a thousand); the phone still gets each
+    deletion, in order, with no gap that would make it resync."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from records.services import records_bulk_delete
+
+    ids = [_create(admin_user, jobs, f"b{i:02d}", title=str(i)).id for i in range(25)]
+    _, token = pair()
+
+    def delete_all():
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            records_bulk_delete(actor=admin_user, collection=jobs, record_ids=ids)
+        return [q["sql"] for q in queries.captured_queries if "tenants_tenant" in q["sql"]]
+
+    async def scenario():
+        sock = Socket(tenant, token)
+        await sock.connect()
+        await sock.send({"id": "stream", "collection": "jobs", "method": "masterChangeStream$", "params": []})
+        assert (await sock.recv())["result"] == "RESYNC"
+        lookups = await db(delete_all)()
+        frames = [await sock.recv() for _ in ids]
+        await sock.close()
+        return lookups, frames
+
+    lookups, frames = run(scenario)
+
+    assert len(lookups) <= 1
+    assert [f["result"]["documents"][0]["id"] for f in frames] == ids
+    assert all(f["result"]["documents"][0]["_deleted"] for f in frames)
+
+
 def test_one_connection_serves_several_collections(tenant, pair, jobs, admin_user, django_capture_on_commit_callbacks):
     from records.services import collection_create, record_create
 
