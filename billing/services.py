@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import stripe_api
-from billing.entitlements import billing_url, grace_period
+from billing.entitlements import billing_url, grace_period, standing_forget
 from billing.models import BillingAccount, StripeEvent, SubscriptionStatus
 from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, price_lookup_key
 from core.actors import Actor
@@ -215,6 +215,7 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
             account.past_due_notified_at = now
         account.synced_at = now
         account.save()
+        standing_forget(workspace.pk)
         # The plan the workspace's limits follow: a running (or past-due, or read-only) subscription's.
         new_plan = plan if status != SubscriptionStatus.INCOMPLETE_EXPIRED else Plan.FREE
         if new_plan != workspace.plan:

@@ -37,12 +37,17 @@ TENANT_LIMIT_SET_CALLS = True
 if not env_bool("TESSERA_STOCK_MIGRATE_EXECUTOR", False):
     GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Loaded with the workspace by the request's host lookup (tenants.middleware): its billing account, so
+# the limit checks of a request read the standing without a query of their own (billing.middleware).
+TESSERA_WORKSPACE_LOADED_WITH = ["billing_account"]
 TESSERA_TENANCY = "tenants.backends.SchemaTenancy"
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     *MIDDLEWARE[:2],
     "tenants.middleware.TenantHostMiddleware",
+    # Each workspace's billing standing read once per request, shared by every limit check in it.
+    "billing.middleware.StandingPerRequest",
     *MIDDLEWARE[2:],
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
