@@ -14,7 +14,7 @@ from records.forms import CollectionCreateForm, form_errors_from, message_plain
 from records.query import collection_record_counts
 from records.selectors import collection_list, record_list
 from records.services import collection_create, collection_delete
-from records.views.common import LIVE, _collection, _page
+from records.views.common import LIVE, _collection, _page, writes_open
 
 
 @require_http_methods(["GET", "POST"])
@@ -52,7 +52,7 @@ def collections(request: HttpRequest) -> HttpResponse:
     return _page(
         request,
         "records/collections.html",
-        {"collections": items, "form": form, "can_manage": can_manage},
+        {"collections": items, "form": form, "can_manage": can_manage and writes_open()},
         status=status,
     )
 
