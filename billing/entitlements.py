@@ -51,8 +51,10 @@ def _scale() -> float:
 
 
 def billing_url(workspace) -> str:
-    """The console's billing page of `workspace`, as an absolute URL for API clients and e-mails."""
-    return f"{settings.TESSERA_PUBLIC_SCHEME}://{workspace.host()}/billing/"
+    """The console's billing page of `workspace`, as an absolute URL for API clients and e-mails: at the
+    workspace's configured address (TESSERA_PUBLIC_URL's scheme and port), never a request's Host."""
+    base = workspace.base_url() or f"{settings.TESSERA_PUBLIC_SCHEME}://{workspace.host()}"
+    return f"{base}/billing/"
 
 
 # --- standing ---------------------------------------------------------------------------------------

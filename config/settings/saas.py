@@ -152,9 +152,14 @@ LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEV
 # redirect after a form post is checked against form-action too); a workspace's identity provider is
 # added on its own pages (config.middleware).
 _public = urlsplit(TESSERA_PUBLIC_URL)
+# The Billing page's buttons answer with a redirect to Stripe Checkout and the Customer Portal; a stand-in
+# for Stripe's API (TESSERA_STRIPE_API_BASE: stripe-mock, the tests' fake) serves them at its own address.
+_stripe = urlsplit(STRIPE_API_BASE)
+_stripe_pages = " https://checkout.stripe.com https://billing.stripe.com"
+if _stripe.netloc:
+    _stripe_pages += f" {_stripe.scheme}://{_stripe.netloc}"
 CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
     "form-action 'self'",
     f"form-action 'self' {_public.scheme}://*.{TESSERA_BASE_DOMAIN}{f':{_public.port}' if _public.port else ''}"
-    # the Billing page's buttons answer with a redirect to Stripe Checkout and the Customer Portal
-    " https://checkout.stripe.com https://billing.stripe.com",
+    + _stripe_pages,
 )

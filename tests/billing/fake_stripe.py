@@ -85,6 +85,7 @@ class FakeStripe:
     def __init__(self, webhook_secret: str = "whsec_fake_test_secret"):
         self.webhook_secret = webhook_secret
         self.webhook_url: str | None = None  # where deliver() posts events (a live Tessera's receiver)
+        self.webhook_host: str | None = None  # its Host header (a workspace domain no resolver knows)
         self.lock = threading.RLock()
         self.customers: dict[str, dict] = {}
         self.products: dict[str, dict] = {}
@@ -494,7 +495,11 @@ class FakeStripe:
             self.webhook_url,
             data=payload,
             method="POST",
-            headers={"Content-Type": "application/json", "Stripe-Signature": header},
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": header,
+                **({"Host": self.webhook_host} if self.webhook_host else {}),
+            },
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=10) as response:
