@@ -9,10 +9,11 @@ whatever order events arrive in, the last one processed leaves the workspace as 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing import stripe_api
@@ -225,6 +226,58 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         if before != after or notify or cause == "customer.subscription.trial_will_end":
             _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)
     return f"{status} {plan}"
+
+
+# --- missed events ------------------------------------------------------------------------------------
+
+# A subscription read longer ago than this is read again even if nothing says it changed.
+RESYNC_AFTER = timedelta(hours=24)
+
+
+def _resync_due(now: datetime):
+    """Billing accounts whose stored subscription may no longer be Stripe's: a customer without a
+    subscription (Checkout's events missed), never read, read over RESYNC_AFTER ago, or read before a
+    moment at which Stripe changes it by itself (a trial's end, a period's renewal)."""
+    moments_passed = Q(trial_end__lte=now, synced_at__lt=F("trial_end")) | Q(
+        current_period_end__lte=now, synced_at__lt=F("current_period_end")
+    )
+    customer_only = Q(stripe_subscription_id="") & ~Q(stripe_customer_id="")
+    with_subscription = ~Q(stripe_subscription_id="") & (
+        Q(synced_at=None) | Q(synced_at__lt=now - RESYNC_AFTER) | moments_passed
+    )
+    oldest_first = F("synced_at").asc(nulls_first=True)
+    return BillingAccount.objects.filter(customer_only | with_subscription).order_by(oldest_first)
+
+
+def subscriptions_resync(*, limit: int = 200) -> dict[str, int]:
+    """Read again from Stripe the subscriptions whose events may have been missed (webhook endpoint down
+    for longer than Stripe retries, an event lost in a deploy): the beat task's body. A customer whose
+    Checkout events never came gets its newest subscription found by listing the customer's. One
+    account's failure (Stripe unreachable) is logged and the rest go on; what was done, counted."""
+    done = {"synced": 0, "unchanged": 0, "failed": 0}
+    for account in list(_resync_due(timezone.now()).select_related("workspace")[:limit]):
+        try:
+            subscription_id = account.stripe_subscription_id
+            if not subscription_id:
+                found = stripe_api.subscriptions_of_customer(account.stripe_customer_id)
+                running = [s for s in found if s["status"] not in ("canceled", "incomplete_expired")]
+                subscription_id = (running or found or [{}])[0].get("id", "")
+            if not subscription_id:  # a customer who never finished Checkout: nothing to read
+                BillingAccount.objects.filter(pk=account.pk).update(synced_at=timezone.now())
+                done["unchanged"] += 1
+                continue
+            before = (account.status, account.plan)
+            subscription_sync(
+                subscription_id=subscription_id,
+                reference={"metadata": {"workspace_id": str(account.workspace_id)}},
+                cause="billing.resync",
+            )
+            after = BillingAccount.objects.filter(pk=account.pk).values_list("status", "plan").first()
+            done["synced" if after != before else "unchanged"] += 1
+        except Exception:  # Stripe away, an unexpected object: the next run tries again
+            logger.exception("subscription of workspace %s not re-read", account.workspace_id)
+            done["failed"] += 1
+    return done
 
 
 def _subscription_event(workspace: Tenant, *, before: dict, after: dict, cause: str, account, notify: bool):

@@ -60,6 +60,14 @@ def subscription_retrieve(subscription_id: str) -> dict:
     return _plain(stripe_client().v1.subscriptions.retrieve(subscription_id, {"expand": ["items.data.price"]}))
 
 
+def subscriptions_of_customer(customer: str) -> list[dict]:
+    """Every subscription of `customer` (canceled ones too), newest first."""
+    found = stripe_client().v1.subscriptions.list(
+        {"customer": customer, "status": "all", "limit": 100, "expand": ["data.items.data.price"]}
+    )
+    return sorted((_plain(s) for s in found.auto_paging_iter()), key=lambda s: -s.get("created", 0))
+
+
 def subscription_plan(subscription: Any) -> tuple[str, str] | None:
     """(plan, interval) of a subscription: the first item whose price has one of our lookup keys."""
     for item in subscription["items"]["data"]:

@@ -110,6 +110,8 @@ CELERY_BEAT_SCHEDULE = {
     "billing-usage-report": {"task": "billing.usage_ledger_report", "schedule": 300.0},
     # Stripe events whose processing task was lost (the broker was away when they arrived).
     "billing-stripe-events-sweep": {"task": "billing.stripe_events_sweep", "schedule": 120.0},
+    # Subscriptions whose events never came (endpoint down beyond Stripe's retries): read from Stripe again.
+    "billing-subscriptions-resync": {"task": "billing.subscriptions_resync", "schedule": 3600.0},
 }
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)

@@ -242,6 +242,11 @@ class FakeStripe:
                     return_url=p["return_url"],
                     url=f"{self.url}/portal/{sid}?return={urllib.parse.quote(p['return_url'])}",
                 )
+            if method == "GET" and rest == "subscriptions":
+                found = [s for s in self.subscriptions.values() if s["customer"] == p.get("customer")]
+                if p.get("status") != "all":
+                    found = [s for s in found if s["status"] != "canceled"]
+                return self._list(sorted(found, key=lambda s: -s["created"]))
             if method == "GET" and rest.startswith("subscriptions/"):
                 sub = self.subscriptions.get(parts[2])
                 if sub is None:
