@@ -109,6 +109,48 @@ def checkout_session_start(*, workspace: Tenant, plan: str, interval: str, email
     return session["url"]
 
 
+# Subscriptions that can change plan in place (a canceled or expired one starts again through Checkout).
+CHANGEABLE_STATUSES = frozenset({"trialing", "active", "past_due"})
+
+
+def subscription_plan_change(*, workspace: Tenant, plan: str, interval: str) -> str:
+    """Move the workspace's running subscription to `plan` and `interval`, prorated (Stripe's subscription
+    update): the flat price's item and the metered API-calls item each take the new plan's price. The
+    subscription is then stored as Stripe answers, so the new plan's limits apply at once (an upgrade
+    lifts them; a downgrade keeps data over them and refuses only new items). What was done, in words."""
+    if plan not in PAID_PLANS or not OFFERS[plan].self_serve or interval not in ("month", "year"):
+        raise BillingError("Choose one of the plans on this page.", param="plan")
+    account = account_get(workspace)
+    if not account.stripe_subscription_id or account.status not in CHANGEABLE_STATUSES:
+        raise BillingError("There is no running subscription to change: choose a plan below.", status=409)
+    if (account.plan, account.interval) == (plan, interval):
+        raise BillingError(f"The workspace is on {Plan(plan).label} already.", param="plan", status=409)
+    keys = {"flat": price_lookup_key(plan, interval), "metered": metered_price_lookup_key(plan, interval)}
+    try:
+        prices = stripe_api.prices_by_lookup_key(list(keys.values()))
+        subscription = stripe_api.subscription_retrieve(account.stripe_subscription_id)
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not be reached. Try again in a minute.", status=503) from exc
+    if keys["flat"] not in prices:
+        raise BillingError("This plan is not on sale right now.", param="plan", status=409)
+    items = []
+    for item in subscription["items"]["data"]:
+        metered = (item["price"].get("recurring") or {}).get("usage_type") == "metered"
+        new_key = keys["metered" if metered else "flat"]
+        if new_key in prices:
+            items.append({"id": item["id"], "price": prices[new_key]})
+        else:  # the new plan bills no API calls by use: the old metered item goes
+            items.append({"id": item["id"], "deleted": True})
+    read_at = int(account.synced_at.timestamp()) if account.synced_at else 0  # a later change back is new
+    change = f"tessera-plan-{account.stripe_subscription_id}-{plan}-{interval}-{read_at}"
+    try:
+        stripe_api.subscription_items_update(account.stripe_subscription_id, items=items, idempotency_key=change)
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not change the plan. Try again in a minute.", status=503) from exc
+    subscription_sync(subscription_id=account.stripe_subscription_id, cause="billing.plan_changed")
+    return f"The plan is now {Plan(plan).label}; the difference is prorated on the next invoice."
+
+
 def portal_session_start(*, workspace: Tenant, return_url: str) -> str:
     account = account_get(workspace)
     if not account.stripe_customer_id:

@@ -119,3 +119,35 @@ def test_read_only_console_turns_write_actions_off_and_says_why_but_keeps_reads(
     # Paying again turns them back on at once.
     standing_set(status="active")
     assert "data-editable" in admin_client.get("/records/people/").content.decode()
+
+
+def test_a_running_subscription_changes_plan_from_the_billing_page_prorated_and_limits_follow_at_once(
+    admin_client, fake_stripe, tenant, make_user, client_for
+):
+    from billing.services import customer_ensure, subscription_sync
+    from tenants.models import Tenant
+
+    account = customer_ensure(workspace=tenant, email="admin@alpha.test")
+    prices = {p["lookup_key"]: p for p in fake_stripe.prices.values()}
+    sub = fake_stripe.subscription_create(
+        customer=account.stripe_customer_id,
+        prices=[prices["tessera_starter_monthly"], prices["tessera_starter_api_calls_monthly"]],
+        metadata={"workspace_id": str(tenant.pk)},
+    )
+    subscription_sync(subscription_id=sub["id"])
+    page = admin_client.get("/billing/").content.decode()
+    assert 'data-testid="change-pro"' in page and 'data-testid="checkout-pro"' not in page
+    assert 'data-testid="change-starter"' not in page  # the current plan
+    manager = client_for(tenant, make_user(Role.MANAGER))
+    assert manager.post("/billing/plan/", {"plan": "pro", "interval": "year"}).status_code == 403
+    changed = admin_client.post("/billing/plan/", {"plan": "pro", "interval": "year"}, follow=True).content.decode()
+    assert "The plan is now Pro; the difference is prorated" in changed
+    (update,) = fake_stripe.updates  # one update of the subscription in place, not a new subscription
+    assert update["subscription"] == sub["id"] and update["proration_behavior"] == "create_prorations"
+    keys = sorted(i["price"]["lookup_key"] for i in fake_stripe.subscriptions[sub["id"]]["items"]["data"])
+    assert keys == ["tessera_pro_api_calls_yearly", "tessera_pro_yearly"]  # the metered item follows
+    assert len(fake_stripe.subscriptions) == 1
+    assert Tenant.objects.get(pk=tenant.pk).plan == "pro"  # Pro's limits apply at once
+    assert "<strong>Pro</strong>" in changed and 'data-limit="records"' in changed and 'max="2000000"' in changed
+    again = admin_client.post("/billing/plan/", {"plan": "pro", "interval": "year"}, follow=True).content.decode()
+    assert "on Pro already" in again and len(fake_stripe.updates) == 1
