@@ -26,6 +26,8 @@ from analytics.errors import AnalyticsError
 from analytics.exports import stream
 from analytics.models import ReportDelivery, ReportSchedule, SavedQuery
 from analytics.queries import query_for, query_run
+from analytics.selectors import report_schedules_count
+from billing import entitlements
 from core.actors import Actor, Principal
 from rbac.permissions import permission_check
 from tenants.runtime import workspace_current
@@ -101,6 +103,9 @@ def report_schedule_create(
         raise AnalyticsError("A day of the month from 1 to 28 (every month has it).", param="day_of_month")
     if attachment not in {"csv", "xlsx"}:
         raise AnalyticsError("Attach CSV or XLSX.", param="attachment")
+    # The plan's scheduled reports (and a read-only workspace schedules nothing new); existing ones keep
+    # running after a downgrade.
+    entitlements.scheduled_reports_check(existing=report_schedules_count)
     principal = getattr(actor, "principal", actor)
     schedule = ReportSchedule(
         query=query,

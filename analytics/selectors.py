@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from analytics.models import Dashboard, DashboardTile, SavedQuery
+from analytics.models import Dashboard, DashboardTile, ReportSchedule, SavedQuery
 from core.errors import NotFound
 from rbac.permissions import has_permission
+
+
+def report_schedules_count() -> int:
+    """Scheduled reports, paused or not: what the plan's `scheduled_reports` limit counts."""
+    return ReportSchedule.objects.count()
 
 
 def saved_query_list() -> QuerySet[SavedQuery]:

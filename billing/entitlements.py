@@ -19,7 +19,9 @@ Rate limits scale with TESSERA_RATE_LIMIT_SCALE (tests and benchmarks turn them 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -49,8 +51,10 @@ def _scale() -> float:
 
 
 def billing_url(workspace) -> str:
-    """The console's billing page of `workspace`, as an absolute URL for API clients and e-mails."""
-    return f"{settings.TESSERA_PUBLIC_SCHEME}://{workspace.host()}/billing/"
+    """The console's billing page of `workspace`, as an absolute URL for API clients and e-mails: at the
+    workspace's configured address (TESSERA_PUBLIC_URL's scheme and port), never a request's Host."""
+    base = workspace.base_url() or f"{settings.TESSERA_PUBLIC_SCHEME}://{workspace.host()}"
+    return f"{base}/billing/"
 
 
 # --- standing ---------------------------------------------------------------------------------------
@@ -119,13 +123,53 @@ def standing_of_account(account, plan: str) -> Standing:
     )
 
 
+# The billing accounts read during one request (billing.middleware.StandingPerRequest), by workspace id:
+# every check of a request and the console's banner share one read. None outside a request (a Celery
+# task, a websocket message, a service called directly): every check reads afresh.
+_accounts_this_request: ContextVar[dict | None] = ContextVar("tessera_billing_accounts", default=None)
+
+
+@contextmanager
+def standing_per_request(workspace=None) -> Iterator[None]:
+    """Read each workspace's standing at most once inside this block (one request). The request's
+    `workspace`, when its host lookup loaded its billing account with it (settings.
+    TESSERA_WORKSPACE_LOADED_WITH), is not read again at all."""
+    accounts = {}
+    if workspace is not None and settings.TESSERA_BILLING_ENABLED:
+        relation = BillingAccount._meta.get_field("workspace").remote_field
+        if relation.is_cached(workspace):
+            accounts[workspace.pk] = relation.get_cached_value(workspace)
+    token = _accounts_this_request.set(accounts)
+    try:
+        yield
+    finally:
+        _accounts_this_request.reset(token)
+
+
+def standing_forget(workspace_id: int) -> None:
+    """The workspace's billing account changed in this request: the next check reads it again."""
+    accounts = _accounts_this_request.get()
+    if accounts is not None:
+        accounts.pop(workspace_id, None)
+
+
+def _account_of(workspace):
+    accounts = _accounts_this_request.get()
+    if accounts is not None and workspace.pk in accounts:
+        return accounts[workspace.pk]
+    account = BillingAccount.objects.filter(workspace_id=workspace.pk).first()
+    if accounts is not None:
+        accounts[workspace.pk] = account
+    return account
+
+
 def standing(workspace=None) -> Standing:
-    """The workspace's standing (the current one by default): one indexed read of the public schema."""
+    """The workspace's standing (the current one by default): one indexed read of the public schema,
+    once per request (the time-dependent part, the end of a grace period, is worked out at each call)."""
     if not settings.TESSERA_BILLING_ENABLED:
         return UNLIMITED_STANDING
     workspace = workspace or workspace_current()
-    account = BillingAccount.objects.filter(workspace_id=workspace.pk).first()
-    return standing_of_account(account, workspace.plan)
+    return standing_of_account(_account_of(workspace), workspace.plan)
 
 
 def limits(workspace=None) -> PlanLimits:
@@ -160,11 +204,11 @@ def usage_count(name: str) -> int:
     return import_string(settings.TESSERA_USAGE_COUNTERS[name])()
 
 
-def limit_check(name: str, *, workspace=None, adding: int = 1, current: int | None = None) -> None:
+def limit_check(name: str, *, workspace=None, adding: int = 1, current: int | Callable[[], int] | None = None) -> None:
     """Refuse a write while read-only, and one that would take usage of `name` beyond the plan's limit.
 
-    `current` is the usage now when the caller knows it; otherwise the owning app counts it (only when
-    the plan limits it at all)."""
+    `current` is the usage now when the caller knows it (or a callable that finds it, asked only when
+    the plan limits `name` at all); otherwise the owning app counts it, under the same condition."""
     if not settings.TESSERA_BILLING_ENABLED:
         return
     workspace = workspace or workspace_current()
@@ -174,6 +218,8 @@ def limit_check(name: str, *, workspace=None, adding: int = 1, current: int | No
         return
     if current is None:
         current = usage_count(name)
+    elif callable(current):
+        current = current()
     if current + adding > allowed:
         label, unit = LIMIT_NAMES[name]
         raise LimitExceeded(
@@ -186,9 +232,10 @@ def limit_check(name: str, *, workspace=None, adding: int = 1, current: int | No
         )
 
 
-def records_check(*, creating: int) -> None:
-    """The write spine, before it creates records (inside the write's transaction)."""
-    limit_check("records", adding=creating)
+def records_check(*, creating: int, current: int | Callable[[], int] | None = None) -> None:
+    """The write spine, before it creates records (inside the write's transaction); `current` is the
+    live-record count it keeps with its lock (records.services), so the check counts nothing."""
+    limit_check("records", adding=creating, current=current)
 
 
 def members_check(workspace=None, *, adding: int = 1) -> None:
@@ -199,7 +246,8 @@ def devices_check(workspace=None, *, adding: int = 1) -> None:
     limit_check("devices", workspace=workspace, adding=adding)
 
 
-def scheduled_reports_check(workspace=None, *, existing: int) -> None:
+def scheduled_reports_check(workspace=None, *, existing: int | Callable[[], int]) -> None:
+    """Refuse one more scheduled report beyond the plan's (`existing`: the count, or a callable that counts)."""
     limit_check("scheduled_reports", workspace=workspace, current=existing)
 
 

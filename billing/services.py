@@ -9,14 +9,15 @@ whatever order events arrive in, the last one processed leaves the workspace as 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing import stripe_api
-from billing.entitlements import billing_url, grace_period
+from billing.entitlements import billing_url, grace_period, standing_forget
 from billing.models import BillingAccount, StripeEvent, SubscriptionStatus
 from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, price_lookup_key
 from core.actors import Actor
@@ -106,6 +107,48 @@ def checkout_session_start(*, workspace: Tenant, plan: str, interval: str, email
     except stripe_api.StripeError as exc:
         raise BillingError("Stripe could not start Checkout. Try again in a minute.", status=503) from exc
     return session["url"]
+
+
+# Subscriptions that can change plan in place (a canceled or expired one starts again through Checkout).
+CHANGEABLE_STATUSES = frozenset({"trialing", "active", "past_due"})
+
+
+def subscription_plan_change(*, workspace: Tenant, plan: str, interval: str) -> str:
+    """Move the workspace's running subscription to `plan` and `interval`, prorated (Stripe's subscription
+    update): the flat price's item and the metered API-calls item each take the new plan's price. The
+    subscription is then stored as Stripe answers, so the new plan's limits apply at once (an upgrade
+    lifts them; a downgrade keeps data over them and refuses only new items). What was done, in words."""
+    if plan not in PAID_PLANS or not OFFERS[plan].self_serve or interval not in ("month", "year"):
+        raise BillingError("Choose one of the plans on this page.", param="plan")
+    account = account_get(workspace)
+    if not account.stripe_subscription_id or account.status not in CHANGEABLE_STATUSES:
+        raise BillingError("There is no running subscription to change: choose a plan below.", status=409)
+    if (account.plan, account.interval) == (plan, interval):
+        raise BillingError(f"The workspace is on {Plan(plan).label} already.", param="plan", status=409)
+    keys = {"flat": price_lookup_key(plan, interval), "metered": metered_price_lookup_key(plan, interval)}
+    try:
+        prices = stripe_api.prices_by_lookup_key(list(keys.values()))
+        subscription = stripe_api.subscription_retrieve(account.stripe_subscription_id)
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not be reached. Try again in a minute.", status=503) from exc
+    if keys["flat"] not in prices:
+        raise BillingError("This plan is not on sale right now.", param="plan", status=409)
+    items = []
+    for item in subscription["items"]["data"]:
+        metered = (item["price"].get("recurring") or {}).get("usage_type") == "metered"
+        new_key = keys["metered" if metered else "flat"]
+        if new_key in prices:
+            items.append({"id": item["id"], "price": prices[new_key]})
+        else:  # the new plan bills no API calls by use: the old metered item goes
+            items.append({"id": item["id"], "deleted": True})
+    read_at = int(account.synced_at.timestamp()) if account.synced_at else 0  # a later change back is new
+    change = f"tessera-plan-{account.stripe_subscription_id}-{plan}-{interval}-{read_at}"
+    try:
+        stripe_api.subscription_items_update(account.stripe_subscription_id, items=items, idempotency_key=change)
+    except stripe_api.StripeError as exc:
+        raise BillingError("Stripe could not change the plan. Try again in a minute.", status=503) from exc
+    subscription_sync(subscription_id=account.stripe_subscription_id, cause="billing.plan_changed")
+    return f"The plan is now {Plan(plan).label}; the difference is prorated on the next invoice."
 
 
 def portal_session_start(*, workspace: Tenant, return_url: str) -> str:
@@ -215,6 +258,7 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
             account.past_due_notified_at = now
         account.synced_at = now
         account.save()
+        standing_forget(workspace.pk)
         # The plan the workspace's limits follow: a running (or past-due, or read-only) subscription's.
         new_plan = plan if status != SubscriptionStatus.INCOMPLETE_EXPIRED else Plan.FREE
         if new_plan != workspace.plan:
@@ -224,6 +268,58 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         if before != after or notify or cause == "customer.subscription.trial_will_end":
             _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)
     return f"{status} {plan}"
+
+
+# --- missed events ------------------------------------------------------------------------------------
+
+# A subscription read longer ago than this is read again even if nothing says it changed.
+RESYNC_AFTER = timedelta(hours=24)
+
+
+def _resync_due(now: datetime):
+    """Billing accounts whose stored subscription may no longer be Stripe's: a customer without a
+    subscription (Checkout's events missed), never read, read over RESYNC_AFTER ago, or read before a
+    moment at which Stripe changes it by itself (a trial's end, a period's renewal)."""
+    moments_passed = Q(trial_end__lte=now, synced_at__lt=F("trial_end")) | Q(
+        current_period_end__lte=now, synced_at__lt=F("current_period_end")
+    )
+    customer_only = Q(stripe_subscription_id="") & ~Q(stripe_customer_id="")
+    with_subscription = ~Q(stripe_subscription_id="") & (
+        Q(synced_at=None) | Q(synced_at__lt=now - RESYNC_AFTER) | moments_passed
+    )
+    oldest_first = F("synced_at").asc(nulls_first=True)
+    return BillingAccount.objects.filter(customer_only | with_subscription).order_by(oldest_first)
+
+
+def subscriptions_resync(*, limit: int = 200) -> dict[str, int]:
+    """Read again from Stripe the subscriptions whose events may have been missed (webhook endpoint down
+    for longer than Stripe retries, an event lost in a deploy): the beat task's body. A customer whose
+    Checkout events never came gets its newest subscription found by listing the customer's. One
+    account's failure (Stripe unreachable) is logged and the rest go on; what was done, counted."""
+    done = {"synced": 0, "unchanged": 0, "failed": 0}
+    for account in list(_resync_due(timezone.now()).select_related("workspace")[:limit]):
+        try:
+            subscription_id = account.stripe_subscription_id
+            if not subscription_id:
+                found = stripe_api.subscriptions_of_customer(account.stripe_customer_id)
+                running = [s for s in found if s["status"] not in ("canceled", "incomplete_expired")]
+                subscription_id = (running or found or [{}])[0].get("id", "")
+            if not subscription_id:  # a customer who never finished Checkout: nothing to read
+                BillingAccount.objects.filter(pk=account.pk).update(synced_at=timezone.now())
+                done["unchanged"] += 1
+                continue
+            before = (account.status, account.plan)
+            subscription_sync(
+                subscription_id=subscription_id,
+                reference={"metadata": {"workspace_id": str(account.workspace_id)}},
+                cause="billing.resync",
+            )
+            after = BillingAccount.objects.filter(pk=account.pk).values_list("status", "plan").first()
+            done["synced" if after != before else "unchanged"] += 1
+        except Exception:  # Stripe away, an unexpected object: the next run tries again
+            logger.exception("subscription of workspace %s not re-read", account.workspace_id)
+            done["failed"] += 1
+    return done
 
 
 def _subscription_event(workspace: Tenant, *, before: dict, after: dict, cause: str, account, notify: bool):

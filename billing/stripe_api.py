@@ -60,6 +60,26 @@ def subscription_retrieve(subscription_id: str) -> dict:
     return _plain(stripe_client().v1.subscriptions.retrieve(subscription_id, {"expand": ["items.data.price"]}))
 
 
+def subscription_items_update(subscription_id: str, *, items: list[dict], idempotency_key: str) -> dict:
+    """Change a subscription's items (a plan change), prorated: Stripe credits the unused time of the old
+    price and charges the new one's on the next invoice."""
+    return _plain(
+        stripe_client().v1.subscriptions.update(
+            subscription_id,
+            {"items": items, "proration_behavior": "create_prorations", "expand": ["items.data.price"]},
+            {"idempotency_key": idempotency_key},
+        )
+    )
+
+
+def subscriptions_of_customer(customer: str) -> list[dict]:
+    """Every subscription of `customer` (canceled ones too), newest first."""
+    found = stripe_client().v1.subscriptions.list(
+        {"customer": customer, "status": "all", "limit": 100, "expand": ["data.items.data.price"]}
+    )
+    return sorted((_plain(s) for s in found.auto_paging_iter()), key=lambda s: -s.get("created", 0))
+
+
 def subscription_plan(subscription: Any) -> tuple[str, str] | None:
     """(plan, interval) of a subscription: the first item whose price has one of our lookup keys."""
     for item in subscription["items"]["data"]:

@@ -1,5 +1,6 @@
 """Billing's Celery tasks (thin wrappers): act on a stored Stripe event, sweep events whose task was
-lost, report the usage ledger to Stripe's Billing Meter. They run in the public schema."""
+lost, re-read subscriptions whose events may have been missed, report the usage ledger to Stripe's
+Billing Meter. They run in the public schema."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from billing.metering import usage_ledger_report
 from billing.models import StripeEvent
-from billing.services import event_process
+from billing.services import event_process, subscriptions_resync
 
 
 @shared_task(
@@ -36,6 +37,12 @@ def stripe_events_sweep_task() -> int:
     for event_id in ids:
         stripe_event_process_task.delay(event_id)
     return len(ids)
+
+
+@shared_task(name="billing.subscriptions_resync")
+def subscriptions_resync_task() -> dict[str, int]:
+    """Subscriptions whose Stripe events may have been missed, read again (billing.services)."""
+    return subscriptions_resync()
 
 
 @shared_task(name="billing.usage_ledger_report")

@@ -9,5 +9,6 @@ app_name = "billing"
 urlpatterns = [
     path("billing/", views.page, name="page"),
     path("billing/checkout/", views.checkout, name="checkout"),
+    path("billing/plan/", views.plan_change, name="plan_change"),
     path("billing/portal/", views.portal, name="portal"),
 ]

@@ -15,7 +15,13 @@ from django.views.decorators.http import require_POST
 from billing import entitlements, stripe_api
 from billing.models import BillingAccount
 from billing.plans import OFFERS, ORDER, PLANS, Plan, plan_rank
-from billing.services import BillingError, checkout_session_start, portal_session_start
+from billing.services import (
+    CHANGEABLE_STATUSES,
+    BillingError,
+    checkout_session_start,
+    portal_session_start,
+    subscription_plan_change,
+)
 from rbac.permissions import permission_required
 from tenants.runtime import workspace_current
 
@@ -60,6 +66,9 @@ def page(request: HttpRequest) -> HttpResponse:
         "account": account,
         "invoices": invoices,
         "invoices_error": invoices_error,
+        # A running subscription changes plan in place (prorated); otherwise a plan starts through Checkout.
+        "changeable": bool(account and account.stripe_subscription_id and account.status in CHANGEABLE_STATUSES),
+        "interval": (account.interval if account else "") or "month",
     }
     return render(request, "billing/page.html", context)
 
@@ -81,6 +90,23 @@ def checkout(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect("billing:page")
     return redirect(url)
+
+
+@require_POST
+@permission_required("billing.manage")
+def plan_change(request: HttpRequest) -> HttpResponse:
+    """Move the running subscription to another plan or interval, prorated (billing.services)."""
+    try:
+        done = subscription_plan_change(
+            workspace=workspace_current(),
+            plan=request.POST.get("plan", ""),
+            interval=request.POST.get("interval", "month"),
+        )
+    except BillingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("billing:page")
 
 
 @require_POST

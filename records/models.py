@@ -145,11 +145,16 @@ class ChangeCounter(models.Model):
 
     `stream` names this workspace's sequence among all workspaces': an event id is `evt_<stream>_<seq>`,
     unique across workspaces (a receiver serving many takes the id as its idempotency key). The row is
-    made by the first write, never in the template new workspaces are cloned from."""
+    made by the first write, never in the template new workspaces are cloned from.
+
+    `live_records` counts the records not deleted (what the plan's `records` limit counts), kept by the
+    same statement that takes sequence numbers, under the same lock: the limit check reads it with the
+    lock instead of counting the table on every create. Null until first counted (records.services)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     value = models.BigIntegerField(default=0)
     stream = models.CharField(max_length=16, default=change_stream_new)
+    live_records = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"change counter at {self.value}"

@@ -47,7 +47,6 @@ from records.events import RecordChanged, RecordErased, collection_object, recor
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
-from records.selectors import records_live_count
 from records.sort_indexes import sort_indexes_prune
 
 logger = logging.getLogger(__name__)
@@ -80,17 +79,37 @@ _stream: ContextVar[str] = ContextVar("tessera_change_stream", default="")
 _audited_one_by_one: ContextVar[bool] = ContextVar("tessera_audited_one_by_one", default=True)
 
 
-def _seq_lock() -> None:
-    """Take the tenant's change-counter lock (held until commit)."""
+def _seq_lock() -> int | None:
+    """Take the tenant's change-counter lock (held until commit), making the row on the workspace's first
+    write. Returns the live-record count the row holds, read with the lock (counted now if it never was);
+    None when the lock was already held by this transaction's bulk write."""
     if _seq_lock_held.get():
-        return
-    if not ChangeCounter.objects.select_for_update().filter(pk=1).exists():
+        return None
+    locked = ChangeCounter.objects.select_for_update().filter(pk=1).values_list("id", "live_records")
+    row = locked.first()
+    if row is None:
         try:
             with transaction.atomic():
-                ChangeCounter.objects.create(pk=1, value=0)
+                ChangeCounter.objects.create(pk=1, value=0, live_records=Record.objects.filter(deleted_at=None).count())
         except IntegrityError:
             pass
-        ChangeCounter.objects.select_for_update().filter(pk=1).exists()
+        row = locked.first()
+    return row[1] if row[1] is not None else _live_records_counted()
+
+
+def _live_records_counted() -> int:
+    """The live records, counted once (a workspace written before the count was kept) and kept in the
+    change counter from then on: the lock is held, so no other writer changes the figure meanwhile, and
+    each later write adds its own delta in _seq_next."""
+    count = Record.objects.filter(deleted_at=None).count()
+    ChangeCounter.objects.filter(pk=1).update(live_records=count)
+    return count
+
+
+def _live_records_locked() -> int:
+    """The live-record count, with the change-counter lock already held."""
+    kept = ChangeCounter.objects.filter(pk=1).values_list("live_records", flat=True).first()
+    return kept if kept is not None else _live_records_counted()
 
 
 @contextmanager
@@ -121,11 +140,12 @@ def _writes_check() -> None:
         entitlements.writes_check()
 
 
-def _records_limit_check() -> None:
-    """One more record within the plan's limit? Inside a bulk write, against its running count."""
+def _records_limit_check(live: int | None) -> None:
+    """One more record within the plan's limit? `live` is the count _seq_lock read with the lock. Inside a
+    bulk write, against its running count."""
     running = _bulk_records.get()
     if running is None:
-        entitlements.records_check(creating=1)
+        entitlements.records_check(creating=1, current=live if live is not None else _live_records_locked)
         return
     if running[0] >= 0:
         entitlements.limit_check("records", current=running[0])
@@ -136,19 +156,25 @@ def _records_limit_check() -> None:
 def _bulk_entitled() -> Iterator[None]:
     entitlements.writes_check()
     unlimited = entitlements.limits().records is None
-    token = _bulk_records.set([-1 if unlimited else records_live_count()])
+    token = _bulk_records.set([-1 if unlimited else _live_records_locked()])
     try:
         yield
     finally:
         _bulk_records.reset(token)
 
 
-def _seq_next(n: int = 1) -> int:
+def _seq_next(n: int = 1, *, live_delta: int = 0) -> int:
     """Reserve n sequence numbers (lock already held); returns the first. One statement (RETURNING:
-    PostgreSQL, and SQLite since 3.35), which also reads the workspace's change stream name."""
+    PostgreSQL, and SQLite since 3.35), which also reads the workspace's change stream name and moves
+    the live-record count by `live_delta` (records created or undeleted minus records deleted; a count
+    still null stays null until counted)."""
     table = connection.ops.quote_name(ChangeCounter._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET value = value + %s WHERE id = 1 RETURNING value, stream", [n])  # noqa: S608
+        cursor.execute(
+            f"UPDATE {table} SET value = value + %s, live_records = live_records + %s "  # noqa: S608
+            "WHERE id = 1 RETURNING value, stream",
+            [n, live_delta],
+        )
         value, stream = cursor.fetchone()
     _stream.set(stream)
     return value - n + 1
@@ -679,9 +705,13 @@ def _record_commit(
     op: str,
     before: dict | None,
     now: datetime,
+    live_delta: int | None = None,
 ) -> None:
-    """Steps 4–7 of the spine for one record whose new state is already on `record`."""
-    record.seq = _seq_next()
+    """Steps 4–7 of the spine for one record whose new state is already on `record`. `live_delta`: how
+    the live-record count moves (by default: created or undeleted +1, deleted -1, updated 0)."""
+    if live_delta is None:
+        live_delta = {Change.Op.CREATED: 1, Change.Op.DELETED: -1}.get(op, 0)
+    record.seq = _seq_next(live_delta=live_delta)
     record.updated_at = now
     actor = Actor.of(actor)
     record.updated_by = actor.stamp()
@@ -737,8 +767,8 @@ def record_create(
     if not isinstance(data, dict):
         raise ValidationFailed([{"param": "data", "code": "invalid_type", "message": "`data` must be an object."}])
     with _record_atomic():
-        _seq_lock()
-        _records_limit_check()
+        live = _seq_lock()
+        _records_limit_check(live)
         data = _defaults(collection, data)
         _validate(collection, data)
         _references_validate(collection, data)
@@ -932,11 +962,18 @@ def record_erase(
                         data={k: v for k, v in change.data.items() if k not in only}
                     )
         else:
+            was_live = current.deleted_at is None
             current.data = {}
             current.version += 1
             current.deleted_at = current.deleted_at or now
             _record_commit(
-                actor=actor, collection=current.collection, record=current, op=Change.Op.DELETED, before=None, now=now
+                actor=actor,
+                collection=current.collection,
+                record=current,
+                op=Change.Op.DELETED,
+                before=None,
+                now=now,
+                live_delta=-1 if was_live else 0,
             )
             Change.objects.filter(livemode=current.livemode, record_id=current.id).exclude(seq=current.seq).update(
                 data={}
@@ -1097,7 +1134,7 @@ def _records_commit_deleted(*, actor: Actor, collection: Collection, records: li
     events `_record_commit` writes one by one, in a statement per step for the batch (the lock is held)."""
     if not records:
         return
-    first = _seq_next(len(records))
+    first = _seq_next(len(records), live_delta=-len(records))
     stamp = actor.stamp()
     changes, events = [], []
     for offset, record in enumerate(records):

@@ -27,7 +27,11 @@ class TenantHostMiddleware(TenantMainMiddleware):
     def get_tenant(self, domain_model, hostname):
         if hostname == settings.TESSERA_BASE_DOMAIN:
             return tenancy_backend().public_tenant()
-        tenant = super().get_tenant(domain_model, hostname)
+        # The workspace's rows that every request of it reads (settings.TESSERA_WORKSPACE_LOADED_WITH, e.g.
+        # billing's standing) come in the same query. They are this request's: never keep this lookup
+        # across requests without dropping them.
+        related = ("tenant", *(f"tenant__{name}" for name in settings.TESSERA_WORKSPACE_LOADED_WITH))
+        tenant = domain_model.objects.select_related(*related).get(domain=hostname).tenant
         if tenant.is_template:
             raise domain_model.DoesNotExist
         return tenant

@@ -151,8 +151,11 @@ def wait_healthy(server: TesseraServer) -> None:
     )
 
 
-def start_server(env_db: dict[str, str], base_domain: str, port: int | None = None) -> TesseraServer:
-    """Start a server; on `port` when given (a restart on the same address), else on a free one."""
+def start_server(
+    env_db: dict[str, str], base_domain: str, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> TesseraServer:
+    """Start a server; on `port` when given (a restart on the same address), else on a free one.
+    `extra_env` is set last (a test's own settings: a Stripe stand-in, a broker, the secret key)."""
     workdir = Path(tempfile.mkdtemp(prefix="tessera-browser-server-"))
     log_path = workdir / "server.log"
     env = {
@@ -169,6 +172,7 @@ def start_server(env_db: dict[str, str], base_domain: str, port: int | None = No
             "TESSERA_DEBUG": "0",
             "PYTHONUNBUFFERED": "1",
             **env_db,
+            **(extra_env or {}),
         }
     )
     if SAAS:

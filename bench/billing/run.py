@@ -9,11 +9,13 @@ with billing on vs off, side by side. Prints figures; never asserts.
    records counted against the plan's limit), --records records already there, a live API key.
 2. POST /api/v1/collections/people/records through the whole stack in this process (Django's test
    client: middleware, DRF, the write spine, audit, outbox), --creates per round, rounds alternating
-   ON (billing as deployed) and OFF (TESSERA_BILLING_ENABLED = False: every check returns at once),
+   ON (billing as deployed: the billing account joined to the host lookup, the checks against the
+   live-record count the change counter keeps) and OFF (TESSERA_BILLING_ENABLED = False and no join:
+   every check returns at once),
    the order flipping each round because the machine is shared and noisy. Rate limits and usage
    counters use the in-process backends in both (no Redis needed; equal in both).
-3. Per variant: creates/s (median of rounds), this process's CPU ms per create, p50/p99 latency, and the
-   ON/OFF ratio. Target: overhead < 5 %.
+3. Per variant: creates/s (median of rounds), this process's CPU ms per create, p50/p99 latency, SQL
+   statements per create, and the ON/OFF ratio. Target: overhead < 5 %.
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ def main() -> None:
             order = ["on", "off"] if round_no % 2 == 0 else ["off", "on"]
             for variant in order:
                 settings.TESSERA_BILLING_ENABLED = variant == "on"
+                settings.TESSERA_WORKSPACE_LOADED_WITH = ["billing_account"] if variant == "on" else []
                 results[variant].append(run(client, tenant, args.creates))
         settings.TESSERA_BILLING_ENABLED = True
+        settings.TESSERA_WORKSPACE_LOADED_WITH = ["billing_account"]
         report(results, args)
         from django.db import connections
 
@@ -112,16 +116,25 @@ def setup(records: int):
 
 
 def run(client, tenant, creates: int) -> dict:
+    from django.db import connection
+
     latencies = []
+    statements = [0]
+
+    def count(execute, sql, params, many, context):
+        statements[0] += 1
+        return execute(sql, params, many, context)
+
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for i in range(creates):
-        started = time.perf_counter()
-        response = client.post(
-            "/api/v1/collections/people/records", {"data": {"name": f"n{i}"}}, content_type="application/json"
-        )
-        latencies.append(time.perf_counter() - started)
-        if response.status_code != 201:
-            raise SystemExit(f"create answered {response.status_code}: {response.content[:300]!r}")
+    with connection.execute_wrapper(count):
+        for i in range(creates):
+            started = time.perf_counter()
+            response = client.post(
+                "/api/v1/collections/people/records", {"data": {"name": f"n{i}"}}, content_type="application/json"
+            )
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                raise SystemExit(f"create answered {response.status_code}: {response.content[:300]!r}")
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     latencies.sort()
     return {
@@ -129,18 +142,19 @@ def run(client, tenant, creates: int) -> dict:
         "cpu_ms": 1000 * cpu / creates,
         "p50": 1000 * latencies[len(latencies) // 2],
         "p99": 1000 * latencies[int(len(latencies) * 0.99) - 1],
+        "queries": statements[0] / creates,
     }
 
 
 def report(results: dict, args) -> None:
     say(f"\n{args.rounds} rounds x {args.creates} creates per variant, {args.records}+ records present")
-    say(f"{'variant':8} {'creates/s':>10} {'CPU ms/create':>14} {'p50 ms':>8} {'p99 ms':>8}")
+    say(f"{'variant':8} {'creates/s':>10} {'CPU ms/create':>14} {'p50 ms':>8} {'p99 ms':>8} {'SQL/create':>11}")
     med = {}
     for variant in ("off", "on"):
         rows = results[variant]
         med[variant] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         m = med[variant]
-        say(f"{variant:8} {m['rate']:10.1f} {m['cpu_ms']:14.2f} {m['p50']:8.2f} {m['p99']:8.2f}")
+        say(f"{variant:8} {m['rate']:10.1f} {m['cpu_ms']:14.2f} {m['p50']:8.2f} {m['p99']:8.2f} {m['queries']:11.2f}")
     rate = med["off"]["rate"] / med["on"]["rate"] - 1
     cpu = med["on"]["cpu_ms"] / med["off"]["cpu_ms"] - 1
     say(f"billing on vs off: throughput cost {100 * rate:+.1f} %, CPU per create {100 * cpu:+.1f} % (target < 5 %)")

@@ -122,7 +122,10 @@ TESSERA_USAGE_COUNTERS = {
     "api_calls_month": "partners.usage.api_calls_this_month",
     "devices": "sync.selectors.devices_paired_count",
     "webhook_endpoints": "webhooks.selectors.endpoints_live_count",
+    "scheduled_reports": "analytics.selectors.report_schedules_count",
 }
+# Relations of the workspace row loaded with it by the request's host lookup (SaaS: billing's account).
+TESSERA_WORKSPACE_LOADED_WITH: list[str] = []
 # Past due: full service for this many days (with a banner and e-mails), then read-only.
 TESSERA_BILLING_GRACE_DAYS = int(env("TESSERA_BILLING_GRACE_DAYS", "7"))
 TESSERA_BILLING_TRIAL_DAYS = int(env("TESSERA_BILLING_TRIAL_DAYS", "14"))

@@ -37,12 +37,17 @@ TENANT_LIMIT_SET_CALLS = True
 if not env_bool("TESSERA_STOCK_MIGRATE_EXECUTOR", False):
     GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Loaded with the workspace by the request's host lookup (tenants.middleware): its billing account, so
+# the limit checks of a request read the standing without a query of their own (billing.middleware).
+TESSERA_WORKSPACE_LOADED_WITH = ["billing_account"]
 TESSERA_TENANCY = "tenants.backends.SchemaTenancy"
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     *MIDDLEWARE[:2],
     "tenants.middleware.TenantHostMiddleware",
+    # Each workspace's billing standing read once per request, shared by every limit check in it.
+    "billing.middleware.StandingPerRequest",
     *MIDDLEWARE[2:],
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -105,6 +110,8 @@ CELERY_BEAT_SCHEDULE = {
     "billing-usage-report": {"task": "billing.usage_ledger_report", "schedule": 300.0},
     # Stripe events whose processing task was lost (the broker was away when they arrived).
     "billing-stripe-events-sweep": {"task": "billing.stripe_events_sweep", "schedule": 120.0},
+    # Subscriptions whose events never came (endpoint down beyond Stripe's retries): read from Stripe again.
+    "billing-subscriptions-resync": {"task": "billing.subscriptions_resync", "schedule": 3600.0},
 }
 
 CELERY_BROKER_URL = env("TESSERA_CELERY_BROKER_URL", REDIS_URL)
@@ -147,9 +154,14 @@ LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEV
 # redirect after a form post is checked against form-action too); a workspace's identity provider is
 # added on its own pages (config.middleware).
 _public = urlsplit(TESSERA_PUBLIC_URL)
+# The Billing page's buttons answer with a redirect to Stripe Checkout and the Customer Portal; a stand-in
+# for Stripe's API (TESSERA_STRIPE_API_BASE: stripe-mock, the tests' fake) serves them at its own address.
+_stripe = urlsplit(STRIPE_API_BASE)
+_stripe_pages = " https://checkout.stripe.com https://billing.stripe.com"
+if _stripe.netloc:
+    _stripe_pages += f" {_stripe.scheme}://{_stripe.netloc}"
 CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
     "form-action 'self'",
     f"form-action 'self' {_public.scheme}://*.{TESSERA_BASE_DOMAIN}{f':{_public.port}' if _public.port else ''}"
-    # the Billing page's buttons answer with a redirect to Stripe Checkout and the Customer Portal
-    " https://checkout.stripe.com https://billing.stripe.com",
+    + _stripe_pages,
 )

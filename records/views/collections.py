@@ -18,7 +18,7 @@ from records.forms import CollectionCreateForm, CollectionDeleteForm, form_error
 from records.query import collection_record_counts
 from records.selectors import collection_deletions, collection_list, record_list
 from records.services import DELETION_BATCH, collection_create, collection_delete
-from records.views.common import LIVE, _collection, _htmx, _page
+from records.views.common import LIVE, _collection, _htmx, _page, writes_open
 
 # How long a finished deletion stays on the collections page (so whoever watched it sees it end).
 DELETION_SHOWN_FOR = timedelta(minutes=10)
@@ -84,7 +84,7 @@ def collections(request: HttpRequest) -> HttpResponse:
     return _page(
         request,
         "records/collections.html",
-        {"collections": items, "form": form, "can_manage": can_manage, **_deletions_context()},
+        {"collections": items, "form": form, "can_manage": can_manage and writes_open(), **_deletions_context()},
         status=status,
     )
 

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
+from billing import entitlements
 from records.errors import NotFound
 from records.models import Collection, Record
 from records.query import record_titles
@@ -22,6 +23,12 @@ from records.selectors import collection_get, record_get
 from tenants.runtime import workspace_current
 
 LIVE = True  # the console always works on live data; sandbox rows belong to test-mode API keys
+
+
+def writes_open() -> bool:
+    """Whether the workspace takes writes now (not read-only for billing). Pages offer their write
+    actions only then (the layout's banner says why not); the services refuse writes anyway."""
+    return not entitlements.standing().read_only
 
 
 def _collection(slug: str) -> Collection:

@@ -20,7 +20,7 @@ from records.forms import CollectionDetailsForm, FieldForm, form_errors_from, me
 from records.models import Collection
 from records.selectors import collection_list, record_list
 from records.services import collection_update
-from records.views.common import LIVE, _collection, _htmx, _page
+from records.views.common import LIVE, _collection, _htmx, _page, writes_open
 
 
 def _fields_context(collection: Collection) -> list[dict]:
@@ -88,7 +88,7 @@ def collection_settings(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _settings_context(request: HttpRequest, collection: Collection, **extra: Any) -> dict:
-    can_manage = has_permission(request.user, "collections.manage")
+    can_manage = has_permission(request.user, "collections.manage") and writes_open()
     context = {
         "collection": collection,
         "fields": _fields_context(collection),

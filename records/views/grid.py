@@ -26,7 +26,7 @@ from records.forms import RecordForm, message_plain
 from records.models import Collection, Record
 from records.query import record_table_queryset, record_title, table_query_parse
 from records.services import BULK_MAX, UNDO_MAX, record_update, records_bulk_delete, records_bulk_update
-from records.views.common import _cell, _collection, _htmx, _page, _record, _reference_titles, _tz
+from records.views.common import _cell, _collection, _htmx, _page, _record, _reference_titles, _tz, writes_open
 from records.views.record import _base_version, _reference_options
 from records.views.table import RowShown, row_context
 from records.views.undo import undo_offer
@@ -68,7 +68,8 @@ def _row_response(
     status: int = 200,
 ) -> HttpResponse:
     shown = RowShown(collection, _tz(), _reference_titles(collection, [record]), hidden=_hidden_columns(request))
-    context = {"row": row_context(shown, record, special), "can_edit": has_permission(request.user, "records.edit")}
+    can_edit = has_permission(request.user, "records.edit") and writes_open()
+    context = {"row": row_context(shown, record, special), "can_edit": can_edit}
     return _page(request, "records/_row.html", context, status=status)
 
 

@@ -23,7 +23,7 @@ from records.models import Collection
 from records.query import record_title
 from records.selectors import collection_get, record_get, record_history, record_list
 from records.services import record_create, record_delete, record_merge_preview, record_update
-from records.views.common import LIVE, _cell, _collection, _page, _record, _reference_titles, _tz
+from records.views.common import LIVE, _cell, _collection, _page, _record, _reference_titles, _tz, writes_open
 
 REFERENCE_SELECT_MAX = 200
 
@@ -95,7 +95,8 @@ def record_new(request: HttpRequest, slug: str) -> HttpResponse:
 def record_detail(request: HttpRequest, slug: str, record_id: str) -> HttpResponse:
     collection = _collection(slug)
     record = _record(collection, record_id)
-    can_edit = has_permission(request.user, "records.edit")
+    may_edit = has_permission(request.user, "records.edit")
+    can_edit = may_edit and writes_open()  # read-only workspace: the details, not a form
     context: dict[str, Any] = {
         "collection": collection,
         "record": record,
@@ -115,7 +116,7 @@ def record_detail(request: HttpRequest, slug: str, record_id: str) -> HttpRespon
                 {"spec": f, "cell": _cell(f, record.data.get(f["key"]), tz, targets, titles)} for f in collection.fields
             ]
         return _page(request, "records/record_form.html", context)
-    if not can_edit:
+    if not may_edit:
         raise PermissionDenied("records.edit")
     form = _record_form(collection, request.POST, initial=record.data)
     base_version = _base_version(request)

@@ -30,7 +30,7 @@ from records.query import (
 )
 from records.sort_indexes import sort_index_request
 from records.table_views import table_views_visible
-from records.views.common import _cell, _collection, _htmx, _page, _qs, _reference_titles, _tz
+from records.views.common import _cell, _collection, _htmx, _page, _qs, _reference_titles, _tz, writes_open
 from records.views.undo import undo_pending
 
 
@@ -148,9 +148,9 @@ def _table_context(
         "per_page_links": per_page_links,
         "export_csv": reverse("records:export", args=[collection.slug, "csv"]) + export_qs,
         "export_json": reverse("records:export", args=[collection.slug, "json"]) + export_qs,
-        "can_edit": has_permission(request.user, "records.edit"),
+        "can_edit": has_permission(request.user, "records.edit") and writes_open(),
         "can_export": has_permission(request.user, "records.export"),
-        "can_manage": has_permission(request.user, "collections.manage"),
+        "can_manage": has_permission(request.user, "collections.manage") and writes_open(),
         "clear_url": base,
         "count_url": base + _qs(query.params(count="1")),
         "search_remove_url": base + _qs(query.params(q=None)),

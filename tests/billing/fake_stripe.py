@@ -10,7 +10,8 @@ Stripe's own published examples (../shared/fixtures/stripe/fixtures3.json) with 
 sets overwritten. Webhook events are signed exactly as Stripe signs them
 (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>`).
 
-What it leaves out: payments themselves (a test decides a subscription's status), proration,
+What it leaves out: payments themselves (a test decides a subscription's status), proration amounts
+(a plan change's `proration_behavior` is only recorded),
 invoices' amounts beyond the fixture's, Stripe's asynchronous meter aggregation (summaries are
 exact at once), authentication (any key is accepted), rate limits and API versions.
 """
@@ -85,6 +86,7 @@ class FakeStripe:
     def __init__(self, webhook_secret: str = "whsec_fake_test_secret"):
         self.webhook_secret = webhook_secret
         self.webhook_url: str | None = None  # where deliver() posts events (a live Tessera's receiver)
+        self.webhook_host: str | None = None  # its Host header (a workspace domain no resolver knows)
         self.lock = threading.RLock()
         self.customers: dict[str, dict] = {}
         self.products: dict[str, dict] = {}
@@ -97,6 +99,7 @@ class FakeStripe:
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.delivered: list[dict] = []
+        self.updates: list[dict] = []  # subscription updates received (plan changes), as sent
         self.errors: list[str] = []  # the fake's own failures (a test may assert there are none)
         # Called with each meter event just accepted, before the answer is sent (a test may stall it).
         self.on_meter_event = None
@@ -241,6 +244,13 @@ class FakeStripe:
                     return_url=p["return_url"],
                     url=f"{self.url}/portal/{sid}?return={urllib.parse.quote(p['return_url'])}",
                 )
+            if method == "POST" and len(parts) == 3 and parts[1] == "subscriptions":
+                return self._subscription_update(parts[2], p)
+            if method == "GET" and rest == "subscriptions":
+                found = [s for s in self.subscriptions.values() if s["customer"] == p.get("customer")]
+                if p.get("status") != "all":
+                    found = [s for s in found if s["status"] != "canceled"]
+                return self._list(sorted(found, key=lambda s: -s["created"]))
             if method == "GET" and rest.startswith("subscriptions/"):
                 sub = self.subscriptions.get(parts[2])
                 if sub is None:
@@ -250,6 +260,26 @@ class FakeStripe:
                 found = [i for i in self.invoices.values() if i["customer"] == p.get("customer")]
                 return self._list(sorted(found, key=lambda i: -i["created"]))
         raise StripeError(404, "resource_missing", f"Unrecognized request URL ({method}: {path}).")
+
+    def _subscription_update(self, sid: str, p: dict) -> dict:
+        """A plan change: items' prices replaced or deleted by item id. The proration asked for is kept
+        in `updates` (the fake computes no prorated amounts)."""
+        sub = self.subscriptions.get(sid)
+        if sub is None:
+            raise StripeError(404, "resource_missing", f"No such subscription: '{sid}'", "id")
+        by_id = {item["id"]: item for item in sub["items"]["data"]}
+        for change in p.get("items") or []:
+            item = by_id.get(change.get("id"))
+            if item is None:
+                raise StripeError(400, "resource_missing", f"No such subscription item: '{change.get('id')}'", "items")
+            if change.get("deleted") in ("true", True):
+                sub["items"]["data"].remove(item)
+            elif change.get("price"):
+                if change["price"] not in self.prices:
+                    raise StripeError(400, "resource_missing", f"No such price: '{change['price']}'", "items")
+                item["price"] = copy.deepcopy(self.prices[change["price"]])
+        self.updates.append({"subscription": sid, **p})
+        return sub
 
     def _store(self, table: dict, obj: dict) -> dict:
         table[obj["id"]] = obj
@@ -494,7 +524,11 @@ class FakeStripe:
             self.webhook_url,
             data=payload,
             method="POST",
-            headers={"Content-Type": "application/json", "Stripe-Signature": header},
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": header,
+                **({"Host": self.webhook_host} if self.webhook_host else {}),
+            },
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=10) as response:

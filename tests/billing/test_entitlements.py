@@ -11,8 +11,11 @@ import json
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from rbac.roles import Role
+from records.selectors import records_live_count
 from records.services import collection_create, record_create
 from tests.conftest import SAAS
 
@@ -83,6 +86,25 @@ def test_records_limit_refuses_the_next_create_on_api_with_limit_usage_and_billi
     assert live.patch(f"{RECORDS}/{first['id']}", {"data": {"name": "renamed"}}).status_code == 200
     assert live.delete(f"{RECORDS}/{first['id']}").status_code == 200
     assert live.post(RECORDS, {"data": {"name": "third"}}).status_code == 201
+
+
+@saas_only
+def test_an_api_create_on_a_limited_plan_neither_counts_records_nor_reads_the_billing_account(
+    api, customers, admin_user, standing_set
+):
+    """The records limit is checked on every create (the Starter plan limits records), against the
+    count kept with the change counter's lock and the standing loaded with the workspace by the host
+    lookup: no COUNT over the records, no query of its own for the billing account."""
+    standing_set(plan="starter", status="active")
+    record_create(actor=admin_user, collection=customers, data={"name": "first"})
+    live = api(mode="live")
+    with CaptureQueriesContext(connection) as queries:
+        response = live.post("/api/v1/collections/customers/records", {"data": {"name": "second"}})
+    assert response.status_code == 201, response.content
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not [s for s in statements if "COUNT(" in s.upper() and "records_record" in s], statements
+    assert not [s for s in statements if s.startswith("SELECT") and 'FROM "billing_billingaccount"' in s], statements
+    assert records_live_count() == 2
 
 
 @saas_only
@@ -182,6 +204,33 @@ def test_webhook_endpoints_limit_per_mode_on_the_api(live, small_limits):
     second = live.post("/api/v1/webhook_endpoints", {"url": "https://example.com/two"})
     body = problem(second, 402, "plan_limit_exceeded")
     assert (body["limit_name"], body["limit"], body["usage"]) == ("webhook_endpoints", 1, 1)
+
+
+@saas_only
+def test_scheduled_reports_limit_refuses_one_more_schedule_in_the_console_and_shows_on_the_billing_page(
+    admin_client, customers, admin_user, small_limits, standing_set
+):
+    from analytics.models import ReportSchedule
+    from analytics.services import saved_query_create
+
+    small_limits("free", scheduled_reports=1)
+    saved = saved_query_create(actor=admin_user, name="Customers", spec={"collection": "customers"})
+    url = f"/analytics/queries/{saved.pk}/schedules/"
+    form = {"frequency": "daily", "at_time": "07:00", "recipients": "boss@example.com", "attachment": "csv"}
+    first = admin_client.post(url, form, follow=True)
+    assert "Scheduled “Customers”" in first.content.decode()
+    second = admin_client.post(url, {**form, "at_time": "08:00"}, follow=True).content.decode()
+    assert "Free plan allows 1 reports (scheduled reports)" in second and "Upgrade the plan" in second
+    assert ReportSchedule.objects.count() == 1
+    usage = admin_client.get("/billing/").content.decode()
+    row = usage.split('data-limit="scheduled_reports"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>1</td>" in row and 'value="1"' in row
+    # An upgrade lifts the limit at once; a read-only workspace schedules nothing new.
+    standing_set(plan="starter", status="active")
+    assert "Scheduled “Customers”" in admin_client.post(url, {**form, "at_time": "09:00"}, follow=True).content.decode()
+    standing_set(plan="starter", status="unpaid")
+    refused = admin_client.post(url, {**form, "at_time": "10:00"}, follow=True).content.decode()
+    assert "read-only" in refused and ReportSchedule.objects.count() == 2
 
 
 @saas_only
