@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
@@ -314,3 +315,16 @@ def login_handoff_redeem(*, token: str) -> User | None:
         handoff.used_at = timezone.now()
         handoff.save(update_fields=["used_at"])
         return handoff.user if handoff.user.is_active else None
+
+
+def login_attempts_expire(*, cutoff: datetime, dry_run: bool = False) -> int:
+    """Log retention (privacy's policy for `login_attempts`): the log-in throttle's records of attempts
+    (the typed address, IP address and browser) older than `cutoff`. Returns the rows taken."""
+    logs = [
+        AccessAttempt.objects.filter(attempt_time__lt=cutoff),
+        AccessLog.objects.filter(attempt_time__lt=cutoff),
+        AccessFailureLog.objects.filter(attempt_time__lt=cutoff),
+    ]
+    if dry_run:
+        return sum(qs.count() for qs in logs)
+    return sum(qs.delete()[0] for qs in logs)

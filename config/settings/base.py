@@ -117,6 +117,17 @@ TESSERA_COMPLIANCE_REPORT_SECTIONS = [
     "webhooks.selectors.compliance_subprocessors_section",
 ]
 
+# Logs under retention policies (privacy.retention): name → (what it is, the callable taking
+# (cutoff=, dry_run=) that deletes, or counts, the entries older than the cutoff). The idempotency cache
+# is not here: it keeps answers 24 hours, less than any policy.
+TESSERA_LOG_RETENTION = {
+    "webhook_deliveries": (
+        "Webhook deliveries and their attempt log",
+        "webhooks.maintenance.webhook_deliveries_expire",
+    ),
+    "login_attempts": ("Log-in attempts (address, IP, browser)", "accounts.services.login_attempts_expire"),
+}
+
 # What other apps hold about a member, for an access package's member.json (privacy.selectors):
 # callables taking the member's id and returning {section: value}.
 TESSERA_SUBJECT_DATA_SOURCES = ["sync.selectors.member_devices_for_subject"]
