@@ -1,5 +1,6 @@
 """Reads about people."""
 
+from django.contrib.sessions.models import Session
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -37,3 +38,12 @@ def members_count() -> int:
     holds a seat, so accepting it never fails on the limit)."""
     pending = Invitation.objects.filter(accepted_at=None, revoked_at=None, expires_at__gt=timezone.now())
     return User.objects.filter(is_active=True).count() + pending.count()
+
+
+def member_sessions_list(user: User) -> list[dict]:
+    """The member's signed-in sessions (a data-subject access request shows them): when each ends."""
+    return [
+        {"expires_at": s.expire_date.isoformat()}
+        for s in Session.objects.filter(expire_date__gt=timezone.now()).order_by("expire_date").iterator()
+        if s.get_decoded().get("_auth_user_id") == str(user.pk)
+    ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -14,11 +16,12 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.events import invitation_object, member_object
+from accounts.events import MemberErased, invitation_object, member_object
 from accounts.models import Invitation, LoginHandoff, User
 from audit.services import audit_event_record, changes_diff
+from audit.vault import email_subject
 from billing import entitlements
-from core.actors import Actor
+from core.actors import Actor, ActorType, Principal
 from core.errors import ServiceError
 from core.events import DomainEvent, event_emit, target_of
 from rbac.permissions import permission_check
@@ -117,12 +120,68 @@ def member_remove(*, actor: User, member: User) -> User:
     return member
 
 
-def _sessions_end(user: User) -> None:
+def _sessions_end(user: User, *, expired_too: bool = False) -> int:
     from django.contrib.sessions.models import Session
 
-    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+    ended = 0
+    sessions = Session.objects.all() if expired_too else Session.objects.filter(expire_date__gt=timezone.now())
+    for session in sessions.iterator():
         if session.get_decoded().get("_auth_user_id") == str(user.pk):
             session.delete()
+            ended += 1
+    return ended
+
+
+def member_erase(*, actor: Actor | Principal, member: User, reason: str = "") -> str:
+    """Erase one of the workspace's own people (GDPR art. 17): their account and its sign-in links,
+    sessions, invitations, log-in throttle entries and (through `member.erased`'s subscribers) their
+    phones, their name and address in the audit log (vault keys destroyed; the chain still verifies),
+    in webhook bodies and in who-changed-what stamps. The member is removed first if still active (the
+    last Admin cannot be). Returns the erased member's id, the only thing left of them."""
+    permission_check(actor, "compliance.manage")
+    who = Actor.of(actor)
+    if who.type == ActorType.USER and who.id == str(member.pk):
+        raise AccountError("You cannot erase yourself: ask another Admin.", param="member", code="self_erasure")
+    with transaction.atomic():
+        member = User.objects.select_for_update().get(pk=member.pk)
+        if member.is_active:
+            list(User.objects.select_for_update().filter(role=Role.ADMIN, is_active=True))
+            if member.role == Role.ADMIN and _admins_left(member) == 0:
+                raise LastAdminError()
+        member_id = str(member.pk)
+        values = tuple(
+            v
+            for v in dict.fromkeys([member.email, member.full_name, member.sso_subject, member.scim_user_name])
+            if v and len(v) >= 3
+        )
+        sessions = _sessions_end(member, expired_too=True)
+        invitations, _ = Invitation.objects.filter(email__iexact=member.email).delete()
+        throttled = _login_throttle_forget(member.email)
+        event_emit(
+            MemberErased(
+                actor=who,
+                data={"object": {"object": "member", "id": member_id, "erased": True}},
+                target=("user", member_id, ""),
+                changes={
+                    "sessions_ended": sessions,
+                    "invitations_deleted": invitations,
+                    "throttle_entries_deleted": throttled,
+                    "reason": reason[:200],
+                },
+                erased_values=values,
+                vault_subjects=(f"user:{member_id}", email_subject(member.email)),
+                member_id=member_id,
+            )
+        )
+        member.delete()  # with it: sign-in links, identity-provider links, phones and their pairing codes
+    return member_id
+
+
+def _login_throttle_forget(email: str) -> int:
+    return sum(
+        model.objects.filter(username__iexact=email).delete()[0]
+        for model in (AccessAttempt, AccessLog, AccessFailureLog)
+    )
 
 
 @dataclass(frozen=True)
@@ -256,3 +315,16 @@ def login_handoff_redeem(*, token: str) -> User | None:
         handoff.used_at = timezone.now()
         handoff.save(update_fields=["used_at"])
         return handoff.user if handoff.user.is_active else None
+
+
+def login_attempts_expire(*, cutoff: datetime, dry_run: bool = False) -> int:
+    """Log retention (privacy's policy for `login_attempts`): the log-in throttle's records of attempts
+    (the typed address, IP address and browser) older than `cutoff`. Returns the rows taken."""
+    logs = [
+        AccessAttempt.objects.filter(attempt_time__lt=cutoff),
+        AccessLog.objects.filter(attempt_time__lt=cutoff),
+        AccessFailureLog.objects.filter(attempt_time__lt=cutoff),
+    ]
+    if dry_run:
+        return sum(qs.count() for qs in logs)
+    return sum(qs.delete()[0] for qs in logs)

@@ -187,10 +187,10 @@ def idempotency_records_purge(*, now: datetime | None = None) -> int:
 
 def erased_responses_forget(event: DomainEvent) -> None:
     """Subscriber (in the transaction): a cached answer that shows an erased record (`record.erased`)
-    or an erased subject's identifier (`subject.erased`) is forgotten; a replay would otherwise hand
+    or an erased subject's identifier (`subject.erased`, `member.erased`) is forgotten; a replay would otherwise hand
     the values back for up to 24 hours. The cache is small (24 hours of keyed POSTs), so it is read
     through rather than indexed."""
-    if event.type not in ("record.erased", "subject.erased"):
+    if event.type not in ("record.erased", "subject.erased", "member.erased"):
         return
     values = (getattr(event, "record_id", ""), *getattr(event, "erased_values", ()))
     needles = [v.lower().encode() for v in values if v]  # compared with the lower-cased body

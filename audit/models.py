@@ -1,7 +1,8 @@
 """Append-only, hash-chained audit events, kept in each tenant's own data.
 
 Each event's hash is SHA-256 over the previous event's hash and a canonical serialization of the
-event, so changing, removing or reordering any row breaks the chain from that row on. The database
+event, so changing, removing or reordering any row breaks the chain from that row on. A member's name, address
+and client are hashed sealed (`personal`), so erasing the member keeps the chain verifiable. The database
 refuses UPDATE and DELETE on the table (trigger, see migrations); the chain catches the rest.
 """
 
@@ -29,6 +30,10 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True, default="")
     request_id = models.CharField(max_length=128, blank=True, default="")
     changes = models.JSONField(default=dict, blank=True)
+    # Who acted and on whom, sealed in the vault ({column: sealed value} for actor_label, target_label,
+    # ip, user_agent): the hash covers these instead of the clear columns, which stay as a readable copy
+    # until the person is erased (then "[erased]"; the database allows no other update).
+    personal = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

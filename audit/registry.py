@@ -22,6 +22,7 @@ ACTIONS: dict[str, str] = {
     "member.role_changed": "Role changed",
     "member.removed": "Member removed",
     "member.updated": "Member's details changed (SCIM)",
+    "member.erased": "Member erased (their personal data deleted everywhere)",
     "sso.settings_changed": "Single sign-on settings changed",
     "sso.group_roles_changed": "Single sign-on group → role table changed",
     "sso.login_failed": "Single sign-on refused",

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditEvent
 from audit.registry import action_label
-from audit.services import GENESIS_HASH, event_hash
-from audit.vault import changes_open
+from audit.services import GENESIS_HASH, _ip_normal, _personal_of, event_hash
+from audit.vault import ERASED, changes_open, value_open
 
 
 def audit_event_list(
@@ -82,11 +82,26 @@ class ChainVerification:
     reason: str = ""
 
 
+def _clear_copies_match(event: AuditEvent, keys: dict) -> bool:
+    """Each clear copy of a sealed column says what its sealed value says, or "[erased]" once the
+    person's key is destroyed (the hash covers the sealed value only)."""
+    for column, sealed in _personal_of(event).items():
+        opened = value_open(sealed, keys=keys)
+        if column == "ip":
+            clear, expected = _ip_normal(event.ip), (None if opened == ERASED else _ip_normal(opened))
+        else:
+            clear, expected = getattr(event, column), opened
+        if clear != expected:
+            return False
+    return True
+
+
 def audit_chain_verify() -> ChainVerification:
     """Walk the chain in order; name the first event whose content, link or position is wrong."""
     prev_hash = GENESIS_HASH
     expected_seq = 1
     checked = 0
+    keys: dict = {}
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
         if event.seq != expected_seq:
             # Name the first missing event (as for a truncated tail), not the survivor after the gap.
@@ -99,7 +114,7 @@ def audit_chain_verify() -> ChainVerification:
             )
         if event.prev_hash != prev_hash:
             return ChainVerification(False, checked, event.seq, event.pk, "link to the previous event is broken")
-        if event_hash(event) != event.hash:
+        if event_hash(event) != event.hash or not _clear_copies_match(event, keys):
             return ChainVerification(False, checked, event.seq, event.pk, "content does not match its hash")
         prev_hash = event.hash
         expected_seq += 1

@@ -7,9 +7,14 @@ values stay in the chain, which still verifies, and are unrecoverable from then 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
 
 from audit.models import AuditVaultKey, AuditVaultShred
 from core.secrets_at_rest import secret_decrypt, secret_encrypt
@@ -22,6 +27,20 @@ if TYPE_CHECKING:
 
 ERASED = "[erased]"
 MARK = "$vault"
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def email_subject(email: str) -> str:
+    """The vault subject of an e-mail address seen outside a member's own events (an invitation, a
+    failed log-in): a keyed hash of the address, so the vault's subject names hold no address."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), b"vault-email:" + email.strip().lower().encode(), hashlib.sha256)
+    return "email:" + digest.hexdigest()
+
+
+def text_subject(text: str) -> str:
+    """The subject of the first e-mail address in `text`, or "" when it holds none."""
+    found = EMAIL.search(text or "")
+    return email_subject(found.group(0)) if found else ""
 
 
 def _key_get_or_create(subject: str, cache: dict[str, Fernet] | None = None) -> Fernet:
@@ -58,6 +77,21 @@ def changes_seal(subject: str, changes: dict[str, Any], paths: Iterable[str]) ->
         if isinstance(part, dict):
             out[path] = {k: value_seal(subject, v, cache=cache) for k, v in part.items()}
     return out
+
+
+def emails_seal(value: Any, *, cache: dict[str, Fernet] | None = None) -> Any:
+    """`value` with each string holding an e-mail address sealed under that address's subject
+    (values sealed already are left as they are)."""
+    cache = {} if cache is None else cache
+    if is_sealed(value):
+        return value
+    if isinstance(value, dict):
+        return {k: emails_seal(v, cache=cache) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [emails_seal(v, cache=cache) for v in value]
+    if isinstance(value, str) and (subject := text_subject(value)):
+        return value_seal(subject, value, cache=cache)
+    return value
 
 
 def value_open(sealed: dict[str, str], *, keys: dict[str, Fernet | None]) -> Any:

@@ -65,6 +65,8 @@ class DomainEvent:
     data: dict[str, Any]
     target: tuple[str, str, str] = ("", "", "")
     changes: dict[str, Any] | None = None  # what the audit log keeps; None: not audited
+    # Whose personal values `changes["before"]` / `changes["after"]` hold (AuditEntry.personal_subject).
+    personal_subject: str = ""
     livemode: bool = True
     id: str = field(default_factory=event_id_new)
     occurred_at: datetime = field(default_factory=timezone.now)
@@ -89,7 +91,7 @@ class DomainEvent:
     def audit_entry(self) -> AuditEntry | None:
         if self.changes is None:
             return None
-        return AuditEntry(target=self.target, changes=self.changes)
+        return AuditEntry(target=self.target, changes=self.changes, personal_subject=self.personal_subject)
 
 
 _resolved: dict[str, list] = {}

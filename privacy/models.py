@@ -101,8 +101,25 @@ class RetentionPolicy(models.Model):
         return f"{self.collection_id}: {self.action} after {self.days} days"
 
 
+class LogRetentionPolicy(models.Model):
+    """How long a log is kept (webhook deliveries, log-in attempts: settings.TESSERA_LOG_RETENTION names
+    them and who deletes from each); the daily retention run deletes older entries."""
+
+    log = models.CharField(max_length=40, unique=True)
+    days = models.PositiveIntegerField()
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["log"]
+
+    def __str__(self) -> str:
+        return f"{self.log}: {self.days} days"
+
+
 class RetentionRun(models.Model):
-    """One application of a policy (or its dry run): what matched and what was done."""
+    """One application of a policy (or its dry run): what matched and what was done. A log's run has no
+    collection policy: `collection_slug` is "log:<name>" and `record_ids` is empty."""
 
     policy = models.ForeignKey(RetentionPolicy, null=True, on_delete=models.SET_NULL, related_name="runs")
     collection_slug = models.CharField(max_length=63)

@@ -1,19 +1,23 @@
 """Retention policies: records past their collection's policy are erased or anonymised through the
 write spine (records.services.record_erase), so webhooks, phones, the audit vault and cached answers
-all hear of it. A dry run lists exactly what the real run would take; every run is audited."""
+all hear of it; logs past theirs (webhook deliveries, log-in attempts: settings.TESSERA_LOG_RETENTION)
+are deleted by the app that owns them. A dry run lists exactly what the real run would take; every
+run is audited."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from audit.services import audit_event_record
 from core.actors import Actor, Principal
 from core.errors import ServiceError
-from privacy.models import PersonalDataField, RetentionPolicy, RetentionRun
+from privacy.models import LogRetentionPolicy, PersonalDataField, RetentionPolicy, RetentionRun
 from privacy.services import compliance_require
 from records.models import Collection, Record
 from records.services import record_erase
@@ -135,11 +139,66 @@ def retention_apply(
     return run
 
 
+def log_retention_policy_set(
+    *, actor: Actor | Principal, log: str, days: int, enabled: bool = True
+) -> LogRetentionPolicy:
+    compliance_require(actor)
+    if log not in settings.TESSERA_LOG_RETENTION:
+        raise ServiceError(f"`log` must be one of {', '.join(settings.TESSERA_LOG_RETENTION)}.", param="log")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36500:
+        raise ServiceError("Keep logs between 1 and 36,500 days.", param="days")
+    with transaction.atomic():
+        policy, _ = LogRetentionPolicy.objects.update_or_create(log=log, defaults={"days": days, "enabled": enabled})
+        audit_event_record(
+            action="retention_policy.changed",
+            actor=actor,
+            target=("log", log, settings.TESSERA_LOG_RETENTION[log][0]),
+            changes={"after": {"days": days, "enabled": enabled}},
+        )
+    return policy
+
+
+def log_retention_apply(
+    *, policy: LogRetentionPolicy, dry_run: bool = False, actor: Actor | Principal | None = None, now=None
+) -> RetentionRun:
+    """Delete the log's entries older than the policy allows (a dry run counts the same entries)."""
+    actor = actor or Actor.system("retention policy")
+    compliance_require(actor)
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=policy.days)
+    expire = import_string(settings.TESSERA_LOG_RETENTION[policy.log][1])
+    with transaction.atomic():
+        matched = expire(cutoff=cutoff, dry_run=True)
+        applied = 0 if dry_run else expire(cutoff=cutoff, dry_run=False)
+        run = RetentionRun.objects.create(
+            collection_slug=f"log:{policy.log}",
+            action="delete",
+            dry_run=dry_run,
+            cutoff=cutoff,
+            started_at=now,
+            finished_at=timezone.now(),
+            matched=matched,
+            applied=applied,
+            actor=Actor.of(actor).stamp(),
+        )
+        audit_event_record(
+            action="retention.applied",
+            actor=actor,
+            target=("retention_run", run.pk, f"{run.collection_slug} ({'dry run' if dry_run else 'delete'})"),
+            changes={"dry_run": dry_run, "matched": matched, "applied": applied, "cutoff": cutoff.isoformat()},
+        )
+    return run
+
+
 def retention_apply_all(*, now=None) -> list[RetentionRun]:
-    """Every enabled policy of the workspace (the daily beat task)."""
-    return [
+    """Every enabled policy of the workspace, collections' and logs' (the daily beat task)."""
+    runs = [
         retention_apply(policy=policy, now=now)
         for policy in RetentionPolicy.objects.filter(enabled=True, collection__deleted_at=None).select_related(
             "collection"
         )
+    ]
+    return runs + [
+        log_retention_apply(policy=policy, now=now)
+        for policy in LogRetentionPolicy.objects.filter(enabled=True, log__in=list(settings.TESSERA_LOG_RETENTION))
     ]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import User
+from accounts.selectors import member_sessions_list
 from audit.models import AuditEvent
 from audit.vault import changes_open
 from privacy.models import PersonalDataField, SubjectRequest
@@ -32,6 +35,45 @@ def subject_records_find(identifier: str) -> list[Record]:
         return []
     keys = subject_record_keys(identifier)
     return list(Record.objects.filter(pk__in=keys, livemode=True).select_related("collection").order_by("id"))
+
+
+def subject_member_find(identifier: str) -> User | None:
+    """The workspace's member whose e-mail is `identifier` (members are data subjects too)."""
+    identifier = (identifier or "").strip()
+    return User.objects.filter(email__iexact=identifier).first() if identifier else None
+
+
+def _member_data(user: User) -> dict[str, Any]:
+    """A member's account, sessions, sign-in links, phones and what they did in the workspace (the
+    audit log's entries naming them as the actor, with their address and client)."""
+    acted = AuditEvent.objects.filter(actor_type="user", actor_id=str(user.pk)).order_by("seq")
+    member: dict[str, Any] = {
+        "email": user.email,
+        "full_name": user.full_name,
+        "role": user.role,
+        "is_active": user.is_active,
+        "auth_source": user.auth_source,
+        "date_joined": user.date_joined.isoformat(),
+        "last_login": user.last_login.isoformat() if user.last_login else None,
+        "identity_provider_links": [
+            {"issuer": i.issuer, "subject": i.subject} for i in user.sso_identities.all().order_by("pk")
+        ],
+        "sessions": member_sessions_list(user),
+        "activity": [
+            {
+                "seq": e.seq,
+                "occurred_at": e.occurred_at.isoformat(),
+                "action": e.action,
+                "target": [e.target_type, e.target_id],
+                "ip": e.ip,
+                "user_agent": e.user_agent,
+            }
+            for e in acted.iterator(chunk_size=2000)
+        ],
+    }
+    for path in settings.TESSERA_SUBJECT_DATA_SOURCES:
+        member.update(import_string(path)(user.pk))
+    return member
 
 
 @dataclass
@@ -61,17 +103,8 @@ def subject_data_collect(identifier: str) -> SubjectData:
         }
         for e in AuditEvent.objects.filter(target_type="record", target_id__in=ids).order_by("seq")
     ]
-    user = User.objects.filter(email__iexact=identifier.strip()).first() if identifier.strip() else None
-    member = None
-    if user is not None:
-        member = {
-            "email": user.email,
-            "full_name": user.full_name,
-            "role": user.role,
-            "is_active": user.is_active,
-            "date_joined": user.date_joined.isoformat(),
-            "last_login": user.last_login.isoformat() if user.last_login else None,
-        }
+    user = subject_member_find(identifier)
+    member = _member_data(user) if user is not None else None
     return SubjectData(
         records=records,
         history=history,

@@ -15,14 +15,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import member_erase
 from audit.services import audit_event_record
+from audit.vault import EMAIL, email_subject
 from core.actors import Actor, Principal
 from core.errors import Conflict, Forbidden, ServiceError
-from core.events import event_emit
-from privacy.events import SubjectErased
-from privacy.models import PersonalDataField, SubjectRequest
+from core.events import DomainEvent, event_emit
+from privacy.events import SubjectErased, subject_erased_data
+from privacy.models import PersonalDataField, RetentionRun, SubjectRequest
 from privacy.package import package_token
-from privacy.selectors import subject_records_find
+from privacy.selectors import subject_member_find, subject_records_find
 from privacy.subject_index import subject_index_rebuild
 from rbac.permissions import has_permission
 from rbac.roles import Role
@@ -154,18 +156,25 @@ def subject_request_extend(*, actor: Actor | Principal, request: SubjectRequest,
 
 def subject_request_erase(*, actor: Actor | Principal, request: SubjectRequest) -> SubjectRequest:
     """Erase everything the workspace holds about the subject, each record through the write spine
-    (so the audit vault, webhooks, cached responses and phones all hear of it), then close the request
-    with its certificate. The request forgets the subject's identifier too."""
+    (so the audit vault, webhooks, cached responses and phones all hear of it) and, when the subject is
+    one of the workspace's members, their account too (accounts.services.member_erase: sessions,
+    phones, their name in the audit log and in stamps); then close the request with its certificate.
+    Every request about the same identifier forgets it, this one included; webhook endpoints get
+    `subject.erased`, which names no one."""
     compliance_require(actor)
     _open_check(request)
     if request.kind != SubjectRequest.Kind.ERASURE:
         raise Conflict("Only an erasure request erases.", code="wrong_kind")
+    identifier = request.subject_identifier
     with transaction.atomic():
-        records = subject_records_find(request.subject_identifier)
+        records = subject_records_find(identifier)
+        member = subject_member_find(identifier)
         by_collection: dict[str, int] = {}
         for record in records:
             record_erase(actor=actor, record=record, reason=f"subject request {request.id}")
             by_collection[record.collection.slug] = by_collection.get(record.collection.slug, 0) + 1
+        if member is not None:
+            member_erase(actor=actor, member=member, reason=f"subject request {request.id}")
         now = timezone.now()
         request.certificate = {
             "request": request.id,
@@ -177,24 +186,41 @@ def subject_request_erase(*, actor: Actor | Principal, request: SubjectRequest) 
             "on_time": now <= request.due_at,
             "records_erased": len(records),
             "records_erased_by_collection": by_collection,
+            "member_erased": member is not None,
             "done": [
                 "record values and their change history removed (tombstones without values remain)",
                 "audit vault keys of those records destroyed; the audit chain still verifies",
                 "webhook event bodies and delivery logs about those records emptied",
                 "cached API responses showing those records forgotten",
-                "record.deleted sent to webhook endpoints and paired phones",
-                "the request's own copy of the subject's identifier erased",
+                "record.deleted sent to webhook endpoints and paired phones; subject.erased to webhook endpoints",
+                *(
+                    [
+                        "the member's account, sessions, sign-in links and phones deleted; their name and "
+                        "address erased from the audit log (vault keys destroyed), webhook bodies and record stamps"
+                    ]
+                    if member is not None
+                    else []
+                ),
+                "the requests' own copies of the subject's identifier erased",
             ],
             "by": Actor.of(actor).label,
         }
+        erased_values = tuple(v.lower() for v in (identifier, request.requested_by) if len(v) >= 3)
         event_emit(
             SubjectErased(
                 actor=Actor.of(actor),
                 target=("subject_request", request.id, request.id),
-                erased_values=tuple(
-                    v.lower() for v in (request.subject_identifier, request.requested_by) if len(v) >= 3
+                data=subject_erased_data(
+                    request_id=request.id,
+                    records=[(r.collection.slug, r.id) for r in records],
+                    member_erased=member is not None,
                 ),
+                erased_values=erased_values,
+                vault_subjects=tuple(email_subject(e) for e in EMAIL.findall(identifier)),
             )
+        )
+        SubjectRequest.objects.filter(subject_identifier__iexact=identifier).exclude(pk=request.pk).update(
+            subject_identifier=ERASED, requested_by=ERASED, subject_erased=True
         )
         request.subject_identifier = ERASED
         request.requested_by = ERASED
@@ -206,7 +232,11 @@ def subject_request_erase(*, actor: Actor | Principal, request: SubjectRequest) 
             action="subject_request.erased",
             actor=actor,
             target=("subject_request", request.id, request.id),
-            changes={"records_erased": len(records), "by_collection": by_collection},
+            changes={
+                "records_erased": len(records),
+                "by_collection": by_collection,
+                "member_erased": member is not None,
+            },
         )
     return request
 
@@ -294,3 +324,14 @@ def subject_requests_remind(*, now: datetime | None = None) -> list[SubjectReque
                 changes={"due_at": request.due_at.isoformat(), "admins": len(admins)},
             )
     return due
+
+
+def member_erased_stamps_forget(event: DomainEvent) -> None:
+    """Subscriber (in the transaction) of `member.erased`: who opened requests and ran retention keeps
+    the member's id, not their name."""
+    member_id = getattr(event, "member_id", "")
+    if event.type != "member.erased" or not member_id:
+        return
+    prefix = f"user:{member_id}:"
+    SubjectRequest.objects.filter(created_by__startswith=prefix).update(created_by=prefix + ERASED)
+    RetentionRun.objects.filter(actor__startswith=prefix).update(actor=prefix + ERASED)

@@ -39,3 +39,22 @@ def device_counts() -> dict[str, int]:
 def devices_paired_count() -> int:
     """Paired devices not revoked: what the plan's `devices` limit counts."""
     return Device.objects.filter(revoked_at=None).count()
+
+
+def member_devices_for_subject(user_id: int) -> dict:
+    """A member's phones as a data-subject access package shows them (privacy.selectors lists this
+    through settings.TESSERA_SUBJECT_DATA_SOURCES)."""
+    return {
+        "devices": [
+            {
+                "name": d.name,
+                "role": d.role,
+                "client_version": d.client_version,
+                "paired_at": d.created_at.isoformat(),
+                "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None,
+                "last_seen_ip": d.last_seen_ip,
+                "revoked_at": d.revoked_at.isoformat() if d.revoked_at else None,
+            }
+            for d in Device.objects.filter(user_id=user_id).order_by("created_at")
+        ]
+    }

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, GenericIPAddressField, Value, When
 from django.utils import timezone
 
-from audit.services import audit_event_record
+from audit.services import audit_event_record, audit_subjects_erase
 from billing import entitlements
 from core.actors import Actor, Principal
 from core.errors import ServiceError, Throttled
@@ -62,6 +62,8 @@ def _device_event_emit(type: str, actor, device: Device, *, changes: dict) -> No
             data={"object": device_object(device)},
             target=target_of(device),
             changes=changes,
+            # its name (often its owner's) and owner's address: sealed under the phone, erased with its member
+            personal_subject=f"device:{device.pk}",
         )
     )
 
@@ -313,10 +315,18 @@ def device_revoke(*, actor: Actor | Principal, device: Device) -> Device:
 
 def member_devices_revoke(event: DomainEvent) -> None:
     """Subscriber (in the transaction) of `member.removed` — from the console, SCIM or SSO: the member's
-    phones are revoked with the removal, and their open sockets closed once it commits."""
+    phones are revoked with the removal, and their open sockets closed once it commits. Of
+    `member.erased`: the phones go with the member's account; what the audit log sealed under each
+    phone (its name) is erased, and their sockets are closed once it commits."""
+    member_id = event.data.get("object", {}).get("id")
+    if event.type == "member.erased":
+        pks = list(Device.objects.filter(user_id=member_id).values_list("pk", flat=True))
+        audit_subjects_erase([f"device:{pk}" for pk in pks])
+        for pk in pks:
+            transaction.on_commit(lambda pk=pk: device_disconnect(pk))
+        return
     if event.type != "member.removed":
         return
-    member_id = event.data.get("object", {}).get("id")
     devices = list(Device.objects.select_for_update().select_related("user").filter(user_id=member_id, revoked_at=None))
     for device in devices:
         device.revoked_at = timezone.now()

@@ -89,6 +89,20 @@ CATALOGUE: dict[str, EventType] = {
             "device.revoked", "A paired phone was revoked; its token stops working at once.", {"object": _DEVICE}
         ),
         EventType(
+            "subject.erased",
+            "A data subject (a customer, or a member) was erased on their request (GDPR art. 17, CCPA right to "
+            "delete). `records` lists the records erased (each also sent as `record.deleted` without values): "
+            "erase your own copies. It names no one: no e-mail, name or other value is ever in it.",
+            {
+                "object": {
+                    "object": "subject_erasure",
+                    "request": "dsr_01jd3x8q6n2zk4f7t9w1b5c8hy",
+                    "records": [{"collection": "customers", "id": "01JD3X8Q6N2ZK4F7T9W1B5C8HY"}],
+                    "member_erased": False,
+                }
+            },
+        ),
+        EventType(
             "test.ping",
             "Sent when you press “Send test event”; nothing happened in the workspace.",
             {

@@ -158,3 +158,16 @@ def webhook_retention_clean(*, now: datetime | None = None) -> RetentionResult:
         .update(request_body="", response_body="")
     )
     return RetentionResult(events_erased=events, attempts_erased=attempts)
+
+
+def webhook_deliveries_expire(*, cutoff: datetime, dry_run: bool = False) -> int:
+    """Log retention (privacy's policy for `webhook_deliveries`): finished deliveries made before
+    `cutoff` go with their attempt log, then the events no delivery refers to any more. Pending
+    deliveries stay whatever their age (they still owe an attempt). Returns the deliveries taken."""
+    finished = Delivery.objects.filter(created_at__lt=cutoff).exclude(status=Delivery.Status.PENDING)
+    if dry_run:
+        return finished.count()
+    taken = finished.count()
+    finished.delete()  # with their attempts
+    Event.objects.filter(created_at__lt=cutoff, deliveries=None).delete()
+    return taken

@@ -1,5 +1,6 @@
 """Seal the personal values of existing audit events in the vault, keeping the chain verifiable
-(audit.reseal). It uses the app's current models: audit_auditevent is unchanged since 0001."""
+(audit.reseal). It uses the app's current models; on a table that lacks their `personal` column (added
+by 0006) it does nothing, and 0007 reseals everything once the column is there."""
 
 from django.db import migrations
 

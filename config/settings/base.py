@@ -86,11 +86,15 @@ TESSERA_EVENT_SUBSCRIBERS = {
         "audit.services.event_audit",  # the hash-chained audit log
         "webhooks.outbox.event_outbox_write",  # the webhook outbox (events of webhooks.catalogue)
         # record.erased: every store holding copies of an erased record's values forgets them
-        "audit.services.subject_erased_shred",  # the subject's audit vault key (crypto-shredding)
+        "audit.services.subject_erased_shred",  # the subject's audit vault keys (crypto-shredding)
         "webhooks.erasure.record_erased_forget",  # event bodies and the delivery log
         "api.idempotency.erased_responses_forget",  # cached idempotent responses
         "privacy.subject_index.record_index_update",  # where each person's identifiers occur (hashed)
         "sync.services.member_devices_revoke",  # a removed member's phones: revoked, sockets closed on commit
+        # member.erased / subject.erased: a person's values held outside records are forgotten too
+        "webhooks.erasure.subject_values_forget",  # member, invitation and device event bodies
+        "records.stamps.member_erased_stamps_forget",  # who created / changed records
+        "privacy.services.member_erased_stamps_forget",  # who opened requests and ran retention
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
@@ -112,6 +116,21 @@ TESSERA_COMPLIANCE_REPORT_SECTIONS = [
     "partners.selectors.compliance_api_keys_section",
     "webhooks.selectors.compliance_subprocessors_section",
 ]
+
+# Logs under retention policies (privacy.retention): name → (what it is, the callable taking
+# (cutoff=, dry_run=) that deletes, or counts, the entries older than the cutoff). The idempotency cache
+# is not here: it keeps answers 24 hours, less than any policy.
+TESSERA_LOG_RETENTION = {
+    "webhook_deliveries": (
+        "Webhook deliveries and their attempt log",
+        "webhooks.maintenance.webhook_deliveries_expire",
+    ),
+    "login_attempts": ("Log-in attempts (address, IP, browser)", "accounts.services.login_attempts_expire"),
+}
+
+# What other apps hold about a member, for an access package's member.json (privacy.selectors):
+# callables taking the member's id and returning {section: value}.
+TESSERA_SUBJECT_DATA_SOURCES = ["sync.selectors.member_devices_for_subject"]
 
 # Plans and billing (Stripe) are the SaaS's; the desktop edition is unlimited and shows no Billing section.
 TESSERA_BILLING_ENABLED = True

@@ -17,6 +17,7 @@ import pytest
 
 from accounts.models import SSOIdentity, User
 from audit.models import AuditEvent
+from audit.vault import changes_open
 from rbac.roles import Role
 from tests.accounts.conftest import sso_configure, sso_sign_in
 from tests.accounts.oidc_harness import IdPUserAgent
@@ -31,7 +32,7 @@ def logged_in_as(client) -> str | None:
 
 
 def failures() -> list[dict]:
-    return [e.changes for e in AuditEvent.objects.filter(action="sso.login_failed").order_by("seq")]
+    return [changes_open(e.changes) for e in AuditEvent.objects.filter(action="sso.login_failed").order_by("seq")]
 
 
 def test_new_person_joins_just_in_time_with_the_default_role(tenant, admin_user, idp_a, anon_client):

@@ -13,6 +13,7 @@ from django.db import connection
 
 _append_only = importlib.import_module("audit.migrations.0002_append_only")
 _head_forward = importlib.import_module("audit.migrations.0003_chain_head_forward_only")
+_erasure_only = importlib.import_module("audit.migrations.0006_personal_columns")
 
 
 @contextlib.contextmanager
@@ -26,12 +27,12 @@ def append_only_trigger_off() -> Iterator[None]:
             finally:
                 cursor.execute("SET session_replication_role = DEFAULT")
         else:
-            for sql in _append_only.SQLITE_DOWN + _head_forward.SQLITE_DOWN:
+            for sql in _append_only.SQLITE_DOWN + _head_forward.SQLITE_DOWN + _erasure_only.SQLITE_DOWN:
                 cursor.execute(sql)
             try:
                 yield
             finally:
-                for sql in _append_only.SQLITE_UP + _head_forward.SQLITE_UP:
+                for sql in _append_only.SQLITE_UP + _head_forward.SQLITE_UP + _erasure_only.SQLITE_UP:
                     cursor.execute(sql)
 
 

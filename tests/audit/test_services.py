@@ -24,6 +24,7 @@ from audit.services import (
     event_canonical_bytes,
     event_hash,
 )
+from audit.vault import changes_open
 from core.request_context import RequestContext, request_context_reset, request_context_set
 from tests.conftest import ADMIN_PASSWORD
 
@@ -91,13 +92,19 @@ def test_hash_is_sha256_over_previous_hash_and_canonical_json(tenant):
         changes={"before": {"role": "viewer"}, "after": {"role": "manager"}},
     )
     event.refresh_from_db()
+    # A member's name and address are hashed sealed under the member (the clear columns are a copy
+    # that erasing the member overwrites); the seals open to the clear values.
+    sealed_actor, sealed_target = event.personal["actor_label"], event.personal["target_label"]
+    assert sealed_actor["$vault"] == sealed_target["$vault"] == "user:7"
+    assert changes_open(event.personal) == {"actor_label": "ann@alpha.test", "target_label": "Ann"}
+    assert (event.actor_label, event.target_label) == ("ann@alpha.test", "Ann")
 
     body = {
         "seq": event.seq,
         "occurred_at": event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "actor": ["user", "7", "ann@alpha.test"],
+        "actor": ["user", "7", sealed_actor],
         "action": "member.role_changed",
-        "target": ["user", "7", "Ann"],
+        "target": ["user", "7", sealed_target],
         "ip": None,
         "user_agent": "",
         "request_id": "",

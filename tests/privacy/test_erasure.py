@@ -79,7 +79,7 @@ def test_erasure_leaves_no_value_in_any_table_and_the_chain_verifies(
 ):
     customers, orders = mapped
     assert audit_chain_verify().ok
-    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url(), event_types=["record.*"])
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url(), event_types=["record.*", "subject.erased"])
 
     # Ada, through the API with an Idempotency-Key (its answer is cached), then edited in the console.
     client = api()
@@ -126,6 +126,11 @@ def test_erasure_leaves_no_value_in_any_table_and_the_chain_verifies(
     deleted = [r.json() for r in receiver.received if r.json()["type"] == "record.deleted"]
     assert {d["data"]["object"]["id"] for d in deleted} == {ada.id, order.id}
     assert all(d["data"]["object"]["data"] == {} for d in deleted)
+    # and subject.erased, naming her records by id only, so it can erase downstream
+    (erased,) = [r.json() for r in receiver.received if r.json()["type"] == "subject.erased"]
+    assert erased["data"]["object"]["request"] == request.id and not erased["data"]["object"]["member_erased"]
+    assert sorted(r["id"] for r in erased["data"]["object"]["records"]) == sorted([ada.id, order.id])
+    assert not any(v.lower() in json.dumps(erased).lower() for v in ADA_VALUES)
 
     # nothing of Ada is left in any table of the workspace
     assert workspace_hits(ADA_VALUES) == {}

@@ -7,15 +7,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
 from core.errors import ServiceError
-from privacy.models import RetentionRun
-from privacy.retention import retention_apply, retention_policy_set
+from privacy.models import LogRetentionPolicy, RetentionRun
+from privacy.retention import log_retention_apply, log_retention_policy_set, retention_apply, retention_policy_set
+from privacy.tasks import retention_apply_task
 from records.models import Change, Record
 from records.services import record_create
+from webhooks.delivery import delivery_attempt
+from webhooks.maintenance import test_event_send as ping_send
+from webhooks.models import Attempt, Delivery, Event
+from webhooks.services import endpoint_create
 
 
 @pytest.fixture
@@ -99,3 +105,40 @@ def test_the_beat_task_applies_every_enabled_policy(tenant, admin_user, aged):
     retention_policy_set(actor=admin_user, collection=customers, days=90)
     assert retention_apply_task.run() == 2
     assert RetentionRun.objects.filter(dry_run=False, applied=2).exists()
+
+
+def test_log_retention_deletes_old_webhook_deliveries_and_login_attempts_as_its_dry_run_said(
+    tenant, admin_user, receiver, anon_client, loopback_allowed
+):
+    """Webhook deliveries (with their attempt log) and log-in attempts older than the policy go; newer
+    ones and deliveries still pending stay. The beat task's function applies it; each run is audited."""
+    endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())
+    old, recent, pending = (ping_send(actor=admin_user, endpoint=endpoint) for _ in range(3))
+    for delivery in (old, recent):
+        assert delivery_attempt(delivery.pk).result == "succeeded"
+    long_ago = timezone.now() - timedelta(days=40)
+    Delivery.objects.filter(pk__in=[old.pk, pending.pk]).update(created_at=long_ago)
+    Event.objects.filter(pk__in=[old.event_id, pending.event_id]).update(created_at=long_ago)
+    anon_client.post("/accounts/login/", {"username": "someone@example.org", "password": "x"})
+    anon_client.post("/accounts/login/", {"username": "other@example.org", "password": "x"})
+    first = AccessAttempt.objects.order_by("pk").first()
+    AccessAttempt.objects.filter(pk=first.pk).update(attempt_time=long_ago)
+
+    with pytest.raises(ServiceError):
+        log_retention_policy_set(actor=admin_user, log="everything", days=30)
+    deliveries = log_retention_policy_set(actor=admin_user, log="webhook_deliveries", days=30)
+    log_retention_policy_set(actor=admin_user, log="login_attempts", days=30)
+    dry = log_retention_apply(policy=deliveries, dry_run=True, actor=admin_user)
+    assert (dry.matched, dry.applied) == (1, 0) and Delivery.objects.filter(pk=old.pk).exists()
+
+    assert retention_apply_task() == 2  # the beat task: one delivery, one log-in attempt
+
+    runs = {r.collection_slug: r for r in RetentionRun.objects.filter(dry_run=False)}
+    assert runs["log:webhook_deliveries"].applied == dry.matched == 1
+    assert runs["log:login_attempts"].applied == 1
+    assert not Delivery.objects.filter(pk=old.pk).exists() and not Attempt.objects.filter(delivery_id=old.pk).exists()
+    assert not Event.objects.filter(pk=old.event_id).exists()
+    assert Delivery.objects.filter(pk=recent.pk).exists() and Delivery.objects.filter(pk=pending.pk).exists()
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["other@example.org"]
+    assert AuditEvent.objects.filter(action="retention.applied").count() == 3
+    assert LogRetentionPolicy.objects.count() == 2 and audit_chain_verify().ok

@@ -63,15 +63,18 @@ def test_quiet_run_prints_nothing(tenants_provisioned, db, migrated, capsys):
 
 
 def test_schema_missing_a_migration_record_is_migrated(tenants_provisioned, db, migrated, capsys):
-    """beta lost its record of audit 0003 and what came after it (and what they did): only beta is
-    migrated, and it is whole again."""
+    """beta lost its record of audit 0003 and what came after it (and what they did, its audit log with
+    them): only beta is migrated, and it is whole again."""
     with connection.cursor() as cursor:
         cursor.execute(
             "DELETE FROM t_beta.django_migrations WHERE app = 'audit' AND name IN "
-            "('0003_chain_head_forward_only', '0004_vault', '0005_reseal')"
+            "('0003_chain_head_forward_only', '0004_vault', '0005_reseal', '0006_personal_columns', "
+            "'0007_reseal_personal_columns')"
         )
         cursor.execute("DROP TRIGGER audit_chain_head_forward_only ON t_beta.audit_auditchainhead")
         cursor.execute("DROP TABLE t_beta.audit_auditvaultkey, t_beta.audit_auditvaultshred CASCADE")
+        cursor.execute("TRUNCATE t_beta.audit_auditevent, t_beta.audit_auditchainhead")
+        cursor.execute("ALTER TABLE t_beta.audit_auditevent DROP COLUMN personal")
     assert schemas_pending(all_schemas()) == ["t_beta"]
 
     migrate(verbosity=1)
