@@ -15,6 +15,7 @@ built-in column, checked here again. SQLite has no time zones and no percentile_
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -33,8 +34,7 @@ _PG_DATETIME_RE = (
     r"(:[0-5][0-9](\.[0-9]+)?)?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)$"
 )
 # SQLite takes 30 February for a day (moved on by any modifier to 2 March): valid when date(·, '+0 days') gives it back.
-_SQLITE_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]"
-_SQLITE_DATETIME_GLOB = _SQLITE_DATE_GLOB + "[T ][0-2][0-9]:[0-5][0-9]*"
+_SQLITE_DATETIME_GLOB = "[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]*"
 _SQLITE_OFFSET_GLOBS = ("*Z", "*[+-][0-2][0-9]:[0-5][0-9]")
 
 
@@ -93,10 +93,13 @@ class JsonNumber(_DataExpression):
 
 
 class JsonGroupKey(_DataExpression):
-    """The value as one group (or one distinct value): JSON null and a missing key are NULL.
+    """The value as one group (or one distinct value), handed back as the Python value: JSON null and a
+    missing key are None.
 
-    PostgreSQL groups the jsonb value itself (jsonb equality: 3 = 3.0, objects by content) and hands back
-    its JSON text; SQLite groups a JSON text normalised the same way (3.0 written 3, true apart from 1)."""
+    PostgreSQL groups the jsonb value itself (jsonb equality: 3 = 3.0, objects by content). SQLite groups
+    json_extract's SQL value, in which a text "3" is not the number 3 and 3 = 3.0; booleans, which it
+    would give as 1 and 0, are one-byte blobs, and objects and arrays blobs of their JSON text, so none
+    of them meets a number or a text."""
 
     def __init__(self, key: str):
         super().__init__(key, output_field=TextField())
@@ -110,13 +113,24 @@ class JsonGroupKey(_DataExpression):
         path = f"'$.\"{self.key}\"'"
         value = f"json_extract({data}, {path})"
         return (
-            f"(CASE json_type({data}, {path}) WHEN 'null' THEN NULL WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
-            f"WHEN 'integer' THEN CAST({value} AS TEXT) "
-            f"WHEN 'real' THEN (CASE WHEN {value} = CAST({value} AS INTEGER) AND abs({value}) < 9e15 "
-            f"THEN CAST(CAST({value} AS INTEGER) AS TEXT) ELSE json_quote({value}) END) "
-            f"WHEN 'text' THEN json_quote({value}) ELSE {value} END)",
+            f"(CASE json_type({data}, {path}) WHEN 'true' THEN X'01' WHEN 'false' THEN X'00' "
+            f"WHEN 'object' THEN CAST({value} AS BLOB) WHEN 'array' THEN CAST({value} AS BLOB) ELSE {value} END)",
             [],
         )
+
+    def get_db_converters(self, connection):
+        return [_group_value_decode]
+
+
+def _group_value_decode(value, expression, connection):
+    if value is None:
+        return None
+    if connection.vendor == "postgresql":
+        return json.loads(value) if isinstance(value, str) else value
+    if isinstance(value, (bytes, memoryview)):
+        raw = bytes(value)
+        return {b"\x01": True, b"\x00": False}.get(raw) if len(raw) == 1 else json.loads(raw)
+    return value
 
 
 class LocalDay(_DataExpression):
@@ -155,9 +169,9 @@ class LocalDay(_DataExpression):
         path = f"'$.\"{self.key}\"'"
         text = f"json_extract({data}, {path})"
         is_text = f"json_type({data}, {path}) = 'text'"
+        if self.kind == "date":  # date() writes back exactly a valid YYYY-MM-DD text (and no number, no other text)
+            return f"(CASE WHEN date({text}, '+0 days') = {text} THEN {text} END)", []
         valid_day = f"date(substr({text}, 1, 10), '+0 days') = substr({text}, 1, 10)"
-        if self.kind == "date":
-            return f"(CASE WHEN {is_text} AND {text} GLOB '{_SQLITE_DATE_GLOB}' AND {valid_day} THEN {text} END)", []
         offset = " OR ".join(f"{text} GLOB '{g}'" for g in _SQLITE_OFFSET_GLOBS)
         local = self._sqlite_local(f"unixepoch({text})")
         return (

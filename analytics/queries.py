@@ -553,7 +553,7 @@ def _aggregate_sql(
                 if g.bucket:
                     key.append(date.fromisoformat(value) if isinstance(value, str) else value)
                 else:
-                    key.append(None if value is None else _group_value(json.loads(value)))
+                    key.append(None if value is None else _group_value(value))
             rows.append((tuple(key), row))
     groups: dict[tuple, Group] = {}
     matched = 0

@@ -233,6 +233,7 @@ WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 EMAIL_BACKEND = env("TESSERA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env("TESSERA_EMAIL_FILE_PATH")  # the file backend's folder (django.core.mail.backends.filebased)
 DEFAULT_FROM_EMAIL = env("TESSERA_FROM_EMAIL", "Tessera <no-reply@tessera.localhost>")
 
 # Bulk writes carry up to 1,000 records.
@@ -335,7 +336,10 @@ CELERY_BEAT_SCHEDULE = {
     "privacy-retention": {"task": "privacy.retention_apply_all_workspaces", "schedule": 6 * 3600.0},
     "privacy-dsr-reminders": {"task": "privacy.subject_requests_remind_all_workspaces", "schedule": 3600.0},
     # Scheduled reports (analytics.reports): one entry for every workspace, each sends its due reports.
-    "analytics-reports-due": {"task": "analytics.reports_due_all_workspaces", "schedule": 60.0},
+    "analytics-reports-due": {
+        "task": "analytics.reports_due_all_workspaces",
+        "schedule": float(env("TESSERA_REPORTS_DUE_SECONDS", "60")),
+    },
     # Background exports' files removed once their links have expired (analytics.export_jobs).
     "analytics-export-files-expire": {"task": "analytics.export_files_expire_all_workspaces", "schedule": 3600.0},
 }
