@@ -168,6 +168,12 @@ def records_export(
         target=collection,
         changes={"what": "records", "format": fmt, "collection": collection.slug, "filters": filters},
     )
+    header, rows = records_table(collection, qs)
+    return stream(fmt, header, rows)
+
+
+def records_table(collection: Collection, qs) -> tuple[list[str], Iterator[list]]:
+    """The header and the rows (in id order, from a server-side cursor) of a record export."""
     keys = [f["key"] for f in collection.fields]
     header = ["id", *keys, "created_at", "updated_at"]
 
@@ -176,4 +182,4 @@ def records_export(
         for record_id, data, created, updated in values.iterator(chunk_size=RECORD_CHUNK):
             yield [record_id, *(data.get(k) for k in keys), created, updated]
 
-    return stream(fmt, header, rows())
+    return header, rows()

@@ -125,3 +125,48 @@ class ReportDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule} @ {self.scheduled_for:%Y-%m-%d %H:%M} {self.status}"
+
+
+class ExportJob(models.Model):
+    """A large export run by a background worker into a file, then downloaded through an expiring,
+    signed link (analytics.export_jobs). `token` is its public id (`exp_…`), never the row's number."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    class What(models.TextChoices):
+        RECORDS = "records", "Records"
+        QUERY_RESULT = "query_result", "Query result"
+
+    token = models.CharField(max_length=40, unique=True)
+    livemode = models.BooleanField(default=True)
+    what = models.CharField(max_length=12, choices=What.choices)
+    collection = models.CharField(max_length=63, help_text="The collection's slug.")
+    filters = models.JSONField(default=dict, blank=True, help_text="Records: the record filter grammar.")
+    spec = models.JSONField(null=True, blank=True, help_text="Query result: QuerySpec.as_dict().")
+    fmt = models.CharField(max_length=6)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveBigIntegerField(null=True, blank=True)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=300, blank=True, default="", help_text="The actor, as audited.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.token} {self.what} {self.fmt} {self.status}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.token}.{self.fmt}"

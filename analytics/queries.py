@@ -2,13 +2,16 @@
 one or two fields or time buckets, and aggregated — with an optional comparison period.
 
 A query is a plain dict (`QuerySpec`), the same from the console's builder, a saved query and the
-API. Filters and the date range's coarse bounds run in SQL through the records query engine
-(`records.selectors.record_filter`); grouping and aggregation read only the keys a query names,
-streamed from a server-side cursor, and are computed here. Doing the arithmetic in Python gives one
-result in both runtimes (PostgreSQL JSONB, SQLite JSON) for values of the wrong type (a text where a
-number belongs is skipped by numeric aggregates, not a database error), for time buckets in the
-workspace's time zone across DST changes, and for percentiles (linear interpolation, as
-PostgreSQL's percentile_cont). Its cost is a pass over the matching records: see bench/analytics.
+API. Filters run through the records query engine (`records.selectors.record_filter`); grouping,
+time buckets in the workspace's time zone (DST included), the date range and every aggregate run in
+the database as one GROUP BY statement (analytics.expressions spells each piece for PostgreSQL JSONB
+and SQLite JSON). A value of the wrong type never fails a query: a text where a number belongs is
+skipped by numeric aggregates, a text that is no date falls in the "no date" group.
+
+`_aggregate_python` is the reference those expressions follow: a pass over the matching records'
+values from a server-side cursor. It still answers the one thing SQL does not say alike in both
+databases, the earliest or latest value of a date field (compared as instants, shown as stored), and
+the tests check that both paths agree on awkward data. Figures: bench/analytics.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import F, QuerySet
+from django.db.models import Avg, Count, F, Max, Min, QuerySet, Sum
 
 from analytics.errors import QueryInvalid
+from analytics.expressions import DayInBucket, InRange, JsonGroupKey, JsonNumber, LocalDay, Percentile, percentile
 from records.dialect import JsonKeyText
 from records.errors import InvalidQuery
 from records.models import Collection, Record
@@ -358,18 +363,6 @@ def _distinct_value(value: Any) -> Any:
     return _group_value(value)
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    if low == high:
-        return ordered[low]
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 class _Accumulator:
     """The running aggregates of one group: per field, what its aggregates need (each value read once)."""
 
@@ -481,13 +474,117 @@ def _source(collection: Collection, spec: QuerySpec, keys: list[str], first: dat
 
 def _aggregate(
     collection: Collection, spec: QuerySpec, first: date | None, last: date | None, tz: ZoneInfo
-) -> tuple[dict[tuple, _Accumulator], int]:
+) -> tuple[dict[tuple, Group], int]:
+    """The groups of the records matching `spec` whose date falls between `first` and `last` (local days),
+    and how many records they hold: computed by the database, or read and computed here for the one
+    thing SQL does not say alike in both databases (the earliest/latest of a date field, by instant)."""
+    if any(a.fn in {"min", "max"} and field_type(collection, a.field) in DATE_TYPES for a in spec.aggregates):
+        return _aggregate_python(collection, spec, first, last, tz)
+    return _aggregate_sql(collection, spec, first, last, tz)
+
+
+@dataclass
+class Group:
+    key: tuple  # the group values as shown
+    values: list  # one finished value per aggregate of the spec
+
+
+def _group_id(key: tuple) -> tuple:
+    """A group's identity: True is not 1 (Python's == would make them one group)."""
+    return tuple(("b", v) if isinstance(v, bool) else v for v in key)
+
+
+def _empty_values(spec: QuerySpec) -> list:
+    return [_finish(_Accumulator(), a) for a in spec.aggregates]
+
+
+def _sql_aggregate(a: Aggregate):
+    if a.fn == "count":
+        return Count("*")
+    if a.fn == "count_distinct":
+        return Count(JsonGroupKey(a.field), distinct=True)
+    number = JsonNumber(a.field)
+    if a.fn in {"median", "percentile"}:
+        return Percentile(number, 50 if a.fn == "median" else a.p or 0)
+    return {"sum": Sum, "avg": Avg, "min": Min, "max": Max}[a.fn](number)
+
+
+def _number_out(value: Any) -> Any:
+    """PostgreSQL's exact numerics as the JSON numbers they sum up: whole when every input was."""
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)
+    return value
+
+
+def _aggregate_sql(
+    collection: Collection, spec: QuerySpec, first: date | None, last: date | None, tz: ZoneInfo
+) -> tuple[dict[tuple, Group], int]:
+    qs: QuerySet[Record] = records_matching(collection, spec.filters).order_by()
+    zone = str(tz.key)
+    if spec.date_field and (first or last):
+        kind = field_type(collection, spec.date_field)
+        if spec.date_field in BUILTIN_DATES:  # exact bounds on the indexed column: local midnights as instants
+            if first:
+                qs = qs.filter(**{f"{spec.date_field}__gte": datetime.combine(first, time(), tz)})
+            if last:
+                qs = qs.filter(**{f"{spec.date_field}__lt": datetime.combine(last + timedelta(days=1), time(), tz)})
+        else:
+            qs = qs.filter(InRange(LocalDay(spec.date_field, kind=kind, zone=zone), first, last))
+    aggregates = {"_n": Count("*")}
+    for i, a in enumerate(spec.aggregates):
+        if a.fn != "count":
+            aggregates[f"_a{i}"] = _sql_aggregate(a)
+    if not spec.group_by:
+        rows = [((), qs.aggregate(**aggregates))]
+    else:
+        keys = {}
+        for i, g in enumerate(spec.group_by):
+            if g.bucket:
+                day = LocalDay(g.field, kind=field_type(collection, g.field), zone=zone)
+                keys[f"_g{i}"] = DayInBucket(day, g.bucket)
+            else:
+                keys[f"_g{i}"] = JsonGroupKey(g.field)
+        found = qs.annotate(**keys).values(*keys).annotate(**aggregates)
+        rows = []
+        for row in found.iterator(chunk_size=STREAM_CHUNK):
+            key = []
+            for i, g in enumerate(spec.group_by):
+                value = row[f"_g{i}"]
+                if g.bucket:
+                    key.append(date.fromisoformat(value) if isinstance(value, str) else value)
+                else:
+                    key.append(None if value is None else _group_value(value))
+            rows.append((tuple(key), row))
+    groups: dict[tuple, Group] = {}
+    matched = 0
+    for key, row in rows:
+        if not row["_n"]:
+            continue  # no record matched: no group (the caller shows one empty row when ungrouped)
+        matched += row["_n"]
+        values = []
+        for i, a in enumerate(spec.aggregates):
+            if a.fn == "count":
+                values.append(row["_n"])
+            elif a.fn == "sum":
+                values.append(_number_out(row[f"_a{i}"]) or 0)
+            elif a.fn == "avg":
+                value = row[f"_a{i}"]
+                values.append(None if value is None else float(value))
+            else:
+                values.append(_number_out(row[f"_a{i}"]))
+        groups[_group_id(key)] = Group(key, values)
+    return groups, matched
+
+
+def _aggregate_python(
+    collection: Collection, spec: QuerySpec, first: date | None, last: date | None, tz: ZoneInfo
+) -> tuple[dict[tuple, Group], int]:
     keys = list(dict.fromkeys([g.field for g in spec.group_by] + [a.field for a in spec.aggregates if a.field]))
     if spec.date_field:
         keys = list(dict.fromkeys([*keys, spec.date_field]))
     pos = {k: i for i, k in enumerate(keys)}
     kinds = {k: field_type(collection, k) for k in keys}
-    groups: dict[tuple, _Accumulator] = {}
+    groups: dict[tuple, tuple[tuple, _Accumulator]] = {}
     matched = 0
     date_at = pos.get(spec.date_field) if spec.date_field else None
     needs: dict[str, tuple[str | None, set[str]]] = {}
@@ -510,9 +607,11 @@ def _aggregate(
             else:
                 key_parts.append(_group_value(value))
         group_key = tuple(key_parts)
-        acc = groups.get(group_key)
-        if acc is None:
-            acc = groups[group_key] = _Accumulator()
+        group_id = _group_id(group_key)
+        found = groups.get(group_id)
+        if found is None:
+            found = groups[group_id] = (group_key, _Accumulator())
+        acc = found[1]
         matched += 1
         acc.count += 1
         for key, (kind, wants) in needs.items():
@@ -546,7 +645,7 @@ def _aggregate(
                     acc.mins[key] = (moment, value)
                 if "max" in wants and (key not in acc.maxs or moment > acc.maxs[key][0]):
                     acc.maxs[key] = (moment, value)
-    return groups, matched
+    return {gid: Group(key, [_finish(acc, a) for a in spec.aggregates]) for gid, (key, acc) in groups.items()}, matched
 
 
 def _rows(collection, spec, keys, first, last, tz) -> Iterable[tuple]:
@@ -648,28 +747,31 @@ def query_run(*, spec: QuerySpec, livemode: bool, time_zone: str) -> QueryResult
     tz = _zone(time_zone)
     groups, matched = _aggregate(collection, spec, spec.date_from, spec.date_to, tz)
     if not spec.group_by and not groups:
-        groups[()] = _Accumulator()  # one row, even over no records: count 0
-    previous: dict[tuple, _Accumulator] = {}
+        groups[()] = Group((), _empty_values(spec))  # one row, even over no records: count 0
+    previous: dict[tuple, Group] = {}
     compare_range = None
     if spec.compare:
         compare_range = _compare_range(spec)
         prev_groups, _ = _aggregate(collection, spec, compare_range[0], compare_range[1], tz)
-        for key, acc in prev_groups.items():
-            previous[_aligned(spec, key, compare_range)] = acc
+        for group in prev_groups.values():
+            key = _aligned(spec, group.key, compare_range)
+            previous[_group_id(key)] = Group(key, group.values)
         if spec.group_by:
-            for key in previous:
-                if key not in groups and all(k is not None for k in key):
-                    groups[key] = _Accumulator()  # a group only last period had
+            for group_id, group in previous.items():
+                if group_id not in groups and all(k is not None for k in group.key):
+                    groups[group_id] = Group(group.key, _empty_values(spec))  # a group only last period had
         elif () not in previous:
-            previous[()] = _Accumulator()
+            previous[()] = Group((), _empty_values(spec))
     rows = []
-    for key, acc in groups.items():
-        row = list(key)
-        for a in spec.aggregates:
-            value = _finish(acc, a)
+    for group_id, group in groups.items():
+        row = list(group.key)
+        for i, a in enumerate(spec.aggregates):
+            value = group.values[i]
             row.append(value)
             if spec.compare:
-                before = _finish(previous[key], a) if key in previous else (0 if a.fn in {"count", "sum"} else None)
+                before = (
+                    previous[group_id].values[i] if group_id in previous else (0 if a.fn in {"count", "sum"} else None)
+                )
                 row.append(before)
                 row.append(_change(value, before))
         rows.append(row)

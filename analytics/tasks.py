@@ -6,6 +6,7 @@ desktop runs the same tasks on its own broker and worker."""
 
 from celery import shared_task
 
+from analytics.export_jobs import export_job_run, export_jobs_expired_delete
 from analytics.reports import reports_due_run
 from tenants.runtime import task_in_each_workspace
 
@@ -18,3 +19,19 @@ def reports_due_task() -> int:
 @shared_task(name="analytics.reports_due_all_workspaces")
 def reports_due_all_workspaces() -> int:
     return task_in_each_workspace(reports_due_task)
+
+
+@shared_task(name="analytics.export_job_run", acks_late=True)
+def export_job_task(token: str) -> str:
+    job = export_job_run(token=token)
+    return job.status if job else "missing"
+
+
+@shared_task(name="analytics.export_files_expire")
+def export_files_expire_task() -> int:
+    return export_jobs_expired_delete()
+
+
+@shared_task(name="analytics.export_files_expire_all_workspaces")
+def export_files_expire_all_workspaces() -> int:
+    return task_in_each_workspace(export_files_expire_task)

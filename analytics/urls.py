@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics.views import dashboards, queries, reports
+from analytics.views import dashboards, exports, queries, reports
 
 app_name = "analytics"
 
@@ -16,6 +16,9 @@ urlpatterns = [
     path("analytics/export.<str:fmt>", queries.query_export, name="query_export"),
     path("analytics/queries/<int:pk>/export.<str:fmt>", queries.query_export, name="saved_query_export"),
     path("analytics/records/<slug:slug>/export.<str:fmt>", queries.records_export, name="records_export"),
+    path("analytics/exports/", exports.export_list, name="exports"),
+    path("analytics/exports/start/", exports.export_start, name="export_start"),
+    path("analytics/exports/download/<str:signed>/", exports.export_download, name="export_download"),
     path("analytics/queries/<int:pk>/schedules/", reports.schedule_add, name="schedule_add"),
     path("analytics/schedules/<int:pk>/", reports.schedule_change, name="schedule_change"),
     path("analytics/schedules/<int:pk>/log/", reports.schedule_log, name="schedule_log"),

@@ -117,3 +117,42 @@ class SavedQueryListOut(serializers.Serializer):
     object = ConstantField("list")
     data = SavedQueryOut(many=True)
     has_more = serializers.BooleanField()
+
+
+class ExportIn(StrictSerializer):
+    format = serializers.ChoiceField(choices=["csv", "json", "ndjson", "xlsx"])
+    collection = PatternField(SLUG_RE.pattern, required=False, help_text="Records export: the collection's slug.")
+    filters = FiltersField(required=False, help_text="Records export: the records API's filters.")
+    query = QueryIn(required=False, help_text="Query result export: the query (instead of `collection`).")
+
+    class Meta:
+        ref_name = "AnalyticsExportIn"
+
+    def validate(self, attrs):
+        if ("query" in attrs) == ("collection" in attrs):
+            raise serializers.ValidationError({"collection": "Name a `collection` (its records) or a `query`."})
+        if "query" in attrs and "filters" in attrs:
+            raise serializers.ValidationError({"filters": "A query carries its own filters."})
+        return attrs
+
+
+class ExportOut(serializers.Serializer):
+    object = ConstantField("analytics_export")
+    id = serializers.CharField(source="token")
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    what = serializers.ChoiceField(choices=["records", "query_result"])
+    format = serializers.CharField(source="fmt")
+    collection = serializers.CharField()
+    rows_done = serializers.IntegerField(help_text="Rows written so far.")
+    rows_total = serializers.IntegerField(allow_null=True, help_text="Rows to write (known once it runs).")
+    size = serializers.IntegerField(help_text="Bytes of the finished file.")
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="When the file and its links go away.")
+    url = serializers.CharField(
+        allow_null=True, help_text="Once done: a signed link that downloads the file without a key, until it expires."
+    )
+
+    class Meta:
+        ref_name = "AnalyticsExport"

@@ -12,4 +12,7 @@ urlpatterns = [
         views.SavedQueryResultApi.as_view(),
         name="analytics_saved_query_result",
     ),
+    path("analytics/exports", views.ExportsApi.as_view(), name="analytics_exports"),
+    path("analytics/exports/<str:export_id>", views.ExportApi.as_view(), name="analytics_export"),
+    path("analytics/exports/<str:export_id>/file", views.ExportFileApi.as_view(), name="analytics_export_file"),
 ]

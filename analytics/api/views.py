@@ -1,19 +1,23 @@
 """The analytics API (/api/v1/analytics): run a query (filters, group by, aggregates, comparison),
-list the workspace's saved queries and run one. Needs the `analytics:read` scope; the key's mode
-picks the data set (test keys aggregate the sandbox records, live keys the live ones)."""
+list the workspace's saved queries and run one, and export records or a result in the background.
+Needs the `analytics:read` scope; the key's mode picks the data set (test keys aggregate the sandbox
+records, live keys the live ones)."""
 
 from __future__ import annotations
 
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from analytics import selectors
 from analytics.api import serializers as s
+from analytics.export_jobs import export_file_response, export_job_get, export_job_start, export_link_token
 from analytics.queries import query_for, query_run
-from api.base import ApiView
+from api.base import ApiView, caller_of
 from api.pagination import PAGE_PARAMS, keyset_page, list_body, page_request
 from api.problems import ApiProblem
-from api.schema import error_responses
+from api.schema import IDEMPOTENCY_KEY, error_responses
 from tenants.runtime import workspace_current
 
 TAG = "Analytics"
@@ -127,3 +131,95 @@ class SavedQueryResultApi(ApiView):
         self.query_params_check(set())
         saved = selectors.saved_query_get(query_id=query_id)
         return Response(_run(saved.spec, livemode=self.livemode))
+
+
+EXPORT_ID = OpenApiParameter("export_id", str, OpenApiParameter.PATH, description="The export's id (`exp_…`).")
+
+
+def _export_body(request, job) -> dict:
+    url = None
+    if job.status == job.Status.DONE:
+        url = request.build_absolute_uri(reverse("analytics:export_download", args=[export_link_token(job)]))
+    return s.ExportOut({**{f: getattr(job, f) for f in EXPORT_FIELDS}, "url": url}).data
+
+
+EXPORT_FIELDS = (
+    "token",
+    "status",
+    "what",
+    "fmt",
+    "collection",
+    "rows_done",
+    "rows_total",
+    "size",
+    "error",
+    "created_at",
+    "finished_at",
+    "expires_at",
+)
+
+
+class ExportsApi(ApiView):
+    permissions = {"POST": "analytics.read"}
+
+    @extend_schema(
+        operation_id="analytics_export_start",
+        tags=[TAG],
+        summary="Start a background export",
+        description="Export a collection's records (matching the records API's `filters`) or a query's result as "
+        "CSV, JSON, NDJSON or XLSX, written by a background worker. Answers 202 with the export; poll "
+        "`GET /analytics/exports/{export_id}` for progress, then download `url` (a signed link that needs no key "
+        "and expires) or `GET /analytics/exports/{export_id}/file` with the key. A records export needs the "
+        "`records:read` scope as well. CSV cells a spreadsheet would run as a formula start with an apostrophe.",
+        request=s.ExportIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: s.ExportOut, **error_responses(400, 404, 415, 422)},
+    )
+    def post(self, request):
+        self.query_params_check(set())
+        data = _plain(validated(s.ExportIn, request.data))
+        job = export_job_start(
+            actor=caller_of(request),
+            livemode=self.livemode,
+            fmt=data["format"],
+            collection=data.get("collection", ""),
+            filters=data.get("filters"),
+            query=data.get("query"),
+        )
+        return Response(_export_body(request, job), status=202)
+
+
+class ExportApi(ApiView):
+    permissions = {"GET": "analytics.read"}
+
+    @extend_schema(
+        operation_id="analytics_export_get",
+        tags=[TAG],
+        summary="An export's progress",
+        description="`status` is queued, running, done or failed (`error` says why); `rows_done` of `rows_total` "
+        "tell the progress; once done, `url` downloads the file until `expires_at`.",
+        parameters=[EXPORT_ID],
+        responses={200: s.ExportOut, **error_responses(404)},
+    )
+    def get(self, request, export_id: str):
+        self.query_params_check(set())
+        return Response(_export_body(request, export_job_get(token=export_id, livemode=self.livemode)))
+
+
+class ExportFileApi(ApiView):
+    permissions = {"GET": "analytics.read"}
+
+    @extend_schema(
+        operation_id="analytics_export_file",
+        tags=[TAG],
+        summary="Download an export's file",
+        description="The finished file (404 until the export is done, and once it has expired).",
+        parameters=[EXPORT_ID],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **error_responses(404)},
+    )
+    def get(self, request, export_id: str):
+        self.query_params_check(set())
+        job = export_job_get(token=export_id, livemode=self.livemode)
+        if job.status != job.Status.DONE:
+            raise ApiProblem(404, "export_not_ready", "The export is not finished (see its `status`).")
+        return export_file_response(job)

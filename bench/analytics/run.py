@@ -13,7 +13,9 @@ export. Prints figures; never asserts.
    - group by month of `joined` with count and sum of `amount`, over the records with tier = pro;
    - group by `tier` (a text choice) with count and sum of `amount`.
    The baseline is the same aggregation as ONE plain SQL statement over the JSON column on the same
-   database (the ratio printed is Tessera ÷ plain SQL: above 1 means Tessera is slower).
+   database (the ratio printed is Tessera ÷ plain SQL: above 1 means Tessera is slower). With
+   --python-runs N (default 3), the former aggregation in Python (analytics.queries._aggregate_python,
+   still the reference for awkward values) is timed too.
 3. A CSV export of every record through analytics.exports.records_export: rows/s, the growth of the
    process's resident memory while it streams (sampled every 10,000 rows), every row present, and the
    file read back with the csv module and compared, row by row, with the records in id order.
@@ -90,10 +92,10 @@ def plain_sql(saas: bool, collection_id: int, which: str) -> tuple[str, list]:
     )
 
 
-def measure_queries(saas: bool, collection, runs: int) -> None:
+def measure_queries(saas: bool, collection, runs: int, python_runs: int) -> None:
     from django.db import connection
 
-    from analytics.queries import query_for, query_run
+    from analytics.queries import _aggregate_python, _zone, query_for, query_run
 
     specs = {
         "month": {
@@ -128,12 +130,21 @@ def measure_queries(saas: bool, collection, runs: int) -> None:
                 cursor.execute(sql, params)
                 rows_seen["plain"] = len(cursor.fetchall())
 
+        def python_pass(spec=spec):
+            _aggregate_python(collection, spec, None, None, _zone("UTC"))
+
         t, p = timed(tessera, runs), timed(plain, runs)
         say(
             f"{labels[which]:<62} {'Tessera':<10} {pct(t, 50):>9.0f} {pct(t, 99):>9.0f}   "
             f"{pct(t, 50) / pct(p, 50):.2f}×"
         )
         say(f"{'':<62} {'plain SQL':<10} {pct(p, 50):>9.0f} {pct(p, 99):>9.0f}   (groups: {rows_seen})")
+        if python_runs:
+            r = timed(python_pass, python_runs)
+            say(
+                f"{'':<62} {'Python':<10} {pct(r, 50):>9.0f} {pct(r, 99):>9.0f}   {pct(r, 50) / pct(p, 50):.2f}×  "
+                "(the pass over the records that SQL replaced, kept as the reference)"
+            )
 
 
 def measure_export(collection, admin, total: int) -> None:
@@ -191,6 +202,9 @@ def main() -> None:
     parser.add_argument("--spine-records", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument(
+        "--python-runs", type=int, default=3, help="runs of the former Python aggregation, side by side (0: none)"
+    )
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -229,7 +243,7 @@ def main() -> None:
             seed(collection, admin, args.records, args.spine_records)
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE" if saas else "ANALYZE")
-            measure_queries(saas, collection, args.runs)
+            measure_queries(saas, collection, args.runs, args.python_runs)
             if not args.skip_export:
                 measure_export(collection, admin, args.records)
         connection.close()

@@ -255,6 +255,7 @@ WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 EMAIL_BACKEND = env("TESSERA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env("TESSERA_EMAIL_FILE_PATH")  # the file backend's folder (django.core.mail.backends.filebased)
 DEFAULT_FROM_EMAIL = env("TESSERA_FROM_EMAIL", "Tessera <no-reply@tessera.localhost>")
 
 # Bulk writes carry up to 1,000 records.
@@ -331,6 +332,10 @@ TESSERA_RATE_LIMIT_SCALE = float(env("TESSERA_RATE_LIMIT_SCALE", "1"))  # multip
 TESSERA_COUNTERS_NAMESPACE = "tessera"  # prefix of the buckets' and counters' keys
 TESSERA_USAGE_FLUSH_SECONDS = 30  # in-process counters flush themselves this often
 TESSERA_DEMO_CREDENTIALS_FILE = None  # seed_demo keeps its password here between runs (desktop: the data folder)
+# Background exports (analytics.export_jobs) write their files here; every web process and worker must see
+# the same folder (SaaS: a shared volume). Files and their signed links expire after TESSERA_EXPORT_TTL_HOURS.
+TESSERA_EXPORTS_DIR = Path(env("TESSERA_EXPORTS_DIR", str(BASE_DIR / "var" / "exports")))
+TESSERA_EXPORT_TTL_HOURS = int(env("TESSERA_EXPORT_TTL_HOURS", "24"))
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -353,7 +358,12 @@ CELERY_BEAT_SCHEDULE = {
     "privacy-retention": {"task": "privacy.retention_apply_all_workspaces", "schedule": 6 * 3600.0},
     "privacy-dsr-reminders": {"task": "privacy.subject_requests_remind_all_workspaces", "schedule": 3600.0},
     # Scheduled reports (analytics.reports): one entry for every workspace, each sends its due reports.
-    "analytics-reports-due": {"task": "analytics.reports_due_all_workspaces", "schedule": 60.0},
+    "analytics-reports-due": {
+        "task": "analytics.reports_due_all_workspaces",
+        "schedule": float(env("TESSERA_REPORTS_DUE_SECONDS", "60")),
+    },
+    # Background exports' files removed once their links have expired (analytics.export_jobs).
+    "analytics-export-files-expire": {"task": "analytics.export_files_expire_all_workspaces", "schedule": 3600.0},
 }
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the

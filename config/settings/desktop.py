@@ -1,6 +1,7 @@
 """Desktop runtime: one business on SQLite (WAL) in the user's data folder; no servers to run."""
 
 import secrets
+from pathlib import Path
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, logging_config
@@ -13,6 +14,7 @@ private_folder(DATA_DIR)  # the business's data and logs: this user's only (0700
 LOG_DIR = log_dir()
 private_folder(LOG_DIR)
 MEDIA_ROOT = files_dir(DATA_DIR)
+TESSERA_EXPORTS_DIR = Path(env("TESSERA_EXPORTS_DIR", str(MEDIA_ROOT / "exports")))  # the business's own files
 TESSERA_DEMO_CREDENTIALS_FILE = DATA_DIR / "demo-password"  # seed_demo keeps the demo password here
 
 

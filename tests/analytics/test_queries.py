@@ -268,3 +268,78 @@ def test_week_bucket_helper_matches_iso_calendar():
     for n in range(400):
         d = day + timedelta(days=n)
         assert bucket_start(d, "week") == bucket_of(d, "week")
+
+
+AWKWARD = [
+    # a day that does not exist, a local time with no offset, a number, a US-style date: no date at all
+    {"customer": "odd", "closed_at": "2026-02-30T10:00:00Z", "closed_on": "2026-02-30", "qty": 3.0, "region": True},
+    {"customer": "odd", "closed_at": "2026-03-01T10:00:00", "closed_on": "2026-13-01", "qty": 3, "region": 1},
+    {"customer": "odd", "closed_at": 42, "closed_on": 20260301, "amount": {"v": 1}, "region": "1"},
+    {"customer": "odd", "closed_at": "2026-03-01T23:30:00.123456+00:00", "closed_on": None, "amount": [1, 2]},
+    {"customer": "odd", "closed_at": "yesterday", "closed_on": "2026-02-28", "amount": 1e300, "qty": False},
+]
+
+
+@pytest.fixture
+def awkward_orders(orders, admin_user):
+    """The orders plus rows no validator would let in today, stored around the spine as old data would be."""
+    from records.models import Record
+    from records.services import record_create
+
+    collection, _stored = orders
+    for data in AWKWARD:
+        record = record_create(actor=admin_user, collection=collection, data={"customer": "odd"})
+        Record.objects.filter(pk=record.pk).update(data=data)
+    return collection
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"group_by": [{"field": "closed_at", "bucket": "day"}], "aggregates": [{"fn": "count"}]},
+        {"group_by": [{"field": "closed_on", "bucket": "week"}, {"field": "region"}]},
+        {"group_by": [{"field": "closed_at", "bucket": "quarter"}], "date_from": "2026-01-01", "date_to": "2026-03-31"},
+        {
+            "group_by": ["region"],
+            "aggregates": [{"fn": "count_distinct", "field": "qty"}, {"fn": "sum", "field": "qty"}],
+        },
+        {
+            "group_by": ["qty"],
+            "aggregates": [
+                {"fn": "count_distinct", "field": "amount"},
+                {"fn": "avg", "field": "amount"},
+                {"fn": "min", "field": "amount"},
+                {"fn": "max", "field": "amount"},
+                {"fn": "median", "field": "amount"},
+                {"fn": "percentile", "field": "amount", "p": 25},
+            ],
+        },
+        {"date_field": "closed_on", "date_from": "2026-02-01", "date_to": "2026-03-31", "compare": "previous_year"},
+    ],
+)
+def test_the_database_computes_what_the_python_reference_does(awkward_orders, raw):
+    """Aggregation runs in SQL (PostgreSQL JSONB, SQLite JSON); the Python pass it replaced is kept as the
+    reference for what every awkward value means, and for the earliest/latest of a date field."""
+    from analytics import queries
+
+    _collection, spec = query_for(raw={"collection": "orders", **raw}, livemode=True)
+    tz = queries._zone(TZ)
+    for first, last in ((spec.date_from, spec.date_to), (None, None)):
+        by_sql, n_sql = queries._aggregate_sql(awkward_orders, spec, first, last, tz)
+        by_python, n_python = queries._aggregate_python(awkward_orders, spec, first, last, tz)
+        assert n_sql == n_python
+        assert set(by_sql) == set(by_python)
+        for key, group in by_python.items():
+            assert by_sql[key].key == group.key
+            assert all(close(a, b) for a, b in zip(by_sql[key].values, group.values, strict=True)), (
+                key,
+                by_sql[key].values,
+                group.values,
+            )
+
+
+def test_values_that_are_not_dates_are_a_group_of_their_own_not_an_error(awkward_orders):
+    result = run({"filters": {"customer": "odd"}, "group_by": [{"field": "closed_at", "bucket": "day"}]})
+    assert {r[0]: r[1] for r in result.rows} == {date(2026, 3, 2): 1, None: 4}  # 23:30 UTC is the 2nd in Berlin
+    result = run({"filters": {"customer": "odd"}, "group_by": ["region"]})
+    assert [r[:2] for r in result.rows] == [[True, 1], [1, 1], ["1", 1], [None, 2]]  # true is not 1, nor "1"
