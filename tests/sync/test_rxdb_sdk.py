@@ -142,3 +142,31 @@ def test_an_answer_that_arrives_while_paused_is_taken_in_and_nothing_stays_stale
     server = converged(rx, live, slug, ["phone"])
     # The phone holds the server's versions of what it wrote (not its own copies without them).
     assert all(server[r]["version"] >= 2 for r in edited)
+
+
+@pytest.mark.saas_only
+def test_a_resync_queued_behind_a_live_change_still_pulls(live, rx):
+    """RxDB takes the live changes waiting in its pull queue together, up to the first RESYNC, and
+    then discards that RESYNC: a phone resumed while a long push was in flight (so a live change that
+    came before the pause waited in the queue) never pulled what changed while it was paused.
+    Convergence seed 7919 met it. The other writer goes through a second server process: one process
+    would handle its write only after the phone's push (SaaS only; the desktop is one process)."""
+    other = live.second_server()
+    pushed_count = 80  # written one by one by the server: the push takes a second or more
+    slug = live.collection("sdk-resync-behind", records=pushed_count + 2)
+    open_clients(rx, live, slug, ["phone"], sdkOptions={"requestTimeout": 20000, "retryTime": 300}, **SDK)
+    before, during, *pushed = record_ids(live, slug, pushed_count + 2)
+
+    def elsewhere(record_id: str, qty: int) -> None:
+        response = live.rest_to(other, "PATCH", f"/collections/{slug}/records/{record_id}", json={"data": {"qty": qty}})
+        assert response.status_code == 200, response.text
+
+    rx.call("bulkPatch", name="phone", ids=pushed, set={"notes": "from the phone"})  # one long push
+    elsewhere(before, 11)  # its live change waits in RxDB's queue until the push is answered
+    rx.call("pause", name="phone")
+    elsewhere(during, 22)  # not taken in while paused: resume() pulls it
+    assert live.server_docs(slug)[pushed[-1]].get("notes") != "from the phone"  # the push is still out
+    rx.call("resume", name="phone")
+    rx.call("insync", name="phone", timeout=30000)
+    server = converged(rx, live, slug, ["phone"])
+    assert server[during]["qty"] == 22 and server[before]["qty"] == 11

@@ -334,19 +334,30 @@ export async function syncCollection({
     },
   });
   state.error$.subscribe((err) => errors$.next(typed(err)));
+  // RxDB 17.6 takes the live changes waiting in its pull queue together, up to the first RESYNC, and
+  // discards that RESYNC when changes came before it: the pull never happens and whatever it was for
+  // (changes missed while paused or offline, a gap the server saw) never arrives. Sent twice, one of
+  // the two always runs; the other is skipped as older than the pull that ran.
+  const resync = () => {
+    state.reSync();
+    state.reSync();
+  };
 
   const subs = [
     conn.messages$.subscribe((msg) => {
       if (msg.collection !== name || msg.id !== 'stream') return;
       if (msg.error) errors$.next(new TesseraSyncError(msg.error.code, msg.error.message));
       // While paused live changes are not taken in; resume() pulls everything since the checkpoint.
-      else if (msg.result !== undefined && !paused) stream$.next(msg.result);
+      else if (msg.result === 'RESYNC' && !paused) {
+        stream$.next('RESYNC');
+        stream$.next('RESYNC');
+      } else if (msg.result !== undefined && !paused) stream$.next(msg.result);
     }),
     conn.connected$.subscribe((up) => {
       if (!up) return;
       // (Re)connected: subscribe to live changes, and pull what was missed meanwhile.
       conn.send({ id: 'stream', collection: name, method: 'masterChangeStream$', params: [] });
-      if (!paused) state.reSync();
+      if (!paused) resync();
     }),
     conn.error$.subscribe((err) => errors$.next(err)),
   ];
@@ -380,7 +391,7 @@ export async function syncCollection({
       paused = false;
       resumed = null;
       resumeNow();
-      state.reSync();
+      resync();
     },
     /** Stop for good and close the socket (unless it was passed in as `connection`). */
     async cancel() {

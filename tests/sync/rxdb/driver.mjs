@@ -389,6 +389,14 @@ async function patch({ name, id, set = {}, unset = [] }) {
   return { base };
 }
 
+// One local write of many documents (RxDB's bulkUpsert): one push of them all.
+async function bulkPatch({ name, ids, set = {} }) {
+  const docs = await client(name).col.findByIds(ids).exec();
+  if (docs.size !== ids.length) throw new Error(`${name} has ${docs.size} of the ${ids.length} documents`);
+  await client(name).col.bulkUpsert([...docs.values()].map((doc) => ({ ...doc.toMutableJSON(), ...set })));
+  return {};
+}
+
 async function remove({ name, id }) {
   const doc = await client(name).col.findOne(id).exec();
   if (!doc) throw new Error(`${name} has no document ${id}`);
@@ -722,7 +730,7 @@ function memory() {
   return { rss: m.rss, heapUsed: m.heapUsed, clients: clients.size, raw: raws.size };
 }
 
-const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, inspect, trace, mute, retarget, versions, offline, online, stats, close, memory, cpu };
+const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, bulkPatch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, inspect, trace, mute, retarget, versions, offline, online, stats, close, memory, cpu };
 
 function reply(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
