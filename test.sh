@@ -79,6 +79,17 @@ rm -rf clients/js/dist tests/sync/rxdb/node_modules/@tessera/sync
 mkdir -p clients/js/dist && (cd clients/js && npm pack --pack-destination dist --loglevel=error >/dev/null)
 mkdir -p tests/sync/rxdb/node_modules/@tessera/sync
 tar -xzf clients/js/dist/tessera-sync-*.tgz -C tests/sync/rxdb/node_modules/@tessera/sync --strip-components=1
+# The SDK's example app (clients/js/example: its own npm project, the SDK linked as `file:..`), bundled
+# into clients/js/example/dist, which the server serves at /devices/example/ (tests/browser).
+ex_stamp="clients/js/example/node_modules/.package-lock.sha"
+ex_want="$(sha256sum clients/js/example/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$ex_stamp" 2>/dev/null)" != "$ex_want" ]; then
+  log "Installing the SDK's example app (npm ci in clients/js/example)"
+  (cd clients/js/example && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$ex_want" > "$ex_stamp"
+fi
+log "Building the SDK's example app (npm run build in clients/js/example)"
+(cd clients/js/example && npm run build --silent >/dev/null)
 
 # --- the OpenID provider harness (tests/accounts/oidc: npm oidc-provider for the SSO tests and bench/sso)
 op_stamp="tests/accounts/oidc/node_modules/.package-lock.sha"

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, GenericIPAddressField, Value, When
+from django.db.models import Case, F, GenericIPAddressField, Q, Value, When
 from django.utils import timezone
 
 from audit.services import audit_event_record, audit_subjects_erase
@@ -25,7 +25,7 @@ from core.token_buckets import Limit, bucket_name, buckets_take
 from rbac.permissions import has_permission, permission_check, role_permissions
 from rbac.roles import Role
 from sync.fanout import device_disconnect
-from sync.models import Device, DeviceCheckpoint, PairingCode
+from sync.models import Device, DeviceCheckpoint, DeviceWrite, PairingCode
 
 logger = logging.getLogger(__name__)
 
@@ -408,3 +408,18 @@ def device_checkpoints_save(*, device: Device, checkpoints: dict[int, tuple[int,
             cursor.execute(sql, [value for row in rows for value in row])
     except IntegrityError:  # a collection deleted since the pull: its checkpoint no longer matters
         pass
+
+
+def device_writes_prune(*, now=None) -> int:
+    """Forget the writes devices made (DeviceWrite) once they can no longer matter; returns how many.
+
+    A device's last accepted write of a record is the merge base of its next push of that record
+    while the phone has not taken in the server's answer yet (sync/replication.py) — seconds, or as
+    long as the phone stays offline with that answer lost. Kept TESSERA_SYNC_DEVICE_WRITE_DAYS after
+    the write: a phone away longer that then edits the same field again has its own earlier value
+    treated as a concurrent change (the server keeps that earlier value). A revoked device never
+    pushes again: its rows go at once."""
+    now = now or timezone.now()
+    expired = now - timedelta(days=settings.TESSERA_SYNC_DEVICE_WRITE_DAYS)
+    deleted, _ = DeviceWrite.objects.filter(Q(updated_at__lt=expired) | Q(device__revoked_at__isnull=False)).delete()
+    return deleted

@@ -7,7 +7,7 @@ import tarfile
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -152,4 +152,29 @@ def sdk_download(request: HttpRequest) -> HttpResponse:
             tar.addfile(info, io.BytesIO(data))
     response = HttpResponse(buffer.getvalue(), content_type="application/gzip")
     response["Content-Disposition"] = 'attachment; filename="tessera-sync.tgz"'
+    return response
+
+
+EXAMPLE_DIR = "clients/js/example/dist"
+EXAMPLE_FILES = {
+    "": ("index.html", "text/html; charset=utf-8"),
+    "app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "app.css": ("app.css", "text/css; charset=utf-8"),
+    "app.js.map": ("app.js.map", "application/json"),
+}
+
+
+@require_http_methods(["GET", "HEAD"])
+def example_app(request: HttpRequest, name: str = "") -> HttpResponse:
+    """The SDK's example app (clients/js/example, bundled there by `npm run build`): a plain HTML page on
+    @tessera/sync that pairs with a PIN as a phone would. Open to anyone who reaches the workspace: it
+    is code and holds no data (what it syncs needs a PIN from the console)."""
+    if name not in EXAMPLE_FILES:
+        raise Http404("No such file in the example app.")
+    filename, content_type = EXAMPLE_FILES[name]
+    path = settings.BASE_DIR / EXAMPLE_DIR / filename
+    if not path.is_file():
+        raise Http404("The example app is not built here: run `npm ci && npm run build` in clients/js/example.")
+    response = FileResponse(path.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "no-cache"
     return response

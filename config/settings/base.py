@@ -357,6 +357,8 @@ CELERY_BEAT_SCHEDULE = {
     # Compliance (privacy/): retention policies applied and Admins reminded of requests falling due.
     "privacy-retention": {"task": "privacy.retention_apply_all_workspaces", "schedule": 6 * 3600.0},
     "privacy-dsr-reminders": {"task": "privacy.subject_requests_remind_all_workspaces", "schedule": 3600.0},
+    # What each phone last wrote per record, kept for the merge of its next push (sync.services).
+    "sync-device-writes-prune": {"task": "sync.device_writes_prune_all_workspaces", "schedule": 6 * 3600.0},
     # Scheduled reports (analytics.reports): one entry for every workspace, each sends its due reports.
     "analytics-reports-due": {
         "task": "analytics.reports_due_all_workspaces",
@@ -365,6 +367,10 @@ CELERY_BEAT_SCHEDULE = {
     # Background exports' files removed once their links have expired (analytics.export_jobs).
     "analytics-export-files-expire": {"task": "analytics.export_files_expire_all_workspaces", "schedule": 3600.0},
 }
+
+# Phone sync: days a device's last write of a record is kept as the base of its next push's merge
+# (sync.services.device_writes_prune).
+TESSERA_SYNC_DEVICE_WRITE_DAYS = int(env("TESSERA_SYNC_DEVICE_WRITE_DAYS", "30"))
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the
 # previous one: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h — 10 attempts over 3.2 days.

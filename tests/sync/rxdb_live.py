@@ -14,13 +14,16 @@ connection and refuses new ones (a phone out of coverage); the client's own reco
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -491,8 +494,16 @@ def converged(rx: RxDriver, live: Live, slug: str, names: list[str], timeout: fl
             for key in sorted(set(expected) | set(got))
             if expected.get(key) != got.get(key)
         }
+        try:
+            state = rx.call("inspect", name=last.get("name"))
+            if os.environ.get("TESSERA_RXDB_TRACE_SDK") == "1":  # what the SDK client did, step by step
+                path = Path(tempfile.gettempdir()) / f"rxdb-trace-{last.get('name')}.json"
+                path.write_text(json.dumps({"diff": diff, **rx.call("trace", name=last.get("name"))}, indent=1))
+        except Exception as exc:  # the report must not hide the difference
+            state = repr(exc)
         raise AssertionError(
             f"client {last.get('name')} differs from the server in {len(diff)} documents: {list(diff.items())[:5]}"
+            f"\nits replication: {state}"
         ) from None
 
 

@@ -111,3 +111,62 @@ def test_pause_during_a_push_drops_nothing_and_resume_sends_it(live, rx):
     assert server[r1]["title"] == "pushed as we paused"
     assert server[r2]["title"] == "made while paused"
     assert r3 not in server
+
+
+def test_an_answer_that_arrives_while_paused_is_taken_in_and_nothing_stays_stale(live, rx):
+    """Convergence seed 7919, made deterministic: a phone resumes with many changes to push, its pull
+    lands first, and it is paused again before the (long) push is answered. RxDB's own pause threw
+    that answer away and then moved its push checkpoint past those rows: the server had the phone's
+    edits, but the phone kept its old versions of them for good (every later pull skipped them as
+    local changes not yet pushed)."""
+    edited_count = 60  # written one by one by the server: the push takes a second or more
+    slug = live.collection("sdk-pause-answer", records=edited_count + 1)
+    open_clients(rx, live, slug, ["phone"], sdkOptions={"requestTimeout": 20000, "retryTime": 300}, **SDK)
+    other, *edited = record_ids(live, slug, edited_count + 1)
+
+    rx.call("pause", name="phone")
+    for i, record_id in enumerate(edited):
+        rx.call("patch", name="phone", id=record_id, set={"notes": f"while paused {i}"})
+    assert live.rest("PATCH", f"/collections/{slug}/records/{other}", json={"data": {"qty": 7}}).status_code == 200
+    rx.call("resume", name="phone")
+    rx.call("wait", name="phone", id=other, fields={"qty": 7})  # the server's change is in
+    rx.call("pause", name="phone")
+    wait_until(
+        lambda: all(live.server_docs(slug)[r].get("notes") == f"while paused {i}" for i, r in enumerate(edited)),
+        timeout=30,
+        what="the server to store the phone's edits",
+    )
+    time.sleep(0.5)  # its answer reaches the paused phone
+    rx.call("resume", name="phone")
+    rx.call("insync", name="phone", timeout=20000)
+    server = converged(rx, live, slug, ["phone"])
+    # The phone holds the server's versions of what it wrote (not its own copies without them).
+    assert all(server[r]["version"] >= 2 for r in edited)
+
+
+@pytest.mark.saas_only
+def test_a_resync_queued_behind_a_live_change_still_pulls(live, rx):
+    """RxDB takes the live changes waiting in its pull queue together, up to the first RESYNC, and
+    then discards that RESYNC: a phone resumed while a long push was in flight (so a live change that
+    came before the pause waited in the queue) never pulled what changed while it was paused.
+    Convergence seed 7919 met it. The other writer goes through a second server process: one process
+    would handle its write only after the phone's push (SaaS only; the desktop is one process)."""
+    other = live.second_server()
+    pushed_count = 80  # written one by one by the server: the push takes a second or more
+    slug = live.collection("sdk-resync-behind", records=pushed_count + 2)
+    open_clients(rx, live, slug, ["phone"], sdkOptions={"requestTimeout": 20000, "retryTime": 300}, **SDK)
+    before, during, *pushed = record_ids(live, slug, pushed_count + 2)
+
+    def elsewhere(record_id: str, qty: int) -> None:
+        response = live.rest_to(other, "PATCH", f"/collections/{slug}/records/{record_id}", json={"data": {"qty": qty}})
+        assert response.status_code == 200, response.text
+
+    rx.call("bulkPatch", name="phone", ids=pushed, set={"notes": "from the phone"})  # one long push
+    elsewhere(before, 11)  # its live change waits in RxDB's queue until the push is answered
+    rx.call("pause", name="phone")
+    elsewhere(during, 22)  # not taken in while paused: resume() pulls it
+    assert live.server_docs(slug)[pushed[-1]].get("notes") != "from the phone"  # the push is still out
+    rx.call("resume", name="phone")
+    rx.call("insync", name="phone", timeout=30000)
+    server = converged(rx, live, slug, ["phone"])
+    assert server[during]["qty"] == 22 and server[before]["qty"] == 11

@@ -13,7 +13,6 @@ export declare const CLIENT_VERSION: string;
 export type TesseraClientErrorCode =
   | 'timeout'
   | 'connection_lost'
-  | 'paused'
   | 'canceled'
   | 'device_revoked'
   | 'pairing_failed'
@@ -101,8 +100,10 @@ export interface TesseraSync {
   awaitInitialReplication(): Promise<void>;
   /** Local changes are on the server and the server's are here; waits while paused. */
   awaitInSync(): Promise<true>;
-  /** Stop syncing for now; local changes wait, none is dropped. */
+  /** Stop syncing for now; local changes wait, none is dropped (an answer already on its way is
+   * still taken in). Use this, never `replicationState.pause()`: see the README. */
   pause(): Promise<void>;
+  /** Send what waited and pull what changed on the server meanwhile. */
   resume(): Promise<void>;
   /** Stop for good and close the socket. */
   cancel(): Promise<void>;

@@ -16,7 +16,7 @@ export const CLIENT_VERSION = '@tessera/sync 0.1.0';
 const CLOSE_REVOKED = 4401;
 
 /** An error the server sent (its `code`), or one of the client's own: `timeout`, `connection_lost`,
- * `paused`, `canceled`, `device_revoked`, `pairing_failed`. */
+ * `canceled`, `device_revoked`, `pairing_failed`. */
 export class TesseraSyncError extends Error {
   constructor(code, message, { status = null, retryable = true } = {}) {
     super(message || code);
@@ -294,42 +294,70 @@ export async function syncCollection({
   const conn = connection || new TesseraConnection({ url, token, WebSocket: WebSocketImpl });
   const stream$ = new Subject();
   const errors$ = new Subject();
+  // Pausing never reaches RxDB's own pause(): a push whose answer comes back while RxDB is paused is
+  // dropped unread (its rows are not marked as pushed), and the next push cycle — the documents a pull
+  // just wrote, which have nothing to push — moves RxDB's push checkpoint past those rows. The server
+  // has them, but the phone never adopts its answer and never pulls them again: it stays on stale
+  // versions for good. So the SDK pauses at its own door: requests wait in the handlers until resume
+  // (nothing new is sent), while an answer already on its way is taken in as usual.
   let paused = false;
+  let canceled = false;
   let resumed = null; // a promise while paused
   let resumeNow = () => {};
+  const running = async () => {
+    while (resumed) await resumed;
+    if (canceled) throw new TesseraSyncError('canceled', 'Sync was canceled.', { retryable: false });
+  };
 
   const state = replicateRxCollection({
     collection,
     replicationIdentifier: replicationIdentifier || `tessera-${name}`,
     live,
     retryTime,
+    // RxDB would pause a hidden tab's replication with the same pause() (see above).
+    toggleOnDocumentVisible: false,
     pull: {
       batchSize,
       stream$: stream$.asObservable(),
-      handler: (checkpoint, size) => conn.request(name, 'masterChangesSince', [checkpoint, size], requestTimeout),
+      handler: async (checkpoint, size) => {
+        await running();
+        return conn.request(name, 'masterChangesSince', [checkpoint, size], requestTimeout);
+      },
     },
     push: {
       batchSize: Math.min(batchSize, 1000),
       handler: async (rows) => {
-        // While paused nothing is sent, and the rows stay pending (an error makes RxDB keep them).
-        if (paused) throw new TesseraSyncError('paused', 'Sync is paused.');
+        // While paused the rows wait here, still RxDB's to push: none is sent, none is dropped.
+        await running();
         return conn.request(name, 'masterWrite', [rows], requestTimeout);
       },
     },
   });
   state.error$.subscribe((err) => errors$.next(typed(err)));
+  // RxDB 17.6 takes the live changes waiting in its pull queue together, up to the first RESYNC, and
+  // discards that RESYNC when changes came before it: the pull never happens and whatever it was for
+  // (changes missed while paused or offline, a gap the server saw) never arrives. Sent twice, one of
+  // the two always runs; the other is skipped as older than the pull that ran.
+  const resync = () => {
+    state.reSync();
+    state.reSync();
+  };
 
   const subs = [
     conn.messages$.subscribe((msg) => {
       if (msg.collection !== name || msg.id !== 'stream') return;
       if (msg.error) errors$.next(new TesseraSyncError(msg.error.code, msg.error.message));
-      else if (msg.result !== undefined) stream$.next(msg.result);
+      // While paused live changes are not taken in; resume() pulls everything since the checkpoint.
+      else if (msg.result === 'RESYNC' && !paused) {
+        stream$.next('RESYNC');
+        stream$.next('RESYNC');
+      } else if (msg.result !== undefined && !paused) stream$.next(msg.result);
     }),
     conn.connected$.subscribe((up) => {
       if (!up) return;
       // (Re)connected: subscribe to live changes, and pull what was missed meanwhile.
       conn.send({ id: 'stream', collection: name, method: 'masterChangeStream$', params: [] });
-      if (!paused) state.reSync();
+      if (!paused) resync();
     }),
     conn.error$.subscribe((err) => errors$.next(err)),
   ];
@@ -348,28 +376,30 @@ export async function syncCollection({
         if (!paused) return true;
       }
     },
-    /** Stop sending and receiving; local changes wait, none is dropped. */
+    /** Stop sending and receiving; local changes wait, none is dropped. An answer already on its way
+     * is still taken in. */
     async pause() {
-      if (paused) return;
+      if (paused || canceled) return;
       paused = true;
       resumed = new Promise((resolve) => {
         resumeNow = resolve;
       });
-      await state.pause();
     },
+    /** Send what waited, and pull what changed on the server meanwhile. */
     async resume() {
       if (!paused) return;
       paused = false;
-      resumeNow();
       resumed = null;
-      await state.start();
-      state.reSync();
+      resumeNow();
+      resync();
     },
     /** Stop for good and close the socket (unless it was passed in as `connection`). */
     async cancel() {
+      canceled = true;
       for (const sub of subs) sub.unsubscribe();
       if (paused) {
         paused = false;
+        resumed = null;
         resumeNow();
       }
       await state.cancel();

@@ -54,6 +54,9 @@ dns.lookup = function lookup(hostname, options, callback) {
 };
 
 // TESSERA_RXDB_TRACE=1: every frame each way on stderr (for protocol findings).
+// TESSERA_RXDB_TRACE_SDK=1: each SDK client notes its commands, connection changes, requests, answers
+// and local writes (command `trace`); a failed convergence check (tests/sync/rxdb_live.py: converged)
+// writes them to <tmp>/rxdb-trace-<name>.json. That is how convergence seed 7919 was understood.
 const TRACE = process.env.TESSERA_RXDB_TRACE === '1';
 if (TRACE) {
   const send = WebSocket.prototype.send;
@@ -72,11 +75,37 @@ if (TRACE) {
 const now = () => performance.timeOrigin + performance.now(); // epoch ms, sub-ms resolution
 
 class Proxy {
-  constructor(targetPort) {
+  // `kbit`/`latencyMs` (bench/sync/deflate.py): the server's bytes reach the client at that rate and
+  // that much later, as over a slow mobile link.
+  constructor(targetPort, { kbit = 0, latencyMs = 0 } = {}) {
     this.targetPort = targetPort;
     this.online = true;
     this.pairs = new Set();
-    this.stats = { accepted: 0, refusedOffline: 0, upgrades: 0, statuses: [], open: 0, serverBytes: 0, closeCodes: [] };
+    this.kbit = kbit;
+    this.latencyMs = latencyMs;
+    this.stats = {
+      accepted: 0,
+      refusedOffline: 0,
+      upgrades: 0,
+      statuses: [],
+      open: 0,
+      serverBytes: 0,
+      clientBytes: 0,
+      extensions: [],
+      closeCodes: [],
+    };
+  }
+
+  // The server's chunk to the client, through the link's rate and latency (in order).
+  deliver(pair, buf) {
+    if (!this.kbit && !this.latencyMs) {
+      pair.client.write(buf);
+      return;
+    }
+    const at = performance.now();
+    const start = Math.max(at, pair.linkFree || 0);
+    pair.linkFree = start + (this.kbit ? (buf.length * 8) / this.kbit : 0);
+    setTimeout(() => pair.closed || pair.client.write(buf), pair.linkFree - at + this.latencyMs);
   }
 
   listen() {
@@ -119,6 +148,8 @@ class Proxy {
           const status = Number(text.slice(0, lineEnd).split(' ')[1]);
           this.stats.statuses.push(status);
           if (status === 101) {
+            const ext = /\r\nsec-websocket-extensions:\s*([^\r]*)/i.exec(text);
+            this.stats.extensions.push(ext ? ext[1] : '');
             pair.upgraded = true;
             this.stats.upgrades += 1;
             this.stats.open += 1;
@@ -130,9 +161,12 @@ class Proxy {
         // A server close frame (opcode 8) carries its status code: 4401 = revoked.
         if (buf.length >= 4 && (buf[0] & 0x0f) === 8) this.stats.closeCodes.push(buf.readUInt16BE(2));
       }
-      client.write(buf);
+      this.deliver(pair, buf);
     });
-    client.on('data', (buf) => upstream.write(buf));
+    client.on('data', (buf) => {
+      if (pair.upgraded) this.stats.clientBytes += buf.length;
+      upstream.write(buf);
+    });
     for (const socket of [client, upstream]) {
       socket.on('error', close);
       socket.on('close', close);
@@ -204,6 +238,12 @@ async function replicateWithTimeout(options) {
   return replicationState;
 }
 
+class PlainWebSocket extends WebSocket {
+  constructor(address, protocols, options) {
+    super(address, protocols, { ...(options || {}), perMessageDeflate: false });
+  }
+}
+
 const TYPES = { text: 'string', long_text: 'string', email: 'string', url: 'string', integer: 'integer', number: 'number', boolean: 'boolean' };
 
 function schemaFor(fields) {
@@ -258,11 +298,14 @@ async function open({
   sdk = false,
   sdkOptions = {},
   awaitInitial = true,
+  deflate = true,
+  linkKbit = 0,
+  linkLatencyMs = 0,
 }) {
   const target = new URL(url);
   let tcp = null;
   if (proxy) {
-    tcp = new Proxy(Number(target.port || 80));
+    tcp = new Proxy(Number(target.port || 80), { kbit: linkKbit, latencyMs: linkLatencyMs });
     await tcp.listen();
     target.port = String(tcp.port);
   }
@@ -300,7 +343,8 @@ async function open({
   if (sdk) {
     // The SDK as an app uses it (clients/js, packed and installed by ./test.sh): its defaults unless
     // the test names them.
-    c.sdkArgs = { collection: col, url: target.toString(), WebSocket, ...sdkOptions };
+    // {"deflate": false}: the client does not offer permessage-deflate (ws offers it by default).
+    c.sdkArgs = { collection: col, url: target.toString(), WebSocket: deflate ? WebSocket : PlainWebSocket, ...sdkOptions };
     c.SDK = SDK;
     replicating = SDK.syncCollection(c.sdkArgs);
   } else if (stock) {
@@ -309,6 +353,7 @@ async function open({
     replicating = replicateWithTimeout({ ...options, requestTimeout, retryTime });
   }
   c.replication = await withTimeout(replicating, timeout, `connect ${name}`);
+  if (sdk && process.env.TESSERA_RXDB_TRACE_SDK === '1') traceSdk(c);
   c.replication.error$.subscribe((err) => {
     c.errors.push({ code: err && err.code, name: err && err.name, message: String((err && err.message) || err).slice(0, 300) });
   });
@@ -342,6 +387,14 @@ async function patch({ name, id, set = {}, unset = [] }) {
     return data;
   });
   return { base };
+}
+
+// One local write of many documents (RxDB's bulkUpsert): one push of them all.
+async function bulkPatch({ name, ids, set = {} }) {
+  const docs = await client(name).col.findByIds(ids).exec();
+  if (docs.size !== ids.length) throw new Error(`${name} has ${docs.size} of the ${ids.length} documents`);
+  await client(name).col.bulkUpsert([...docs.values()].map((doc) => ({ ...doc.toMutableJSON(), ...set })));
+  return {};
 }
 
 async function remove({ name, id }) {
@@ -458,6 +511,7 @@ async function reopen({ name }) {
   const c = client(name);
   await c.replication.cancel();
   c.replication = await c.SDK.syncCollection(c.sdkArgs);
+  if (process.env.TESSERA_RXDB_TRACE_SDK === '1') traceSdk(c);
   c.replication.error$.subscribe((err) => {
     c.errors.push({ code: err && err.code, name: err && err.name, message: String((err && err.message) || err).slice(0, 300) });
   });
@@ -467,6 +521,61 @@ async function reopen({ name }) {
 // The typed errors an SDK client reported: [{code, message}].
 function errors({ name }) {
   return { errors: client(name).errors };
+}
+
+function traceNote(c, what) {
+  if (!c.trace) c.trace = [];
+  c.trace.push(`${(now() - c.openedAt).toFixed(0)} ${what}`);
+  if (c.trace.length > 4000) c.trace.shift();
+}
+
+function traceSdk(c) {
+  const conn = c.replication.connection;
+  if (conn.traced) return;
+  conn.traced = true;
+  conn.connected$.subscribe((up) => traceNote(c, up ? 'connected' : 'disconnected'));
+  const request = conn.request.bind(conn);
+  conn.request = (collection, method, params, timeout) => {
+    const what = method === 'masterWrite' ? params[0].map((r) => `${r.newDocumentState.id}:${r.assumedMasterState ? r.assumedMasterState.version : '-'}`).join(',') : JSON.stringify(params[0]);
+    traceNote(c, `req ${method} ${what}`);
+    return request(collection, method, params, timeout).then(
+      (res) => {
+        traceNote(c, `ans ${method} ${method === 'masterWrite' ? res.map((d) => `${d.id}@${d.version}`).join(',') : `${res.documents.length} docs ${JSON.stringify(res.checkpoint)}`}`);
+        return res;
+      },
+      (err) => {
+        traceNote(c, `err ${method} ${err.code}`);
+        throw err;
+      },
+    );
+  };
+  const state = c.replication.replicationState;
+  state.sent$.subscribe((d) => traceNote(c, `sent$ ${d.id}`));
+  state.received$.subscribe((d) => traceNote(c, `received$ ${d.id}@${d.version}`));
+  c.col.$.subscribe((ev) => traceNote(c, `fork ${ev.operation} ${ev.documentId}@${ev.documentData && ev.documentData.version}`));
+}
+
+async function trace({ name }) {
+  const c = client(name);
+  const inner = c.replication.replicationState.internalReplicationState;
+  return { trace: c.trace || [], lastCheckpoint: inner.lastCheckpointDoc };
+}
+
+// What a client's replication is doing (for a test's failure message): RxDB's own counters and flags.
+async function inspect({ name }) {
+  const c = client(name);
+  const state = c.replication.replicationState || c.replication;
+  const inner = state.internalReplicationState;
+  const conn = c.replication.connection;
+  return {
+    paused: state.isPaused(),
+    stopped: state.isStopped(),
+    active: inner ? { up: inner.events.active.up.getValue(), down: inner.events.active.down.getValue() } : null,
+    stats: inner ? inner.stats : null,
+    connected: conn ? conn.connected$.getValue() : null,
+    pending: conn ? [...conn.pending.values()].map((e) => ({ method: e.frame.method, sent: e.sent })) : null,
+    errors: c.errors.slice(-5),
+  };
 }
 
 function offline({ name }) {
@@ -610,12 +719,18 @@ function closeRaw({ name }) {
   return {};
 }
 
+// CPU time of this Node process so far, in ms (user + system).
+function cpu() {
+  const used = process.cpuUsage();
+  return { ms: (used.user + used.system) / 1000 };
+}
+
 function memory() {
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, clients: clients.size, raw: raws.size };
 }
 
-const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, mute, retarget, versions, offline, online, stats, close, memory };
+const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, bulkPatch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, inspect, trace, mute, retarget, versions, offline, online, stats, close, memory, cpu };
 
 function reply(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -638,6 +753,7 @@ async function handle(line) {
     return;
   }
   const fn = COMMANDS[msg.cmd];
+  if (msg.name && clients.has(msg.name)) traceNote(clients.get(msg.name), `cmd ${msg.cmd} ${JSON.stringify(msg.id || msg.set || '')}`);
   try {
     if (!fn) throw new Error(`unknown command ${msg.cmd}`);
     reply({ seq: msg.seq, ok: true, ...(await fn(msg)) });
