@@ -167,6 +167,8 @@ def start_server(env_db: dict[str, str], base_domain: str, port: int | None = No
             "TESSERA_SECRET_KEY": secrets.token_urlsafe(40),
             "TESSERA_LOG_FORMAT": "text",
             "TESSERA_DEBUG": "0",
+            # The tests' identity providers and receivers listen on this machine (core.ssrf's allow-list)
+            "TESSERA_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
             **env_db,
         }
