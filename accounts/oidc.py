@@ -33,7 +33,7 @@ from mozilla_django_oidc.utils import absolutify, import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from accounts.identity import IdPAssertion, SSOLoginRefused, sso_login_failure_record, sso_login_resolve
-from accounts.models import SSOConfig, User
+from accounts.models import SSOConfig, SSOGroupRole, User
 from core import ssrf
 from core.secrets_at_rest import secret_decrypt
 
@@ -296,15 +296,25 @@ class WorkspaceOIDCBackend(OIDCAuthenticationBackend):
         return payload
 
     def get_userinfo(self, access_token, id_token, payload):
-        """The ID token's claims, completed by the userinfo endpoint when the provider has one (its
-        `sub` must be the ID token's)."""
+        """The ID token's claims, completed by the userinfo endpoint when the provider has one and the
+        ID token lacks a claim this log-in uses (its `sub` must be the ID token's). A provider that
+        puts them in the ID token saves a round trip per log-in (bench/sso)."""
         claims = dict(payload)
-        if self.OIDC_OP_USER_ENDPOINT and access_token:
+        if self.OIDC_OP_USER_ENDPOINT and access_token and self._claims_missing(claims):
             info = super().get_userinfo(access_token, id_token, payload)
             if info.get("sub") != payload.get("sub"):
                 raise SuspiciousOperation("The userinfo answer is about someone else (sub mismatch).")
             claims.update(info)
         return claims
+
+    def _claims_missing(self, claims: dict) -> bool:
+        config = self.config
+        needed = [config.claim_email or "email", config.claim_name or "name"]
+        if (config.claim_email or "email") == "email":
+            needed.append("email_verified")
+        if config.claim_groups and SSOGroupRole.objects.exists():  # groups decide nothing without a mapping
+            needed.append(config.claim_groups)
+        return any(name not in claims for name in needed)
 
     def get_or_create_user(self, access_token, id_token, payload):
         claims = self.get_userinfo(access_token, id_token, payload)
