@@ -23,6 +23,7 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 command -v node >/dev/null || need_pkgs+=(nodejs npm)
+command -v xmlsec1 >/dev/null || need_pkgs+=(xmlsec1)  # SAML signatures (pysaml2)
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 # The desktop .deb (tests/desktop/test_deb.py): Briefcase builds with the system Python and compiles
 # pygobject/pycairo; the app's runtime GTK/WebKit/tray/notification bindings; ImageMagick screenshots.

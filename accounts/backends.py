@@ -36,3 +36,12 @@ def login_throttle_username(request, credentials: dict | None = None) -> str:
     """The e-mail django-axes counts failed log-ins under: the same however its letters are cased."""
     source = credentials if credentials else getattr(request, "POST", {})
     return str(source.get("username") or source.get("email") or "").strip().lower()
+
+
+class SAMLSessionBackend(EmailPasswordBackend):
+    """The backend a SAML log-in is recorded under (accounts.saml_views logs the person in after the
+    assertion is verified). It authenticates nothing itself; it only reads the session's member back,
+    and tells mozilla-django-oidc's session refresh that this session is not an OpenID one."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        return None

@@ -145,8 +145,12 @@ class SSOConfigForm(forms.Form):
         label="SAML IdP metadata URL", max_length=500, required=False, assume_scheme="https"
     )
     saml_metadata_xml = forms.CharField(
-        label="SAML IdP metadata (XML)", required=False, widget=forms.Textarea(attrs={"rows": 4})
+        label="SAML IdP metadata (XML)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Paste it, upload the file below, or give its URL above (read again at every save).",
     )
+    saml_metadata_file = forms.FileField(label="SAML IdP metadata file", required=False)
     domains = forms.CharField(
         label="E-mail domains",
         required=False,
@@ -169,6 +173,17 @@ class SSOConfigForm(forms.Form):
     def __init__(self, *args, admins=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["break_glass_admins"].choices = [(str(u.pk), u.email) for u in admins]
+
+    def clean_saml_metadata_file(self) -> str:
+        upload = self.cleaned_data.get("saml_metadata_file")
+        if not upload:
+            return ""
+        if upload.size > 1_000_000:
+            raise forms.ValidationError("The metadata file is over 1 MB.")
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError("The metadata file is not UTF-8 XML.") from exc
 
     def clean_group_roles(self) -> dict[str, str]:
         mapping: dict[str, str] = {}

@@ -145,6 +145,9 @@ class SSOConfig(models.Model):
     # SAML 2.0
     saml_metadata_url = models.URLField(max_length=500, blank=True, default="")
     saml_metadata_xml = models.TextField(blank=True, default="")
+    # Read from the metadata when it is saved (the log-in page and the CSP need them without parsing it)
+    saml_idp_entity_id = models.CharField(max_length=500, blank=True, default="")
+    saml_sso_url = models.URLField(max_length=500, blank=True, default="")
     # Rules for people
     domains = models.JSONField(default=list, blank=True, help_text="E-mail domains this IdP vouches for.")
     default_role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
@@ -153,11 +156,11 @@ class SSOConfig(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return self.display_name or self.issuer or "Single sign-on"
+        return self.display_name or self.issuer or self.saml_idp_entity_id or "Single sign-on"
 
     @property
     def label(self) -> str:
-        return self.display_name or ("your identity provider" if not self.issuer else self.issuer)
+        return self.display_name or self.issuer or self.saml_idp_entity_id or "your identity provider"
 
 
 class SSOGroupRole(models.Model):
@@ -221,3 +224,15 @@ class SCIMGroup(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+
+class SAMLAssertionSeen(models.Model):
+    """A SAML assertion ID already accepted: a copy posted again is a replay. Kept until the assertion
+    has expired anyway (then it would be refused for its NotOnOrAfter)."""
+
+    assertion_id = models.CharField(max_length=255, unique=True)
+    issuer = models.CharField(max_length=500)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"SAML assertion {self.assertion_id}"

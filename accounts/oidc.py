@@ -12,11 +12,13 @@ logs in is decided by accounts.identity, shared with SAML.
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jwt
 import requests
@@ -31,7 +33,8 @@ from mozilla_django_oidc.utils import absolutify, import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from accounts.identity import IdPAssertion, SSOLoginRefused, sso_login_failure_record, sso_login_resolve
-from accounts.models import SSOConfig, User
+from accounts.models import SSOConfig, SSOGroupRole, User
+from core import ssrf
 from core.secrets_at_rest import secret_decrypt
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES2
 JWKS_TTL = 600.0  # seconds a JWKS is trusted before it is read again
 JWKS_REFETCH_MIN = 30.0  # an unknown `kid` re-reads the JWKS (key rotation), at most this often
 HTTP_TIMEOUT = 10.0
+DOCUMENT_MAX_BYTES = 1_000_000  # a discovery document or JWKS
 CALLBACK_ROUTE = "accounts:oidc_callback"
 
 
@@ -53,17 +57,6 @@ def oidc_config_active() -> SSOConfig | None:
     if config is None or not config.issuer or not config.discovery.get("authorization_endpoint"):
         return None
     return config
-
-
-def sso_form_action_origins() -> list[str]:
-    """Where a console form's answer may redirect for this workspace: its OpenID provider's log-in (an
-    e-mail of a listed domain) and log-out (end_session_endpoint). The CSP's form-action must allow
-    them, or the browser stops at the redirect."""
-    config = oidc_config_active()
-    if config is None:
-        return []
-    endpoints = (config.discovery.get("authorization_endpoint"), config.discovery.get("end_session_endpoint"))
-    return sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, filter(None, endpoints)) if p.netloc})
 
 
 def redirect_uri(request) -> str:
@@ -108,21 +101,33 @@ class DiscoveryResult:
     end_session: bool
 
 
-def oidc_discover(issuer: str) -> DiscoveryResult:
-    """Read `<issuer>/.well-known/openid-configuration` and its JWKS, as "Test connection" shows them."""
-    issuer = issuer.strip().rstrip("/")
-    url = issuer + "/.well-known/openid-configuration"
+def _document_get(url: str, what: str) -> dict:
+    """A JSON document from the IdP, through the SSRF guard (public addresses only, unless allowed)."""
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise DiscoveryError(f"The issuer could not be reached at {url} ({exc.__class__.__name__}).") from exc
-    if response.status_code != 200:
-        raise DiscoveryError(f"{url} answered HTTP {response.status_code}, not a discovery document.")
+        fetched = ssrf.url_get(url, timeout=HTTP_TIMEOUT, max_bytes=DOCUMENT_MAX_BYTES, accept="application/json")
+    except ssrf.AddressRefused as exc:
+        raise DiscoveryError(f"{what} at {url} is not allowed: {exc.reason}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise DiscoveryError(f"{url} could not be reached ({exc.__class__.__name__}).") from exc
+    if fetched.status != 200:
+        raise DiscoveryError(f"{url} answered HTTP {fetched.status}, not {what}.")
     try:
-        document = response.json()
+        document = json.loads(fetched.body)
     except ValueError as exc:
         raise DiscoveryError(f"{url} did not answer JSON.") from exc
-    if not isinstance(document, dict) or document.get("issuer", "").rstrip("/") != issuer:
+    if not isinstance(document, dict):
+        raise DiscoveryError(f"{url} did not answer a JSON object.")
+    return document
+
+
+def oidc_discover(issuer: str) -> DiscoveryResult:
+    """Read `<issuer>/.well-known/openid-configuration` and its JWKS, as "Test connection" shows them.
+    The issuer and every endpoint it names must be public addresses (core.ssrf): a workspace's Admin
+    cannot point Tessera's servers at its internal network or the cloud's metadata service."""
+    issuer = issuer.strip().rstrip("/")
+    url = issuer + "/.well-known/openid-configuration"
+    document = _document_get(url, "the discovery document")
+    if document.get("issuer", "").rstrip("/") != issuer:
         raise DiscoveryError(
             f"The discovery document names the issuer {document.get('issuer')!r}, not {issuer!r}: "
             "enter the issuer URL exactly as the provider states it."
@@ -130,6 +135,12 @@ def oidc_discover(issuer: str) -> DiscoveryResult:
     missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not document.get(k)]
     if missing:
         raise DiscoveryError(f"The discovery document lacks {', '.join(missing)}.")
+    for name in ("token_endpoint", "userinfo_endpoint", "end_session_endpoint"):
+        if document.get(name):
+            try:
+                ssrf.target_resolve(str(document[name]))
+            except ssrf.AddressRefused as exc:
+                raise DiscoveryError(f"The provider's {name} is not allowed: {exc.reason}") from exc
     algorithms = [
         a for a in document.get("id_token_signing_alg_values_supported", ["RS256"]) if a in SIGNING_ALGORITHMS
     ]
@@ -144,11 +155,10 @@ _jwks_lock = threading.Lock()
 
 
 def _jwks_fetch(uri: str) -> jwt.PyJWKSet:
+    document = _document_get(uri, "the provider's keys (JWKS)")
     try:
-        response = requests.get(uri, timeout=HTTP_TIMEOUT, allow_redirects=False)
-        response.raise_for_status()
-        keys = jwt.PyJWKSet.from_dict(response.json())
-    except (requests.RequestException, ValueError, jwt.PyJWKSetError) as exc:
+        keys = jwt.PyJWKSet.from_dict(document)
+    except (ValueError, jwt.PyJWKSetError) as exc:
         raise DiscoveryError(f"The provider's keys (JWKS) could not be read at {uri}.") from exc
     with _jwks_lock:
         _jwks_cache[uri] = (time.monotonic(), keys)
@@ -286,15 +296,25 @@ class WorkspaceOIDCBackend(OIDCAuthenticationBackend):
         return payload
 
     def get_userinfo(self, access_token, id_token, payload):
-        """The ID token's claims, completed by the userinfo endpoint when the provider has one (its
-        `sub` must be the ID token's)."""
+        """The ID token's claims, completed by the userinfo endpoint when the provider has one and the
+        ID token lacks a claim this log-in uses (its `sub` must be the ID token's). A provider that
+        puts them in the ID token saves a round trip per log-in (bench/sso)."""
         claims = dict(payload)
-        if self.OIDC_OP_USER_ENDPOINT and access_token:
+        if self.OIDC_OP_USER_ENDPOINT and access_token and self._claims_missing(claims):
             info = super().get_userinfo(access_token, id_token, payload)
             if info.get("sub") != payload.get("sub"):
                 raise SuspiciousOperation("The userinfo answer is about someone else (sub mismatch).")
             claims.update(info)
         return claims
+
+    def _claims_missing(self, claims: dict) -> bool:
+        config = self.config
+        needed = [config.claim_email or "email", config.claim_name or "name"]
+        if (config.claim_email or "email") == "email":
+            needed.append("email_verified")
+        if config.claim_groups and SSOGroupRole.objects.exists():  # groups decide nothing without a mapping
+            needed.append(config.claim_groups)
+        return any(name not in claims for name in needed)
 
     def get_or_create_user(self, access_token, id_token, payload):
         claims = self.get_userinfo(access_token, id_token, payload)

@@ -7,8 +7,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.identity import domains_clean
@@ -33,6 +35,7 @@ _AUDITED = (
     "claim_name",
     "claim_groups",
     "saml_metadata_url",
+    "saml_idp_entity_id",
     "domains",
     "default_role",
     "sso_only",
@@ -43,6 +46,40 @@ def sso_config_get() -> SSOConfig:
     """The workspace's SSO settings (a blank, disabled row until an Admin saves them)."""
     config = SSOConfig.objects.first()
     return config if config is not None else SSOConfig()
+
+
+def sso_config_active() -> SSOConfig | None:
+    """The workspace's provider when single sign-on is on and usable: an OpenID provider whose
+    discovery document was read, or a SAML IdP whose metadata was."""
+    config = SSOConfig.objects.filter(enabled=True).first()
+    if config is None:
+        return None
+    if config.protocol == SSOConfig.Protocol.SAML:
+        return config if config.saml_metadata_xml and config.saml_sso_url else None
+    return config if config.issuer and config.discovery.get("authorization_endpoint") else None
+
+
+def sso_start_url(config: SSOConfig, *, email: str = "", next_url: str = "") -> str:
+    """Where "Sign in with …" starts, for the workspace's protocol (an e-mail is passed on as a hint)."""
+    if config.protocol == SSOConfig.Protocol.SAML:
+        params = {"next": next_url} if next_url else {}
+        return reverse("accounts:saml_login") + ("?" + urlencode(params) if params else "")
+    params = {k: v for k, v in (("login_hint", email), ("next", next_url)) if v}
+    return reverse("accounts:oidc_login") + ("?" + urlencode(params) if params else "")
+
+
+def sso_form_action_origins() -> list[str]:
+    """Where a console form's answer may redirect for this workspace: its IdP's log-in (an e-mail of a
+    listed domain) and, for OpenID Connect, log-out (end_session_endpoint). The CSP's form-action must
+    allow them, or the browser stops at the redirect."""
+    config = sso_config_active()
+    if config is None:
+        return []
+    if config.protocol == SSOConfig.Protocol.SAML:
+        endpoints = (config.saml_sso_url,)
+    else:
+        endpoints = (config.discovery.get("authorization_endpoint"), config.discovery.get("end_session_endpoint"))
+    return sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, filter(None, endpoints)) if p.netloc})
 
 
 def sso_only_applies(user: User | None, *, config: SSOConfig | None = None) -> bool:
@@ -84,6 +121,9 @@ def sso_config_save(
                 raise AccountError("Enter the issuer URL, client ID and client secret first.", param="issuer")
             if not config.discovery.get("authorization_endpoint"):
                 raise AccountError("The issuer's discovery document could not be read.", param="issuer")
+        saml_ready = config.saml_metadata_xml and config.saml_idp_entity_id and config.saml_sso_url
+        if config.enabled and config.protocol == SSOConfig.Protocol.SAML and not saml_ready:
+            raise AccountError("Give the IdP's SAML metadata (its URL or the XML) first.", param="saml_metadata_xml")
         if config.sso_only and not config.enabled:
             raise AccountError("SSO-only mode needs single sign-on switched on.", param="sso_only")
         config.save()

@@ -44,10 +44,40 @@ def _initial(config) -> dict:
     return initial
 
 
+def _saml_sp(request: HttpRequest, config) -> object | None:
+    """What to register at a SAML IdP (entity ID, ACS, SP metadata URL), on a SAML workspace's page."""
+    if config.protocol != "saml" and request.POST.get("protocol") != "saml":
+        return None
+    from accounts import saml  # pysaml2 loads with the first SAML request
+
+    return saml.sp_endpoints(request)
+
+
+def _saml_metadata(request: HttpRequest, form) -> tuple[dict, object] | None:
+    """The IdP metadata the Admin gave (URL, file or pasted XML), read and checked; None with a form
+    error when it cannot be used."""
+    from accounts import saml  # pysaml2 loads with the first SAML request
+
+    data = form.cleaned_data
+    field = "saml_metadata_url" if data["saml_metadata_url"] else "saml_metadata_xml"
+    try:
+        if data["saml_metadata_url"]:
+            xml = saml.saml_metadata_fetch(data["saml_metadata_url"])
+        else:
+            xml = data.get("saml_metadata_file") or data["saml_metadata_xml"]
+        idp = saml.saml_metadata_read(xml)
+    except saml.SAMLConfigError as exc:
+        form.add_error(field, exc.reason)
+        return None
+    values = {"saml_metadata_xml": xml, "saml_idp_entity_id": idp.entity_id, "saml_sso_url": idp.sso_url}
+    return values, idp
+
+
 def _context(request: HttpRequest, form, config, **extra) -> dict:
     return {
         "form": form,
         "config": config,
+        "saml_sp": _saml_sp(request, config),
         "redirect_uri": redirect_uri(request),
         "scim_base_url": request.build_absolute_uri("/scim/v2/"),
         "scim_tokens": SCIMToken.objects.filter(revoked_at=None),
@@ -59,27 +89,39 @@ def _context(request: HttpRequest, form, config, **extra) -> dict:
 def sso_settings(request: HttpRequest) -> HttpResponse:
     config = sso_config_get()
     admins = User.objects.filter(role=Role.ADMIN, is_active=True)
-    form = SSOConfigForm(request.POST if request.method == "POST" else None, initial=_initial(config), admins=admins)
-    test = None
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = SSOConfigForm(
+        request.POST if posted else None, request.FILES if posted else None, initial=_initial(config), admins=admins
+    )
+    test = saml_test = None
+    if posted and form.is_valid():
         data = form.cleaned_data
         discovery = None
+        saml_values: dict = {}
+        saml_given = data["saml_metadata_url"] or data["saml_metadata_xml"] or data.get("saml_metadata_file")
         if data["protocol"] == "oidc" and data["issuer"]:
             try:
                 test = oidc_discover(data["issuer"])
                 discovery = test.document
             except DiscoveryError as exc:
                 form.add_error("issuer", str(exc))
+        elif data["protocol"] == "saml" and saml_given:
+            read = _saml_metadata(request, form)
+            if read is not None:
+                saml_values, saml_test = read
         elif request.POST.get("action") == "test":
-            form.add_error("issuer", "Enter the issuer URL to test.")
+            field = "saml_metadata_url" if data["protocol"] == "saml" else "issuer"
+            form.add_error(
+                field, "Enter the IdP's metadata to test." if field != "issuer" else "Enter the issuer URL to test."
+            )
         if request.POST.get("action") == "test" or form.errors:
             status = 400 if form.errors else 200
-            return render(
-                request, "accounts/sso_settings.html", _context(request, form, config, test=test), status=status
-            )
+            context = _context(request, form, config, test=test, saml_test=saml_test)
+            return render(request, "accounts/sso_settings.html", context, status=status)
         values = {name: data[name] for name in CONFIG_FIELDS if name in data}
         values["issuer"] = (data["issuer"] or "").rstrip("/")
         values["domains"] = data["domains"]
+        values.update(saml_values)
         try:
             sso_config_save(
                 actor=request.user,
@@ -95,7 +137,8 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Single sign-on settings saved.")
         return redirect("accounts:sso_settings")
     status = 400 if form.errors else 200
-    return render(request, "accounts/sso_settings.html", _context(request, form, config, test=test), status=status)
+    context = _context(request, form, config, test=test, saml_test=saml_test)
+    return render(request, "accounts/sso_settings.html", context, status=status)
 
 
 @require_POST

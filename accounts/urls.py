@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import oidc, scim, sso_views, views
+from accounts import oidc, saml_views, scim, sso_views, views
 
 app_name = "accounts"
 
@@ -10,6 +10,9 @@ urlpatterns = [
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("accounts/oidc/login/", oidc.WorkspaceOIDCRequestView.as_view(), name="oidc_login"),
     path("accounts/oidc/callback/", oidc.WorkspaceOIDCCallbackView.as_view(), name="oidc_callback"),
+    path("accounts/saml/metadata/", saml_views.saml_metadata, name="saml_metadata"),
+    path("accounts/saml/login/", saml_views.saml_login, name="saml_login"),
+    path("accounts/saml/acs/", saml_views.saml_acs, name="saml_acs"),
     path("accounts/password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "accounts/password-reset/sent/",

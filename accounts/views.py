@@ -1,15 +1,13 @@
 """Pages about people and their workspace: sign-up (public site), log-in, first-run set-up, invitations,
 members and roles, and the workspace's settings."""
 
-from urllib.parse import urlencode
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import (
@@ -23,7 +21,7 @@ from accounts.forms import (
 )
 from accounts.identity import email_domain
 from accounts.models import Invitation, User
-from accounts.oidc import oidc_config_active, oidc_logout_url
+from accounts.oidc import oidc_logout_url
 from accounts.onboarding import workspace_admin_setup, workspace_settings_update, workspace_signup
 from accounts.selectors import invitation_list_pending, member_list, workspace_needs_setup
 from accounts.services import (
@@ -37,7 +35,7 @@ from accounts.services import (
     member_remove,
     member_role_change,
 )
-from accounts.sso import sso_only_applies
+from accounts.sso import sso_config_active, sso_only_applies, sso_start_url
 from accounts.throttles import throttle_check
 from audit.services import audit_event_record
 from billing.plans import PAID_PLANS, Plan
@@ -50,15 +48,6 @@ from rbac.roles import Role
 from tenants.runtime import workspace_base_url, workspace_context, workspace_current
 
 PASSWORD_BACKEND = "accounts.backends.EmailPasswordBackend"
-
-
-def sso_config_active():
-    return oidc_config_active()
-
-
-def sso_start_url(*, email: str = "", next_url: str = "") -> str:
-    params = {k: v for k, v in (("login_hint", email), ("next", next_url)) if v}
-    return reverse("accounts:oidc_login") + ("?" + urlencode(params) if params else "")
 
 
 def sso_only_message() -> str:
@@ -98,7 +87,7 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
         config = sso_config_active()
         email = (request.POST.get("username") or "").strip().lower()
         if config is not None and email and not request.POST.get("password") and email_domain(email) in config.domains:
-            return HttpResponseRedirect(sso_start_url(email=email, next_url=request.POST.get("next", "")))
+            return HttpResponseRedirect(sso_start_url(config, email=email, next_url=request.POST.get("next", "")))
         if config is not None and email and sso_only_applies(User.objects.filter(email__iexact=email).first()):
             form = self.get_form()
             form.is_valid()  # (the backend refuses the password too)
@@ -109,8 +98,8 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["sso"] = sso_config_active()
-        context["sso_start"] = sso_start_url(next_url=self.get_redirect_url())
+        context["sso"] = config = sso_config_active()
+        context["sso_start"] = sso_start_url(config, next_url=self.get_redirect_url()) if config else ""
         return context
 
 
@@ -208,6 +197,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         )
     form = PasswordSetForm(request.POST if request.method == "POST" else None)
     sso_only = sso_only_applies(None)
+    sso = sso_config_active()
     if sso_only and request.method == "POST":
         form.is_valid()
         form.add_error(None, sso_only_message())
@@ -225,7 +215,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "accounts/invitation_accept.html",
-        {"form": form, "invitation": invitation, "sso_only": sso_only, "sso_start": sso_start_url()},
+        {"form": form, "invitation": invitation, "sso_only": sso_only, "sso_start": sso_start_url(sso) if sso else ""},
         status=400 if form.errors else 200,
     )
 

@@ -5,7 +5,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.oidc import sso_form_action_origins
+from accounts.sso import sso_form_action_origins
 from core.errors import ServiceError
 from core.request_context import (
     RequestContext,

@@ -170,6 +170,8 @@ def start_server(
             "TESSERA_SECRET_KEY": secrets.token_urlsafe(40),
             "TESSERA_LOG_FORMAT": "text",
             "TESSERA_DEBUG": "0",
+            # The tests' identity providers and receivers listen on this machine (core.ssrf's allow-list)
+            "TESSERA_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
             **env_db,
             **(extra_env or {}),

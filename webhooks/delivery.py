@@ -51,8 +51,8 @@ from django.db import transaction
 from django.db.models import Case, Q, Subquery, Value, When
 from django.utils import timezone
 
+from core import ssrf
 from core.secrets_at_rest import SecretUndecryptable
-from webhooks import ssrf
 from webhooks.catalogue import ENVELOPE_VERSION
 from webhooks.models import Attempt, Delivery, Endpoint
 from webhooks.outbox import event_body
@@ -310,7 +310,7 @@ def http_post(
     if answer is not None:
         return Response(status=answer.status, headers=dict(answer.headers), body=answer.body)
     try:
-        target = target or ssrf.target_resolve(url)
+        target = target or ssrf.target_resolve(url, https_required=settings.TESSERA_WEBHOOK_HTTPS_REQUIRED)
     except ssrf.AddressRefused as exc:
         return Response(error=exc.reason)
     conn = _kept_take(target, timeout)
@@ -434,7 +434,8 @@ def _batch_attempt(rows: list[Delivery], *, now: datetime, budget: float) -> lis
 
     timeout = float(settings.TESSERA_WEBHOOK_TIMEOUT_SECONDS)
     try:
-        target = ssrf.target_resolve(endpoint.url)  # once per batch; every connection is pinned to it
+        # once per batch; every connection is pinned to it
+        target = ssrf.target_resolve(endpoint.url, https_required=settings.TESSERA_WEBHOOK_HTTPS_REQUIRED)
     except ssrf.AddressRefused:
         target = None  # http_post says why, per attempt (the inspector needs no address)
     custom = set(endpoint.headers)

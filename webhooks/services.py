@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import URLValidator
@@ -22,12 +23,12 @@ from django.utils import timezone
 from accounts.models import User
 from audit.services import audit_event_record
 from billing.entitlements import webhook_endpoints_check
+from core import ssrf
 from core.actors import Actor, Principal
 from core.secrets_at_rest import secret_encrypt
 from rbac.permissions import has_permission
 from rbac.roles import Role
 from tenants.runtime import workspace_current
-from webhooks import ssrf
 from webhooks.catalogue import event_type_filter_valid
 from webhooks.errors import EndpointDisabled, WebhookError, WebhookForbidden
 from webhooks.inspector import inspector_url_is_own
@@ -104,7 +105,7 @@ def endpoint_url_check(url: str) -> str:
     if not well_formed and (parts.scheme.lower() not in ("http", "https") or not parts.netloc):
         raise bad_form
     try:
-        ssrf.url_check_static(url)
+        ssrf.url_check_static(url, https_required=settings.TESSERA_WEBHOOK_HTTPS_REQUIRED)
     except ssrf.AddressRefused as exc:
         # Checked whatever the URL's form: an address written as one number or in octal is refused
         # as the address it means, not as a typo.

@@ -8,7 +8,7 @@ write's commit to the webhook's arrival at a local receiver. Prints figures; nev
 1. A database of its own (bench/_pg.py: a private PostgreSQL unless TESSERA_BENCH_DATABASE_URL names a
    server) and a private redis-server on a free port as the Celery broker.
 2. A workspace `bench` (enterprise plan), a collection, one endpoint pointing at the receiver
-   (bench/webhooks/receiver.py, its own process on 127.0.0.1; put on TESSERA_WEBHOOK_ALLOWED_HOSTS).
+   (bench/webhooks/receiver.py, its own process on 127.0.0.1; put on TESSERA_OUTBOUND_ALLOWED_HOSTS).
 3. --writers processes share --rate writes a second for --seconds, one transaction each, via
    - `outbox`: `webhooks.services.event_emit` alone (what the spine's steps 6–7 do), or
    - `spine`: `records.services.record_create` (the whole write spine: lock, validate, save, audit,
@@ -466,7 +466,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("TESSERA_LOG_LEVEL", "WARNING")
-    os.environ["TESSERA_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ["TESSERA_OUTBOUND_ALLOWED_HOSTS"] = "127.0.0.1"
     os.environ["TESSERA_WEBHOOK_HTTPS_REQUIRED"] = "0"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from bench._pg import bench_database

@@ -180,6 +180,8 @@ AUTHENTICATION_BACKENDS = [
     "accounts.backends.EmailPasswordBackend",
     # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py)
     "accounts.oidc.WorkspaceOIDCBackend",
+    # SAML 2.0 (pysaml2, accounts/saml.py): the session's backend after an assertion is verified
+    "accounts.backends.SAMLSessionBackend",
 ]
 # mozilla-django-oidc's own settings; the provider's (endpoints, client, scopes) come from the workspace.
 OIDC_USE_PKCE = True
@@ -384,7 +386,10 @@ TESSERA_WEBHOOK_LOCK_SECONDS = float(env("TESSERA_WEBHOOK_LOCK_SECONDS", "60"))
 # The sweeper re-enqueues deliveries due for this long (their own task should have taken them by then).
 TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS = float(env("TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS", "30"))
 # SSRF guard: hosts (names) and networks (CIDR) delivered to even though they are not public addresses.
-TESSERA_WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in env("TESSERA_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
+# (core/ssrf.py: webhooks, and an identity provider's discovery, keys and metadata). The old name
+# TESSERA_WEBHOOK_ALLOWED_HOSTS is still read.
+_outbound = env("TESSERA_OUTBOUND_ALLOWED_HOSTS", env("TESSERA_WEBHOOK_ALLOWED_HOSTS", ""))
+TESSERA_OUTBOUND_ALLOWED_HOSTS = [h.strip() for h in _outbound.split(",") if h.strip()]
 TESSERA_WEBHOOK_HTTPS_REQUIRED = env_bool("TESSERA_WEBHOOK_HTTPS_REQUIRED", False)
 # Wake-up flags in the cache (webhooks/tasks.py): only where every process shares it (SaaS: Redis).
 TESSERA_WEBHOOK_WAKE_FLAGS = False

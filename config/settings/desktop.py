@@ -91,13 +91,17 @@ CELERY_BEAT_SCHEDULE = {
     "desktop-notices": {"task": "desktop.notices", "schedule": 60.0},
 }
 TESSERA_CELERY_APP_CLASS = "celery.Celery"
-# Webhooks from a desktop go to the business's own machines too: its LAN and this computer are
-# allowed unless TESSERA_WEBHOOK_ALLOWED_HOSTS says otherwise (cloud metadata addresses never are).
-TESSERA_WEBHOOK_ALLOWED_HOSTS = [
+# Webhooks (and the identity provider) of a desktop are the business's own machines too: its LAN and
+# this computer are allowed unless TESSERA_OUTBOUND_ALLOWED_HOSTS says otherwise (cloud metadata
+# addresses never are).
+TESSERA_OUTBOUND_ALLOWED_HOSTS = [
     h.strip()
     for h in env(
-        "TESSERA_WEBHOOK_ALLOWED_HOSTS",
-        "localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        "TESSERA_OUTBOUND_ALLOWED_HOSTS",
+        env(
+            "TESSERA_WEBHOOK_ALLOWED_HOSTS",
+            "localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        ),
     ).split(",")
     if h.strip()
 ]

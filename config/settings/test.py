@@ -24,7 +24,7 @@ TESSERA_USAGE_FLUSH_SECONDS = 10**9
 # Webhook tests deliver to receivers on 127.0.0.1 over plain HTTP; tests/webhooks/test_ssrf.py checks the
 # guard with an empty allow-list.
 TESSERA_WEBHOOK_HTTPS_REQUIRED = False
-TESSERA_WEBHOOK_ALLOWED_HOSTS = []
+TESSERA_OUTBOUND_ALLOWED_HOSTS = []
 
 # Servers and workers the tests start as processes of their own run the production settings, which
 # refuse to start SaaS without a secrets key (config.startup). They get this process's SECRET_KEY as

@@ -13,6 +13,13 @@ from tests.accounts.oidc_harness import IdPUserAgent, OpenIDProvider
 from tests.conftest import SAAS
 
 
+@pytest.fixture(autouse=True)
+def _identity_providers_on_this_machine(settings):
+    """The test IdPs listen on 127.0.0.1, which the SSRF guard (core.ssrf) refuses: they are allowed by
+    the explicit allow-list, as a developer's would be (test_sso_console.py checks the guard without it)."""
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
 def _hosts() -> list[str]:
     if SAAS:
         return [f"{slug}.{settings.TESSERA_BASE_DOMAIN}" for slug in ("alpha", "beta")]
@@ -97,3 +104,54 @@ def sso_sign_in(
     callback_url = agent.authorize(started["Location"], login=login)
     parts = urlsplit(callback_url)
     return SignIn(client.get(f"{parts.path}?{parts.query}"), callback_url)
+
+
+# --- SAML 2.0 (pysaml2's own IdP, tests/accounts/saml_harness.py) -----------------------------------
+
+SAML_PEOPLE = {
+    "alice": {"email": "alice@alpha.test", "displayName": "Alice Anders", "groups": ["staff"]},
+    "bob": {"email": "bob@alpha.test", "displayName": "Bob Brown", "groups": ["tessera-admins"]},
+}
+
+
+@pytest.fixture(scope="session")
+def saml_idp(tmp_path_factory):
+    from tests.accounts.saml_harness import SAMLIdentityProvider
+
+    idp = SAMLIdentityProvider("a", tmp_path_factory.mktemp("saml-a"), people=SAML_PEOPLE)
+    yield idp
+    idp.stop()
+
+
+def saml_configure(actor, idp, **values):
+    """Point the current workspace at the SAML IdP through the services the console uses (its metadata
+    pasted as XML), and register the workspace's SP metadata at the IdP."""
+    from accounts.saml import saml_metadata_read
+    from accounts.sso import sso_config_save, sso_group_roles_set
+
+    xml = idp.metadata_xml()
+    read = saml_metadata_read(xml)
+    group_roles = values.pop("group_roles", {})
+    config = sso_config_save(
+        actor=actor,
+        values={
+            "enabled": True,
+            "protocol": "saml",
+            "display_name": f"SAML IdP {idp.name.upper()}",
+            "saml_metadata_xml": xml,
+            "saml_idp_entity_id": read.entity_id,
+            "saml_sso_url": read.sso_url,
+            "claim_name": "displayName",
+            "domains": ["alpha.test"],
+            **values,
+        },
+    )
+    sso_group_roles_set(actor=actor, mapping=group_roles)
+    return config
+
+
+def saml_start(client) -> str:
+    """Start a SAML log-in at Tessera: the IdP URL (with the AuthnRequest) the browser is sent to."""
+    started = client.get("/accounts/saml/login/")
+    assert started.status_code == 302, started.content[:500]
+    return started["Location"]

@@ -101,3 +101,93 @@ def test_only_sso_managers_may_open_it(role, make_user, client_for, tenant):
     assert client.get("/settings/sso/").status_code == 403
     assert client.post("/settings/sso/scim-tokens/").status_code == 403
     assert not SCIMToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("issuer", "words"),
+    [
+        ("http://127.0.0.1:{port}", "loopback"),
+        ("http://10.1.2.3", "private network"),
+        ("http://169.254.169.254/latest", "link-local"),
+        ("http://localhost:{port}", "loopback"),
+    ],
+)
+def test_an_issuer_on_a_private_address_is_refused(admin_client, idp_a, settings, issuer, words):
+    """Without the allow-list, the real provider on 127.0.0.1 is refused as any private address is:
+    "Test connection" must not let an Admin make the server fetch from its own network."""
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = []
+    port = idp_a.issuer.rsplit(":", 1)[1]
+    page = admin_client.post("/settings/sso/", {**form(idp_a), "issuer": issuer.format(port=port), "action": "test"})
+    text = page.content.decode()
+    assert page.status_code == 400 and "is not allowed" in text and words in text
+    assert not SSOConfig.objects.exists()
+
+
+def saml_form(**extra):
+    return {
+        "protocol": "saml",
+        "display_name": "Acme SAML",
+        "scopes": "openid",
+        "claim_email": "email",
+        "claim_name": "displayName",
+        "claim_groups": "groups",
+        "domains": "alpha.test",
+        "default_role": "viewer",
+        **extra,
+    }
+
+
+def test_saml_metadata_by_url_is_read_tested_and_saved(admin_client, saml_idp):
+    by_url = saml_form(saml_metadata_url=saml_idp.metadata_url)
+    tested = admin_client.post("/settings/sso/", {**by_url, "action": "test"})
+    text = tested.content.decode()
+    assert tested.status_code == 200 and "Metadata OK" in text
+    assert saml_idp.entity_id in text and 'data-testid="saml-test-certs">1<' in text
+    assert "/accounts/saml/acs/" in text and "/accounts/saml/metadata/" in text
+    assert not SSOConfig.objects.exists()
+
+    saved = admin_client.post("/settings/sso/", {**by_url, "enabled": "on", "action": "save"})
+    assert saved.status_code == 302
+    config = SSOConfig.objects.get()
+    assert (config.protocol, config.saml_idp_entity_id) == ("saml", saml_idp.entity_id)
+    assert config.saml_sso_url == saml_idp.sso_url and "IDPSSODescriptor" in config.saml_metadata_xml
+    changes = AuditEvent.objects.filter(action="sso.settings_changed").latest("seq").changes
+    assert changes["after"]["saml_idp_entity_id"] == saml_idp.entity_id
+    assert b"Sign in with Acme SAML" in admin_client.__class__(admin_client.tenant).get("/accounts/login/").content
+
+
+def test_saml_metadata_uploaded_as_a_file_is_saved(admin_client, saml_idp):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("idp.xml", saml_idp.metadata_xml().encode(), content_type="application/xml")
+    saved = admin_client.post(
+        "/settings/sso/", {**saml_form(), "saml_metadata_file": upload, "enabled": "on", "action": "save"}
+    )
+    assert saved.status_code == 302
+    assert SSOConfig.objects.get().saml_idp_entity_id == saml_idp.entity_id
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [
+        ("<not xml", "could not be read as SAML metadata"),
+        ('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"/>', "exactly one"),
+    ],
+)
+def test_unusable_saml_metadata_is_a_form_error(admin_client, metadata, words):
+    page = admin_client.post(
+        "/settings/sso/", {**saml_form(saml_metadata_xml=metadata), "enabled": "on", "action": "save"}
+    )
+    assert page.status_code == 400 and words in page.content.decode()
+    assert not SSOConfig.objects.exists()
+
+
+def test_a_saml_metadata_url_on_a_private_address_is_refused(admin_client, saml_idp, settings):
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = []
+    page = admin_client.post("/settings/sso/", {**saml_form(saml_metadata_url=saml_idp.metadata_url), "action": "test"})
+    assert page.status_code == 400 and "is not allowed" in page.content.decode()
+
+
+def test_saml_on_without_metadata_is_refused(admin_client):
+    page = admin_client.post("/settings/sso/", {**saml_form(), "enabled": "on", "action": "save"})
+    assert page.status_code == 400 and "metadata" in page.content.decode()

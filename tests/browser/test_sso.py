@@ -195,3 +195,47 @@ def test_each_workspace_signs_in_with_its_own_provider(
         results = check_server(SyncSCIMClient(http))
     failed = [(r.title, r.reason) for r in results if r.status in (Status.ERROR, Status.CRITICAL)]
     assert results and not failed, failed
+
+
+def test_a_person_signs_in_with_a_saml_idp(tessera_server, browser_context, sso_cleanup, snap, tmp_path):
+    """SAML end to end in Chromium: the Admin gives the IdP's metadata URL on the console, a person
+    signs in at pysaml2's IdP (tests/accounts/saml_harness.py), whose page posts the signed answer to
+    the workspace's ACS. In SaaS that post comes from another site (127.0.0.1 → *.localhost), so the
+    browser withholds the SameSite=Lax session cookie and Tessera's own page posts it again."""
+    from tests.accounts.saml_harness import SAMLIdentityProvider
+
+    server = tessera_server
+    alice = {"email": "alice@alpha.test", "displayName": "Alice SAML", "groups": ["staff"]}
+    idp = SAMLIdentityProvider("browser", tmp_path, people={"alice": alice})
+    try:
+        admin = browser_context().new_page()
+        admin.goto(url_of(server, "alpha", "/accounts/login/"))
+        admin.get_by_label("E-mail").fill("sso-admin@alpha.test")
+        admin.get_by_label("Password").fill(ADMIN_PASSWORD)
+        admin.get_by_role("button", name="Log in").click()
+        admin.get_by_role("link", name="Single sign-on").click()
+        admin.get_by_label("Single sign-on is on").check()
+        admin.get_by_label("Protocol").select_option("saml")
+        admin.get_by_label("Identity provider's name").fill("Acme SAML")
+        admin.get_by_label("SAML IdP metadata URL").fill(idp.metadata_url)
+        admin.get_by_label("Name claim").fill("displayName")
+        admin.get_by_label("E-mail domains").fill("alpha.test")
+        admin.get_by_label("Groups → roles").fill("staff = analyst")
+        admin.get_by_role("button", name="Test connection").click()
+        expect(admin.get_by_test_id("saml-idp-entity-id")).to_have_text(idp.entity_id)
+        expect(admin.get_by_test_id("saml-acs-url")).to_have_value(url_of(server, "alpha", "/accounts/saml/acs/"))
+        snap(admin, "sso-saml-test")
+        admin.get_by_role("button", name="Save").click()
+        expect(admin.get_by_text("Single sign-on settings saved.")).to_be_visible()
+
+        idp.logged_in = "alice"
+        page = browser_context().new_page()
+        page.goto(url_of(server, "alpha", "/accounts/login/"))
+        page.get_by_test_id("sso-button").click()
+        page.get_by_test_id("idp-continue").click()  # the IdP's page posts the signed answer
+        expect(page.get_by_test_id("workspace-name")).to_be_visible()
+        expect(page.locator(".topbar .user")).to_contain_text("Alice SAML")
+        expect(page.locator(".topbar .user")).to_contain_text("Analyst")  # from the IdP's groups
+        snap(page, "sso-saml-signed-in")
+    finally:
+        idp.stop()

@@ -5,7 +5,7 @@ own), then a webhook test event made in the demo workspace and delivered and ver
 What this model of a deployment leaves out, and why: the database and Redis are the test run's
 private servers (the README's addresses are swapped for theirs, and `createdb` gets their port);
 the receiver listens on 127.0.0.1, so loopback is allowed and plain HTTP accepted for it
-(TESSERA_WEBHOOK_ALLOWED_HOSTS, TESSERA_WEBHOOK_HTTPS_REQUIRED). The event is made with `manage.py
+(TESSERA_OUTBOUND_ALLOWED_HOSTS, TESSERA_WEBHOOK_HTTPS_REQUIRED). The event is made with `manage.py
 shell`, standing in for the console's two clicks. Building the environment takes minutes:
 TESSERA_PRODUCTION_VENV names one to reuse (rebuilt when requirements/saas.txt changes)."""
 
@@ -96,7 +96,9 @@ def test_the_readme_saas_how_to_delivers_a_webhook(tmp_path):
     database = urlsplit(os.environ["TESSERA_TEST_DATABASE_URL"])
     name = f"prodpath_{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_", "TESSERA_"))}
-    env.update(TESSERA_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", TESSERA_WEBHOOK_HTTPS_REQUIRED="0", TESSERA_LOG_FORMAT="text")
+    env.update(
+        TESSERA_OUTBOUND_ALLOWED_HOSTS="127.0.0.1", TESSERA_WEBHOOK_HTTPS_REQUIRED="0", TESSERA_LOG_FORMAT="text"
+    )
     ports = [_free_port(), _free_port()]
     processes: list[subprocess.Popen] = []
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)

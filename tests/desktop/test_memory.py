@@ -52,7 +52,7 @@ def test_settle_later_runs_once_in_the_background():
 
 # (cryptography is no longer among them: mozilla-django-oidc's backend and middleware, loaded with the
 # URLs and middleware for the desktop's OpenID log-in, import PyJWT, which imports it.)
-LOADED_ON_FIRST_USE = ["segno", "xlsxwriter", "fpdf"]
+LOADED_ON_FIRST_USE = ["segno", "xlsxwriter", "fpdf", "saml2"]  # saml2: pysaml2, ~26 MB with xmlschema
 PROBE = """
 import os, sys, django
 django.setup()

@@ -50,7 +50,7 @@ def test_a_rename_on_10000_records_reaches_phones_and_webhooks_while_api_reads_g
     settings,
     request,
 ):
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the receiver is on this machine
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]  # the receiver is on this machine
     slug = live.collection("rx-rename", records=RECORDS)
 
     def endpoint_new():

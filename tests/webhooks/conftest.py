@@ -3,7 +3,7 @@ worker processes on a real broker (a private redis-server in SaaS, the desktop's
 the desktop).
 
 The receiver is on loopback, which the SSRF guard refuses: tests that deliver to it put 127.0.0.1 on
-the explicit allow-list (TESSERA_WEBHOOK_ALLOWED_HOSTS); tests/webhooks/test_ssrf.py checks the guard
+the explicit allow-list (TESSERA_OUTBOUND_ALLOWED_HOSTS); tests/webhooks/test_ssrf.py checks the guard
 with an empty one.
 """
 
@@ -139,7 +139,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def loopback_allowed(settings):
     """Deliveries in this test may go to the receiver on 127.0.0.1."""
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = LOOPBACK_ALLOWED.split(",")
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = LOOPBACK_ALLOWED.split(",")
 
 
 # --- committed workspaces (for worker processes, which cannot see a test's open transaction) ------------
@@ -366,7 +366,7 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "config.settings",
             **database_env(connection),
             **broker.worker_env(),
-            "TESSERA_WEBHOOK_ALLOWED_HOSTS": LOOPBACK_ALLOWED,
+            "TESSERA_OUTBOUND_ALLOWED_HOSTS": LOOPBACK_ALLOWED,
             "TESSERA_WEBHOOK_HTTPS_REQUIRED": "0",
             "TESSERA_WEBHOOK_SWEEP_SECONDS": "1",
             "TESSERA_WEBHOOK_SWEEP_GRACE_SECONDS": "2",

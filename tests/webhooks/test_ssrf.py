@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from webhooks import ssrf
+from core import ssrf
 from webhooks.delivery import delivery_attempt
 from webhooks.errors import WebhookError
 from webhooks.maintenance import test_event_send
@@ -55,7 +55,7 @@ REFUSED_HOSTS = [
 
 @pytest.fixture(autouse=True)
 def _no_allow_list(settings):
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = []
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = []
 
 
 @pytest.mark.parametrize("host", REFUSED_HOSTS)
@@ -129,7 +129,7 @@ def test_a_kept_alive_connection_is_reused_only_for_a_still_vetted_address(monke
     kept connection is pinned to, the next request opens a new connection to a vetted address."""
     from webhooks.delivery import http_post
 
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1/32"]
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1/32"]
     port = receiver.server.server_address[1]
     url = f"http://hooks.example.com:{port}/hook"
     answers = {"now": "127.0.0.1"}
@@ -149,9 +149,9 @@ def test_a_kept_alive_connection_is_reused_only_for_a_still_vetted_address(monke
 
 
 def test_a_delivery_to_a_refused_address_fails_without_a_request(tenant, admin_user, receiver, settings):
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
     endpoint, _ = endpoint_create(actor=admin_user, url=receiver.url())  # allowed when saved…
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = []  # …but not any more when delivered
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = []  # …but not any more when delivered
 
     delivery = test_event_send(actor=admin_user, endpoint=endpoint)
     outcome = delivery_attempt(delivery.pk)
@@ -164,7 +164,7 @@ def test_a_delivery_to_a_refused_address_fails_without_a_request(tenant, admin_u
 
 
 def test_the_allow_list_admits_listed_networks_only(settings):
-    settings.TESSERA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "10.20.0.0/16"]
+    settings.TESSERA_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "10.20.0.0/16"]
     assert ssrf.target_resolve("http://127.0.0.1:9/x").addresses == ("127.0.0.1",)
     assert ssrf.target_resolve("http://10.20.3.4/x").addresses == ("10.20.3.4",)
     for host in ("10.21.0.1", "169.254.169.254", "127.0.0.2"):

@@ -1,5 +1,6 @@
-"""The SSRF guard: webhooks go only to public addresses, checked after DNS resolution and again for
-the address actually connected to.
+"""The SSRF guard: requests to URLs a workspace entered (webhook endpoints, its identity provider's
+discovery document, keys and metadata) go only to public addresses, checked after DNS resolution and
+again for the address actually connected to.
 
 `target_resolve(url)` resolves the host and refuses the URL if ANY of its addresses is loopback,
 private, link-local (cloud metadata 169.254.169.254 included), CGNAT (100.64/10), multicast, reserved,
@@ -9,7 +10,7 @@ address itself (`connection_open`, with the name kept for the Host header and TL
 check), so a DNS answer that changes between the check and the connection (rebinding) is never
 used; the connected peer is checked once more.
 
-TESSERA_WEBHOOK_ALLOWED_HOSTS lists host names and networks (CIDR) allowed anyway — for development
+TESSERA_OUTBOUND_ALLOWED_HOSTS lists host names and networks (CIDR) allowed anyway — for development
 and the desktop edition. TESSERA_WEBHOOK_HTTPS_REQUIRED refuses plain http:// (SaaS production).
 """
 
@@ -33,7 +34,7 @@ _BENCHMARK = ipaddress.ip_network("198.18.0.0/15")
 
 
 class AddressRefused(Exception):
-    """The URL may not be delivered to; `reason` says why in words an Admin understands."""
+    """The URL may not be requested; `reason` says why in words an Admin understands."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -55,7 +56,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def address_refusal(ip: IPAddress) -> str | None:
-    """Why `ip` is not a place to send webhooks, or None when it is a public address."""
+    """Why `ip` is not a place to send requests to, or None when it is a public address."""
     if isinstance(ip, ipaddress.IPv6Address):
         inner = _embedded_ipv4(ip)
         if inner is not None:
@@ -84,7 +85,7 @@ def address_refusal(ip: IPAddress) -> str | None:
 def _allowed_networks() -> tuple[set[str], list]:
     names: set[str] = set()
     networks = []
-    for entry in getattr(settings, "TESSERA_WEBHOOK_ALLOWED_HOSTS", []) or []:
+    for entry in getattr(settings, "TESSERA_OUTBOUND_ALLOWED_HOSTS", []) or []:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
@@ -116,7 +117,7 @@ class Target:
     name_allowed: bool = False  # the host name itself is on the allow-list
 
 
-def _parts(url: str) -> tuple[str, str, int, str]:
+def _parts(url: str, https_required: bool = False) -> tuple[str, str, int, str]:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -125,8 +126,8 @@ def _parts(url: str) -> tuple[str, str, int, str]:
     scheme = (parts.scheme or "").lower()
     if scheme not in ("http", "https"):
         raise AddressRefused("The URL must start with https:// (or http://).")
-    if getattr(settings, "TESSERA_WEBHOOK_HTTPS_REQUIRED", False) and scheme != "https":
-        raise AddressRefused("Webhook URLs must use https://.")
+    if https_required and scheme != "https":
+        raise AddressRefused("The URL must use https://.")
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise AddressRefused("The URL has no host name.")
@@ -145,16 +146,16 @@ def _literal_ip(host: str) -> IPAddress | None:
         return None
 
 
-def url_check_static(url: str) -> None:
+def url_check_static(url: str, *, https_required: bool = False) -> None:
     """What can be checked without DNS (when an endpoint is saved): scheme, form, literal addresses,
     names that are always local. Raises AddressRefused."""
-    _, host, _, _ = _parts(url)
+    _, host, _, _ = _parts(url, https_required)
     names, _ = _allowed_networks()
     if host.lower() in names:
         return
     ip = _literal_ip(host)
     if ip is None and (host.lower() == "localhost" or host.lower().endswith((".localhost", ".local", ".internal"))):
-        raise AddressRefused(f"{host} is a local host name; webhooks go to public addresses only.")
+        raise AddressRefused(f"{host} is a local host name; only public addresses are allowed.")
     if ip is None and (host.replace(".", "").isdigit() or host.lower().startswith("0x")):
         ip = _numeric_ipv4(host)
     if ip is not None and not address_allowed(ip):
@@ -169,9 +170,9 @@ def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
         return None
 
 
-def target_resolve(url: str) -> Target:
+def target_resolve(url: str, *, https_required: bool = False) -> Target:
     """Resolve the URL's host and vet every address. Raises AddressRefused."""
-    scheme, host, port, path = _parts(url)
+    scheme, host, port, path = _parts(url, https_required)
     names, _ = _allowed_networks()
     name_allowed = host.lower() in names
     try:
@@ -240,3 +241,27 @@ def connection_open(target: Target, *, timeout: float) -> http.client.HTTPConnec
     if target.scheme == "https":
         return _PinnedHTTPSConnection(target, address, timeout, ssl.create_default_context())
     return _PinnedHTTPConnection(target, address, timeout)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def url_get(url: str, *, timeout: float, max_bytes: int, accept: str = "*/*") -> Fetched:
+    """GET a small document from a vetted, pinned address (no redirects followed: a redirect would be
+    a new, unvetted URL). Raises AddressRefused, or OSError / http.client.HTTPException when the
+    server cannot be reached or answers more than `max_bytes`."""
+    target = target_resolve(url)
+    conn = connection_open(target, timeout=timeout)
+    try:
+        conn.request("GET", target.path, headers={"Accept": accept, "User-Agent": "Tessera"})
+        response = conn.getresponse()
+        body = response.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise http.client.HTTPException(f"the answer is over {max_bytes} bytes")
+        return Fetched(response.status, response.getheader("Content-Type", ""), body)
+    finally:
+        conn.close()
