@@ -49,6 +49,7 @@ from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
 from records.selectors import records_live_count
 from records.sort_indexes import sort_indexes_prune
+from tenants.runtime import workspace_writes_open_check
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ _audited_one_by_one: ContextVar[bool] = ContextVar("tessera_audited_one_by_one",
 
 
 def _seq_lock() -> None:
-    """Take the tenant's change-counter lock (held until commit)."""
+    """Take the tenant's change-counter lock (held until commit), then refuse the write if the
+    workspace is being moved to another cell: a move sets that, then takes this lock once to wait for
+    the writes already under way, so no record write can land after its final copy."""
     if _seq_lock_held.get():
         return
     if not ChangeCounter.objects.select_for_update().filter(pk=1).exists():
@@ -91,6 +94,7 @@ def _seq_lock() -> None:
         except IntegrityError:
             pass
         ChangeCounter.objects.select_for_update().filter(pk=1).exists()
+    workspace_writes_open_check()
 
 
 @contextmanager

@@ -15,12 +15,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from core.errors import ServiceError
 from tenants.backends import tenancy_backend
 from tenants.models import Domain, Tenant, validate_workspace_slug
 from tenants.runtime import public_context, workspace_context, workspace_sockets_close
+
+if settings.TESSERA_DIRECTORY_ENABLED:  # SaaS: slugs are unique across cells (the desktop has no directory)
+    from directory import selectors as directory_selectors
+    from directory import services as directory_services
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +137,23 @@ def tenant_slug_check(slug: str) -> str:
             or (backend.multi_tenant and _schema_exists(schema))
         ):
             raise ProvisioningError("That address is already taken.", param="slug", code="slug_taken", status=409)
+    if settings.TESSERA_DIRECTORY_ENABLED and _directory_call(directory_selectors.slug_reserved, slug):
+        # another cell holds it (or is creating it right now)
+        raise ProvisioningError("That address is already taken.", param="slug", code="slug_taken", status=409)
     return slug
+
+
+def _directory_call(function, *args, **kwargs):
+    """A directory read or write; the directory being unreachable refuses the sign-up, clearly."""
+    try:
+        return function(*args, **kwargs)
+    except DatabaseError as exc:
+        logger.exception("the cells' directory is unreachable")
+        raise ProvisioningError(
+            "Workspaces cannot be created right now. Please try again in a few minutes.",
+            code="directory_unavailable",
+            status=503,
+        ) from exc
 
 
 def tenant_provision(*, name: str, slug: str, plan: str, populate: Callable[[Tenant], Any]) -> Provisioned:
@@ -149,13 +169,32 @@ def tenant_provision(*, name: str, slug: str, plan: str, populate: Callable[[Ten
     slug = tenant_slug_check(slug)
     template = tenant_template_ensure()
 
-    with public_context(), transaction.atomic():
-        tenant = Tenant(schema_name=backend.schema_name_for(slug), name=name[:120], slug=slug, plan=plan)
-        tenant.save()
-        Domain.objects.create(domain=f"{slug}.{settings.TESSERA_BASE_DOMAIN}", tenant=tenant, is_primary=True)
-        _schema_clone(template.schema_name, tenant.schema_name)
-        with workspace_context(tenant):
-            populated = populate(tenant)
+    # The directory (another database) first: two cells cannot both create `slug`. Released again
+    # if the workspace's own transaction fails; activated once it has committed.
+    if settings.TESSERA_DIRECTORY_ENABLED:
+        try:
+            _directory_call(
+                directory_services.workspace_location_reserve,
+                slug=slug,
+                cell=settings.TESSERA_CELL,
+                region=settings.TESSERA_REGION,
+            )
+        except directory_services.SlugTaken as exc:
+            raise ProvisioningError(exc.message, param="slug", code="slug_taken", status=409) from exc
+    try:
+        with public_context(), transaction.atomic():
+            tenant = Tenant(schema_name=backend.schema_name_for(slug), name=name[:120], slug=slug, plan=plan)
+            tenant.save()
+            Domain.objects.create(domain=f"{slug}.{settings.TESSERA_BASE_DOMAIN}", tenant=tenant, is_primary=True)
+            _schema_clone(template.schema_name, tenant.schema_name)
+            with workspace_context(tenant):
+                populated = populate(tenant)
+    except BaseException:
+        if settings.TESSERA_DIRECTORY_ENABLED:
+            directory_services.workspace_location_release(slug=slug, cell=settings.TESSERA_CELL)
+        raise
+    if settings.TESSERA_DIRECTORY_ENABLED:
+        directory_services.workspace_location_activate(slug=slug, cell=settings.TESSERA_CELL)
     seconds = time.perf_counter() - started
     logger.info("tenant provisioned", extra={"tenant": tenant.schema_name, "seconds": round(seconds, 3)})
     return Provisioned(tenant=tenant, populated=populated, seconds=seconds)
@@ -175,6 +214,8 @@ def tenant_drop(*, tenant: Tenant) -> None:
     """Remove a business and its schema (operators and tests only); its open sockets close at once."""
     with public_context():
         tenant.delete(force_drop=True)
+    if settings.TESSERA_DIRECTORY_ENABLED:
+        directory_services.workspace_location_release(slug=tenant.slug, cell=settings.TESSERA_CELL)
     workspace_sockets_close(tenant)
 
 
