@@ -74,7 +74,21 @@ def _schema_exists(schema: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def _schema_clone(source: str, target: str) -> None:
+def tenant_schema_prepare(*, schema_name: str) -> None:
+    """An empty copy of the migrated template's tables as `schema_name` (a workspace moving in from
+    another cell fills it: cells.moves). Its own transaction."""
+    template = tenant_template_ensure()
+    with public_context():
+        _schema_clone(template.schema_name, schema_name, mode="NODATA")
+
+
+def tenant_schema_drop(*, schema_name: str) -> None:
+    """Remove a schema no tenant row names (a move that failed half-way)."""
+    with public_context(), connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(schema_name)} CASCADE")
+
+
+def _schema_clone(source: str, target: str, mode: str = "DATA") -> None:
     from django_tenants.clone import CloneSchema  # SaaS only (see tenant_template_ensure)
 
     class OnceInstalled(CloneSchema):
@@ -87,7 +101,7 @@ def _schema_clone(source: str, target: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('from_collapse_limit'), set_config('from_collapse_limit', '1', true)")
         previous = cursor.fetchone()[0]
-        OnceInstalled().clone_schema(source, target, "DATA", set_connection=False)
+        OnceInstalled().clone_schema(source, target, mode, set_connection=False)
         cursor.execute("SELECT set_config('from_collapse_limit', %s, true)", [previous])
 
 

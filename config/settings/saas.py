@@ -81,7 +81,7 @@ DATABASES["directory"] = (
     if _directory_url
     else {**DATABASES["default"], "NAME": _directory_default, "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {}))}
 )
-DATABASES["directory"]["OPTIONS"]["connect_timeout"] = 5
+DATABASES["directory"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DATABASES["directory"]["TEST"] = {"NAME": "test_" + DATABASES["directory"]["NAME"]}
 
 # Each server process keeps a pool of PostgreSQL connections (psycopg_pool, Django's OPTIONS["pool"]):
