@@ -4,9 +4,11 @@ the sign-up on that cell's site (SaaS only: the desktop has no directory)."""
 
 from __future__ import annotations
 
+import io
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from directory.models import WorkspaceLocation
@@ -98,3 +100,13 @@ def test_sign_up_in_this_cells_region_creates_the_workspace_here(public_client, 
     assert public_client.post("/", signup_data(region=settings.TESSERA_REGION)).status_code == 302
     assert Tenant.objects.filter(slug="gamma").exists()
     assert WorkspaceLocation.objects.get(slug="gamma").cell == settings.TESSERA_CELL
+
+
+def test_directory_register_records_the_workspaces_of_a_cell_that_predates_the_directory(tenants_provisioned, db):
+    WorkspaceLocation.objects.filter(slug__in=["alpha", "beta"]).delete()
+    WorkspaceLocation.objects.create(slug="beta", cell="us-1", region="us", status="active")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("directory_register", stdout=out, stderr=err)
+    assert WorkspaceLocation.objects.get(slug="alpha").cell == "main"
+    assert "beta: the directory has it in cell us-1" in err.getvalue()
+    assert "1 clashes" in out.getvalue()
