@@ -11,6 +11,7 @@ from core.errors import Throttled
 from rbac.roles import Role
 from tenants.runtime import workspace_current_or_none
 from tenants.services import ProvisioningError, tenant_slug_check
+from tenants.topology import regions
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
 
@@ -103,6 +104,21 @@ class SignupForm(forms.Form):
         initial=Plan.FREE,
         required=False,
     )
+
+    # Where the workspace's data is stored and processed (SaaS cells); shown when there is a choice.
+    region = forms.ChoiceField(label="Data region", required=False, help_text="Where your data is stored.")
+
+    # What a sign-up started at another cell's site brings along (never the password).
+    PREFILLED = ("name", "slug", "full_name", "email", "plan", "region")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = regions()
+        if len(choices) > 1:
+            self.fields["region"].choices = choices
+            self.fields["region"].initial = choices[0][0]
+        else:
+            del self.fields["region"]
 
     def clean_slug(self) -> str:
         # Checked with the other fields, so one submission shows every error at once.

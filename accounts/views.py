@@ -46,6 +46,7 @@ from core.request_context import client_ip
 from rbac.permissions import has_permission, permission_required
 from rbac.roles import Role
 from tenants.runtime import workspace_base_url, workspace_context, workspace_current
+from tenants.topology import cell_for_region
 
 PASSWORD_BACKEND = "accounts.backends.EmailPasswordBackend"
 
@@ -313,10 +314,17 @@ def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """The public site's sign-up: a new workspace, then its Admin lands logged in on its own host."""
-    form = SignupForm(request.POST if request.method == "POST" else None)
+    prefill = {name: request.GET[name][:200] for name in SignupForm.PREFILLED if name in request.GET}
+    form = SignupForm(request.POST if request.method == "POST" else None, initial=prefill)
     throttled = False
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        cell = cell_for_region(data["region"]) if data.get("region") else None
+        if cell is not None and cell.name != settings.TESSERA_CELL:
+            # Another cell creates (and keeps) workspaces of that region: continue on its site, with
+            # what was entered so far (the password is asked again: it never travels in a URL).
+            kept = {name: data[name] for name in SignupForm.PREFILLED if data.get(name)}
+            return HttpResponseRedirect(f"{cell.public_url}/?{urlencode(kept)}")
         try:
             throttle_check(
                 scope="public",
@@ -344,7 +352,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/signup.html",
-        {"form": form, "base_domain": settings.TESSERA_BASE_DOMAIN},
+        {"form": form, "base_domain": settings.TESSERA_BASE_DOMAIN, "prefilled": bool(prefill)},
         status=429 if throttled else 400 if form.errors else 200,
     )
 

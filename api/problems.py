@@ -28,10 +28,12 @@ TITLES = {
     412: "Precondition failed",
     413: "Payload too large",
     415: "Unsupported media type",
+    421: "Misdirected request",
     422: "Unprocessable content",
     428: "Precondition required",
     429: "Too many requests",
     500: "Internal server error",
+    503: "Service unavailable",
 }
 
 # code -> (HTTP statuses it comes with, what it means and what to do). The errors page is built from
@@ -113,6 +115,16 @@ PROBLEM_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     ),
     "endpoint_disabled": ((409,), "The webhook endpoint is disabled: enable it first (`enabled: true`)."),
     "rate_limited": ((429,), "Too many requests: wait `Retry-After` seconds. The `RateLimit` headers show the budget."),
+    "workspace_elsewhere": (
+        (421,),
+        "The workspace lives in another cell (data center) of Tessera, or has moved there. Send this and every "
+        "later request to `base_url` (the workspace's address there); your keys work there unchanged.",
+    ),
+    "workspace_moving": (
+        (503,),
+        "The workspace is being moved to another data center: reads work, writes are refused for a few "
+        "seconds. Retry after `Retry-After` seconds (a 421 `workspace_elsewhere` then names its new address).",
+    ),
     "server_error": ((500,), "Something went wrong on our side. Retry later; quote the `request_id` to support."),
 }
 

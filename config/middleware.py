@@ -1,11 +1,16 @@
-"""Cross-cutting HTTP middleware: request ids, the request context for audit/logs, and CSP."""
+"""Cross-cutting HTTP middleware: request ids, the request context for audit/logs, CSP, and the
+routing of requests for workspaces of other cells."""
+
+import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.sso import sso_form_action_origins
+from api.middleware import API_PATH_PREFIX
+from api.problems import problem_http_response, service_error_http_response
 from core.errors import ServiceError
 from core.request_context import (
     RequestContext,
@@ -14,7 +19,14 @@ from core.request_context import (
     request_context_set,
     request_id_new,
 )
-from tenants.runtime import workspace_current_or_none
+from tenants.middleware import HOST_INDEPENDENT_PATHS
+from tenants.runtime import WorkspaceMoving, workspace_current_or_none
+from tenants.topology import cell_named
+
+if settings.TESSERA_DIRECTORY_ENABLED:  # SaaS cells; the desktop has no directory
+    from directory.selectors import workspace_location_of
+
+logger = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -80,3 +92,49 @@ class ConsoleRefusalMiddleware:
             return None
         context = {"error": exception, "billing_url": exception.extra.get("billing_url", "")}
         return render(request, "console/refused.html", context, status=exception.status)
+
+
+class WorkspaceCellMiddleware:
+    """SaaS cells: a workspace this cell does not hold is looked up in the directory, and the request
+    sent to its cell — the console by a redirect, the API with a 421 problem naming the workspace's
+    base URL there (API keys must not follow redirects to another host blindly; README "Cells").
+    Wraps tenants.middleware.TenantHostMiddleware, which marks the requests it could not place."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if getattr(request, "workspace_moving", False) and request.path_info.startswith(API_PATH_PREFIX):
+            return service_error_http_response(request, WorkspaceMoving())
+        hostname = getattr(request, "workspace_host_unknown", None)
+        if hostname is None or request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:
+            return response
+        suffix = "." + settings.TESSERA_BASE_DOMAIN
+        slug = hostname[: -len(suffix)] if hostname.endswith(suffix) else ""
+        if not slug or "." in slug:
+            return response
+        try:
+            location = workspace_location_of(slug)
+        except DatabaseError:
+            logger.exception("the cells' directory is unreachable")
+            return response  # the unknown-host page: better than an error
+        if location is None or location.cell == settings.TESSERA_CELL:
+            return response
+        cell = cell_named(location.cell)
+        if cell is None:
+            logger.error("the directory names cell %r, which TESSERA_CELLS does not", location.cell)
+            return response
+        url = cell.workspace_url(slug, request.get_full_path())
+        if request.path_info.startswith(API_PATH_PREFIX):
+            return problem_http_response(
+                request,
+                421,
+                "workspace_elsewhere",
+                f"This workspace is served at {cell.workspace_url(slug, '')}: send your requests there.",
+                base_url=cell.workspace_url(slug, "/api/v1"),
+                location=url,
+                region=location.region,
+                headers={"Location": url},
+            )
+        return HttpResponseRedirect(url, status=302 if request.method in ("GET", "HEAD") else 307)

@@ -48,6 +48,7 @@ from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, fiel
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
 from records.sort_indexes import sort_indexes_prune
+from tenants.runtime import workspace_writes_open_check
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,10 @@ _audited_one_by_one: ContextVar[bool] = ContextVar("tessera_audited_one_by_one",
 
 def _seq_lock() -> int | None:
     """Take the tenant's change-counter lock (held until commit), making the row on the workspace's first
-    write. Returns the live-record count the row holds, read with the lock (counted now if it never was);
-    None when the lock was already held by this transaction's bulk write."""
+    write, then refuse the write if the workspace is being moved to another cell (a move sets that, then
+    takes this lock once to wait for the writes already under way, so no record write can land after its
+    final copy). Returns the live-record count the row holds, read with the lock (counted now if it never
+    was); None when the lock was already held by this transaction's bulk write."""
     if _seq_lock_held.get():
         return None
     locked = ChangeCounter.objects.select_for_update().filter(pk=1).values_list("id", "live_records")
@@ -94,6 +97,7 @@ def _seq_lock() -> int | None:
         except IntegrityError:
             pass
         row = locked.first()
+    workspace_writes_open_check()
     return row[1] if row[1] is not None else _live_records_counted()
 
 

@@ -8,6 +8,10 @@ from django.urls import set_urlconf
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from tenants.backends import tenancy_backend
+from tenants.models import Tenant
+from tenants.runtime import WorkspaceMoving
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # Reachable on any host, so load balancers and Prometheus need no tenant.
 HOST_INDEPENDENT_PATHS = ("/health", "/metrics")
@@ -37,6 +41,8 @@ class TenantHostMiddleware(TenantMainMiddleware):
         return tenant
 
     def no_tenant_found(self, request: HttpRequest, hostname: str):
+        # Perhaps a workspace of another cell: config.middleware.WorkspaceCellMiddleware asks the directory.
+        request.workspace_host_unknown = hostname
         if request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             set_urlconf(request.urlconf)
@@ -53,6 +59,16 @@ class TenantHostMiddleware(TenantMainMiddleware):
         if response is not None:
             return response
         tenant = getattr(request, "tenant", None)
+        if tenant is not None and tenant.status == Tenant.Status.MOVING:
+            # Being moved to another cell: reads served from here until the move flips, writes refused
+            # (a few seconds). Record writes check again under their lock (records.services._seq_lock).
+            if request.method in SAFE_METHODS:
+                return None
+            request.workspace_moving = True
+            connection.set_schema_to_public()
+            response = render(request, "tenants/moving.html", {"tenant": tenant}, status=503)
+            response["Retry-After"] = str(WorkspaceMoving.retry_after)
+            return response
         if tenant is not None and tenant.schema_name != "public" and not tenant.is_active:
             connection.set_schema_to_public()
             if request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:  # still on any host, as promised

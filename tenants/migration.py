@@ -65,7 +65,9 @@ class SkipCurrentExecutor(StandardExecutor):
     def _may_skip(self) -> bool:
         opts = self.options
         return not (
-            opts.get("app_label")
+            # another database than the tenants' (the cells' directory): the check below reads the default one
+            opts.get("database", "default") != "default"
+            or opts.get("app_label")
             or opts.get("migration_name")
             or opts.get("fake")
             or opts.get("fake_initial")

@@ -62,6 +62,8 @@ class Tenant(TenantMixin):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
+        # Being moved to another cell (cells.moves): reads served, writes refused for the final copy.
+        MOVING = "moving", "Moving"
 
     name = models.CharField(max_length=120)
     slug = models.CharField(max_length=63, unique=True, validators=[validate_workspace_slug])

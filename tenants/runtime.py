@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import connection
 
+from core.errors import ServiceError
 from tenants.backends import tenancy_backend
 from tenants.models import Tenant
 
@@ -65,6 +67,36 @@ def workspace_still_serving(tenant: Tenant) -> bool:
     (phone sync) ask it again and again."""
     with public_context():
         return Tenant.objects.filter(pk=tenant.pk, schema_name=tenant.schema_name, status=Tenant.Status.ACTIVE).exists()
+
+
+class WorkspaceMoving(ServiceError):
+    """The workspace is being moved to another cell: writes wait until it is there (seconds)."""
+
+    status, code = 503, "workspace_moving"
+    retry_after = 5
+
+    def __init__(self, message: str = "", **kwargs):
+        super().__init__(
+            message
+            or "This workspace is moving to another data center: reading works, writing again in a few seconds.",
+            retry_after=self.retry_after,
+            **kwargs,
+        )
+
+
+def workspace_writes_open_check(tenant: Tenant | None = None) -> None:
+    """Refuse a write while `tenant` is being moved. Read afresh (not the request's copy of the row):
+    record writes ask it after taking the workspace's change-counter lock, which is what a move takes
+    to wait for the writes already under way (cells.moves)."""
+    if not tenancy_backend().multi_tenant:
+        return
+    tenant = tenant or workspace_current()
+    # schema-qualified: one statement, inside the caller's transaction, without switching schemas
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT status FROM public.{Tenant._meta.db_table} WHERE id = %s", [tenant.pk])  # noqa: S608
+        row = cursor.fetchone()
+    if row is not None and row[0] == Tenant.Status.MOVING:
+        raise WorkspaceMoving()
 
 
 def workspace_sockets_group(tenant: Tenant) -> str:

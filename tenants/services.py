@@ -16,13 +16,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from core.errors import ServiceError
 from tenants.backends import tenancy_backend
 from tenants.models import Domain, HeldSlug, Tenant, validate_workspace_slug
 from tenants.runtime import public_context, workspace_context, workspace_sockets_close
+
+if settings.TESSERA_DIRECTORY_ENABLED:  # SaaS: slugs are unique across cells (the desktop has no directory)
+    from directory import selectors as directory_selectors
+    from directory import services as directory_services
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,21 @@ def _schema_exists(schema: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def _schema_clone(source: str, target: str) -> None:
+def tenant_schema_prepare(*, schema_name: str) -> None:
+    """An empty copy of the migrated template's tables as `schema_name` (a workspace moving in from
+    another cell fills it: cells.moves). Its own transaction."""
+    template = tenant_template_ensure()
+    with public_context():
+        _schema_clone(template.schema_name, schema_name, mode="NODATA")
+
+
+def tenant_schema_drop(*, schema_name: str) -> None:
+    """Remove a schema no tenant row names (a move that failed half-way)."""
+    with public_context(), connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(schema_name)} CASCADE")
+
+
+def _schema_clone(source: str, target: str, mode: str = "DATA") -> None:
     from django_tenants.clone import CloneSchema  # SaaS only (see tenant_template_ensure)
 
     class OnceInstalled(CloneSchema):
@@ -85,7 +103,7 @@ def _schema_clone(source: str, target: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('from_collapse_limit'), set_config('from_collapse_limit', '1', true)")
         previous = cursor.fetchone()[0]
-        OnceInstalled().clone_schema(source, target, "DATA", set_connection=False)
+        OnceInstalled().clone_schema(source, target, mode, set_connection=False)
         cursor.execute("SELECT set_config('from_collapse_limit', %s, true)", [previous])
 
 
@@ -144,7 +162,23 @@ def tenant_slug_check(slug: str) -> str:
                 code="slug_taken",
                 status=409,
             )
+    if settings.TESSERA_DIRECTORY_ENABLED and _directory_call(directory_selectors.slug_reserved, slug):
+        # another cell holds it (or is creating it right now)
+        raise ProvisioningError("That address is already taken.", param="slug", code="slug_taken", status=409)
     return slug
+
+
+def _directory_call(function, *args, **kwargs):
+    """A directory read or write; the directory being unreachable refuses the sign-up, clearly."""
+    try:
+        return function(*args, **kwargs)
+    except DatabaseError as exc:
+        logger.exception("the cells' directory is unreachable")
+        raise ProvisioningError(
+            "Workspaces cannot be created right now. Please try again in a few minutes.",
+            code="directory_unavailable",
+            status=503,
+        ) from exc
 
 
 def tenant_provision(*, name: str, slug: str, plan: str, populate: Callable[[Tenant], Any]) -> Provisioned:
@@ -160,13 +194,32 @@ def tenant_provision(*, name: str, slug: str, plan: str, populate: Callable[[Ten
     slug = tenant_slug_check(slug)
     template = tenant_template_ensure()
 
-    with public_context(), transaction.atomic():
-        tenant = Tenant(schema_name=backend.schema_name_for(slug), name=name[:120], slug=slug, plan=plan)
-        tenant.save()
-        Domain.objects.create(domain=f"{slug}.{settings.TESSERA_BASE_DOMAIN}", tenant=tenant, is_primary=True)
-        _schema_clone(template.schema_name, tenant.schema_name)
-        with workspace_context(tenant):
-            populated = populate(tenant)
+    # The directory (another database) first: two cells cannot both create `slug`. Released again
+    # if the workspace's own transaction fails; activated once it has committed.
+    if settings.TESSERA_DIRECTORY_ENABLED:
+        try:
+            _directory_call(
+                directory_services.workspace_location_reserve,
+                slug=slug,
+                cell=settings.TESSERA_CELL,
+                region=settings.TESSERA_REGION,
+            )
+        except directory_services.SlugTaken as exc:
+            raise ProvisioningError(exc.message, param="slug", code="slug_taken", status=409) from exc
+    try:
+        with public_context(), transaction.atomic():
+            tenant = Tenant(schema_name=backend.schema_name_for(slug), name=name[:120], slug=slug, plan=plan)
+            tenant.save()
+            Domain.objects.create(domain=f"{slug}.{settings.TESSERA_BASE_DOMAIN}", tenant=tenant, is_primary=True)
+            _schema_clone(template.schema_name, tenant.schema_name)
+            with workspace_context(tenant):
+                populated = populate(tenant)
+    except BaseException:
+        if settings.TESSERA_DIRECTORY_ENABLED:
+            directory_services.workspace_location_release(slug=slug, cell=settings.TESSERA_CELL)
+        raise
+    if settings.TESSERA_DIRECTORY_ENABLED:
+        directory_services.workspace_location_activate(slug=slug, cell=settings.TESSERA_CELL)
     seconds = time.perf_counter() - started
     logger.info("tenant provisioned", extra={"tenant": tenant.schema_name, "seconds": round(seconds, 3)})
     return Provisioned(tenant=tenant, populated=populated, seconds=seconds)
@@ -193,6 +246,8 @@ def tenant_drop(*, tenant: Tenant, hold_slug: bool = True) -> None:
             HeldSlug.objects.update_or_create(
                 slug=tenant.slug, defaults={"held_until": timezone.now() + timedelta(days=days)}
             )
+    if settings.TESSERA_DIRECTORY_ENABLED:
+        directory_services.workspace_location_release(slug=tenant.slug, cell=settings.TESSERA_CELL)
     workspace_sockets_close(tenant)
 
 

@@ -24,6 +24,27 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    if SAAS:
+        for item in items:
+            _directory_database_allowed(item)
+
+
+DB_FIXTURES = ("db", "transactional_db", "live_server")
+
+
+def _directory_database_allowed(item) -> None:
+    """SaaS: every test that may touch the database may touch the cells' directory too (sign-up
+    reserves slugs there; a workspace of another cell is looked up there). It is a database of its
+    own (the `directory` alias), which pytest-django would otherwise refuse to any test not naming it."""
+    marker = item.get_closest_marker("django_db")
+    if marker is None and not any(name in getattr(item, "fixturenames", ()) for name in DB_FIXTURES):
+        return
+    args, kwargs = (marker.args, dict(marker.kwargs)) if marker is not None else ((), {})
+    databases = kwargs.get("databases")
+    if databases == "__all__":
+        return
+    kwargs["databases"] = sorted({*(databases or ["default"]), "directory"})
+    item.add_marker(pytest.mark.django_db(*args, **kwargs), append=False)
 
 
 @pytest.fixture(autouse=True)

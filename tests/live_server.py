@@ -20,9 +20,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.db import connections
+
 from tests.conftest import MODE, SAAS
 
 SERVER_START_TIMEOUT = 60.0
+SERVER_DATABASE_VARIABLES = {"TESSERA_SQLITE_PATH", "TESSERA_DATABASE_URL", "TESSERA_DIRECTORY_DATABASE_URL"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -87,7 +90,12 @@ def database_env(connection) -> dict[str, str]:
         else:
             query = ""
         port = f":{sd['PORT']}" if sd.get("PORT") else ""
-        return {"TESSERA_DATABASE_URL": f"postgres://{auth}{host}{port}/{sd['NAME']}{query}"}
+        # the cells' directory: the test database pytest-django made for it (same server)
+        directory = connections["directory"].settings_dict["NAME"]
+        return {
+            "TESSERA_DATABASE_URL": f"postgres://{auth}{host}{port}/{sd['NAME']}{query}",
+            "TESSERA_DIRECTORY_DATABASE_URL": f"postgres://{auth}{host}{port}/{directory}{query}",
+        }
     name = str(sd["NAME"])
     if name == ":memory:" or name.startswith("file:") or "mode=memory" in name:
         raise RuntimeError(f"The desktop test database must be a file for a real server to share it, not {name!r}")
@@ -161,7 +169,7 @@ def start_server(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("PYTEST_", "DJANGO_")) and key not in {"TESSERA_SQLITE_PATH", "TESSERA_DATABASE_URL"}
+        if not key.startswith(("PYTEST_", "DJANGO_")) and key not in SERVER_DATABASE_VARIABLES
     }
     env.update(
         {

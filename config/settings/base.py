@@ -150,6 +150,12 @@ TESSERA_BILLING_GRACE_DAYS = int(env("TESSERA_BILLING_GRACE_DAYS", "7"))
 TESSERA_BILLING_TRIAL_DAYS = int(env("TESSERA_BILLING_TRIAL_DAYS", "14"))
 # The scheme of links Tessera writes into answers and e-mails (billing page URLs).
 TESSERA_PUBLIC_SCHEME = env("TESSERA_PUBLIC_SCHEME", "https")
+# Cells (SaaS; config/settings/saas.py): this deployment's cell, every cell's region and public site,
+# and whether the global directory (directory/) is installed. The desktop is one cell with no directory.
+TESSERA_CELL = ""
+TESSERA_REGION = ""
+TESSERA_CELLS: dict[str, dict[str, str]] = {}
+TESSERA_DIRECTORY_ENABLED = False
 # More /health checks (dotted callables returning {name: {"ok": bool, ...}}); the desktop adds its storage.
 TESSERA_HEALTH_CHECKS: list[str] = []
 

@@ -1,5 +1,6 @@
 """SaaS runtime: PostgreSQL with a schema per tenant (django-tenants), Redis, Celery workers."""
 
+import json
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -23,7 +24,15 @@ ALLOWED_HOSTS = [TESSERA_BASE_DOMAIN, "." + TESSERA_BASE_DOMAIN, "localhost", "1
 
 SHARED_APPS = ["django_tenants", *SHARED_APPS, "billing", "django_prometheus"]  # billing: the public schema
 TENANT_APPS = list(TENANT_APPS)
-INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["channels"]
+# `directory`: the cells' global directory, in a database of its own (not a schema: see DATABASES).
+# `cells`: moving workspaces between cells, the operator's view of them.
+INSTALLED_APPS = [
+    *SHARED_APPS,
+    *[app for app in TENANT_APPS if app not in SHARED_APPS],
+    "channels",
+    "directory",
+    "cells",
+]
 
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
@@ -36,7 +45,8 @@ TENANT_LIMIT_SET_CALLS = True
 # TESSERA_STOCK_MIGRATE_EXECUTOR=1 leaves django-tenants' own executor in place (the benchmark's baseline).
 if not env_bool("TESSERA_STOCK_MIGRATE_EXECUTOR", False):
     GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
-DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# The directory's router first: it alone decides for the `directory` database and app.
+DATABASE_ROUTERS = ["directory.routers.DirectoryRouter", "django_tenants.routers.TenantSyncRouter"]
 # Loaded with the workspace by the request's host lookup (tenants.middleware): its billing account, so
 # the limit checks of a request read the standing without a query of their own (billing.middleware).
 TESSERA_WORKSPACE_LOADED_WITH = ["billing_account"]
@@ -45,6 +55,8 @@ TESSERA_TENANCY = "tenants.backends.SchemaTenancy"
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     *MIDDLEWARE[:2],
+    # Wraps the tenant middleware: a workspace of another cell is sent there (directory lookup).
+    "config.middleware.WorkspaceCellMiddleware",
     "tenants.middleware.TenantHostMiddleware",
     # Each workspace's billing standing read once per request, shared by every limit check in it.
     "billing.middleware.StandingPerRequest",
@@ -59,6 +71,24 @@ DATABASES = {
         conn_max_age=int(env("TESSERA_DB_CONN_MAX_AGE", "0")),
     )
 }
+# The cells' directory (directory/): workspace slug -> cell and region, shared by every cell of the
+# installation. Its own database (TESSERA_DIRECTORY_DATABASE_URL); by default the cell's database
+# server's `<name>_directory`, so one cell alone runs as before plus one small database. Migrated with
+# `manage.py migrate --database=directory`.
+_directory_url = env("TESSERA_DIRECTORY_DATABASE_URL", "")
+_directory_default = DATABASES["default"]["NAME"] + "_directory"
+DATABASES["directory"] = (
+    dj_database_url.parse(
+        _directory_url,
+        engine="django_tenants.postgresql_backend",  # `migrate` is django-tenants' (the public schema)
+        conn_max_age=int(env("TESSERA_DB_CONN_MAX_AGE", "0")),
+    )
+    if _directory_url
+    else {**DATABASES["default"], "NAME": _directory_default, "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {}))}
+)
+DATABASES["directory"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+DATABASES["directory"]["TEST"] = {"NAME": "test_" + DATABASES["directory"]["NAME"]}
+
 # Each server process keeps a pool of PostgreSQL connections (psycopg_pool, Django's OPTIONS["pool"]):
 # under ASGI every request runs in a thread of its own, so persistent connections (CONN_MAX_AGE) are
 # never reused, and opening one costs about half of a small API read (bench/api). A request borrows
@@ -148,6 +178,18 @@ TESSERA_SECRETS_KEY_REQUIRED = not DEBUG
 TESSERA_PUBLIC_URL = env(
     "TESSERA_PUBLIC_URL", f"{'https' if SESSION_COOKIE_SECURE else 'http'}://{TESSERA_BASE_DOMAIN}"
 )
+
+# Cells (README "Cells"): this deployment is the cell TESSERA_CELL in region TESSERA_REGION; TESSERA_CELLS
+# names every cell of the installation (JSON: {"<cell>": {"region": "eu", "public_url": "https://…"}}),
+# this one included or not. A workspace of a cell is at <scheme>://<slug>.<its public URL's host>[:port].
+TESSERA_CELL = env("TESSERA_CELL", "main")
+TESSERA_REGION = env("TESSERA_REGION", "eu")
+TESSERA_CELLS = {
+    name: {"region": str(cell["region"]), "public_url": str(cell["public_url"]).rstrip("/")}
+    for name, cell in json.loads(env("TESSERA_CELLS", "") or "{}").items()
+}
+TESSERA_CELLS[TESSERA_CELL] = {"region": TESSERA_REGION, "public_url": TESSERA_PUBLIC_URL.rstrip("/")}
+TESSERA_DIRECTORY_ENABLED = True
 
 LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))
 # Forms post to their own origin; the sign-up's answer redirects to the new workspace's subdomain (a

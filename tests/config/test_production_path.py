@@ -118,9 +118,9 @@ def test_the_readme_saas_how_to_delivers_a_webhook(tmp_path):
                 env[key] = value
                 continue
             argv = shlex.split(command.replace(".venv/", f"{venv}/"))
-            if argv[0] == "createdb":
+            if argv[0] == "createdb":  # tessera -> <name>, tessera_directory -> <name>_directory
                 argv[1:1] = ["-p", str(database.port)]
-                argv[-1] = name
+                argv[-1] = name + argv[-1].removeprefix("tessera")
             if argv[0].endswith(("uvicorn", "celery")):  # the long-running ones
                 for port in ports if argv[0].endswith("uvicorn") else [None]:
                     args = [a if a != "8000" else str(port) for a in argv]
@@ -158,7 +158,8 @@ def test_the_readme_saas_how_to_delivers_a_webhook(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         receiver.shutdown()
-        subprocess.run(["dropdb", "-h", database.hostname, "-p", str(database.port), "-U", "postgres", name])
+        for db in (name, f"{name}_directory"):
+            subprocess.run(["dropdb", "-h", database.hostname, "-p", str(database.port), "-U", "postgres", db])
 
 
 def _wait_healthy(port: int, processes, logs: Path) -> None:

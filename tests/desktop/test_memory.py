@@ -69,7 +69,8 @@ def test_the_desktop_loads_heavy_libraries_only_when_they_are_used(tmp_path):
     PostgreSQL backend of django_tenants. A stray top-level import would put them back in every app."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "DJANGO_"))}
     env.update(TESSERA_MODE="desktop", DJANGO_SETTINGS_MODULE="config.settings", TESSERA_DATA_DIR=str(tmp_path))
-    names = [*LOADED_ON_FIRST_USE, "django_tenants.postgresql_backend.introspection"]
+    # nor anything of the SaaS cells (their directory, their moves)
+    names = [*LOADED_ON_FIRST_USE, "django_tenants.postgresql_backend.introspection", "directory", "cells"]
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *names], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
     )

@@ -1,0 +1,221 @@
+"""Moving a workspace between two cells: this test's database is cell `main` (eu), a second database
+on the same PostgreSQL server is cell `b` (us), with a real server of its own; the directory is the
+test directory database both share. The move runs as operators run it (`workspace_move` in the
+target cell). The model leaves out: two PostgreSQL servers (one server, two databases), two Redis,
+and writers running during the move (the freeze itself is tested in tests/directory/test_routing.py).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import threading
+import time
+
+import psycopg
+import psycopg.sql
+import pytest
+from django.db import connection, connections
+from django.test import Client
+
+from accounts.onboarding import workspace_signup
+from directory.models import WorkspaceLocation
+from directory.selectors import workspace_location_forget
+from partners.services import api_key_create
+from records.services import collection_create, record_create, record_delete, record_update
+from tenants.models import Tenant
+from tenants.runtime import WorkspaceMoving, workspace_context
+from tests.conftest import ADMIN_PASSWORD
+from tests.live_server import database_env, free_port, run_module, start_server
+
+pytestmark = pytest.mark.saas_only
+
+
+def committed(work):
+    """Run `work` in a thread of its own: its own connection, committed at once (other processes see
+    it), outside the test's transaction."""
+    result, failure = [], []
+
+    def run():
+        try:
+            result.append(work())
+        except BaseException as exc:  # re-raised in the test
+            failure.append(exc)
+        finally:
+            for alias in connections:
+                connections[alias].close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+RECORDS = 40
+
+
+@pytest.fixture
+def cell_b(tenants_provisioned, db):
+    """A second cell's database, migrated (public schema) by its own process; dropped afterwards."""
+    env_a = database_env(connection)
+    name = f"{connection.settings_dict['NAME']}_cellb"
+    url_b = env_a["TESSERA_DATABASE_URL"].replace(f"/{connection.settings_dict['NAME']}", f"/{name}", 1)
+    with psycopg.connect(env_a["TESSERA_DATABASE_URL"], autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    port = free_port()
+    cells = {
+        "main": {"region": "eu", "public_url": "http://tessera.localhost"},
+        "b": {"region": "us", "public_url": f"http://tessera.localhost:{port}"},
+    }
+    env_b = {
+        "TESSERA_DATABASE_URL": url_b,
+        "TESSERA_DIRECTORY_DATABASE_URL": env_a["TESSERA_DIRECTORY_DATABASE_URL"],
+        "TESSERA_CELL": "b",
+        "TESSERA_REGION": "us",
+        "TESSERA_CELLS": json.dumps(cells),
+        "TESSERA_BASE_DOMAIN": "tessera.localhost",
+        "TESSERA_PUBLIC_URL": f"http://tessera.localhost:{port}",
+        "TESSERA_SECRET_KEY": "cell-b-" + secrets.token_urlsafe(20),
+    }
+    run_module("django", env_b, "migrate_schemas", "--shared", "--noinput", "-v0", timeout=300)
+    yield {"env": env_b, "port": port, "cells": cells, "source_url": env_a["TESSERA_DATABASE_URL"]}
+    for alias in list(connections):
+        connections[alias].close()
+    with psycopg.connect(env_a["TESSERA_DATABASE_URL"], autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_cell(cell_b, db, settings):
+    """A writer keeps creating, updating and deleting records in the old cell while the move runs:
+    every write it was told succeeded is in the new cell afterwards; during the freeze it is told
+    `workspace_moving`; the audit chain verifies there and the change feed continues its sequence."""
+    slug = "zeta-" + secrets.token_hex(3)
+
+    def workspace_with_records():
+        email = f"admin@{slug}.test"
+        signed = workspace_signup(name="Zeta", slug=slug, admin_email=email, admin_password=ADMIN_PASSWORD)
+        with workspace_context(signed.tenant):
+            fields = [{"key": "name", "type": "text"}]
+            customers = collection_create(actor=signed.admin, name="Customers", slug="customers", fields=fields)
+            records = [
+                record_create(actor=signed.admin, collection=customers, data={"name": f"customer {n}"})
+                for n in range(RECORDS)
+            ]
+            scopes = ["records:read", "records:write"]
+            _, raw_key = api_key_create(actor=signed.admin, name="partner", mode="live", scopes=scopes)
+        return signed, customers, records, raw_key
+
+    signed, customers, records, raw_key = committed(workspace_with_records)
+    acknowledged = {r.id: f"customer {n}" for n, r in enumerate(records)}  # record id -> name (None: deleted)
+    outcome = {"refused": 0, "stopped_by": None}
+    stop = threading.Event()
+
+    def writer():
+        """Creates, updates, deletes until the workspace is gone from this cell."""
+        live = list(records)
+        n = 0
+        with workspace_context(signed.tenant):
+            while not stop.is_set():
+                n += 1
+                try:
+                    if n % 3 == 1 or len(live) < 5:
+                        record = record_create(actor=signed.admin, collection=customers, data={"name": f"new {n}"})
+                        live.append(record)
+                        acknowledged[record.id] = f"new {n}"
+                    elif n % 3 == 2:
+                        record = live[n % len(live)]
+                        record_update(actor=signed.admin, record=record, data={"name": f"updated {n}"})
+                        acknowledged[record.id] = f"updated {n}"
+                    else:
+                        record = live.pop(n % len(live))
+                        record_delete(actor=signed.admin, record=record)
+                        acknowledged[record.id] = None
+                except WorkspaceMoving:
+                    outcome["refused"] += 1
+                    time.sleep(0.005)
+                except Exception as exc:  # the workspace left this cell (its schema renamed): done
+                    outcome["stopped_by"] = exc
+                    return
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=lambda: committed(writer))
+    thread.start()
+    try:
+        out = run_module("django", cell_b["env"], "workspace_move", slug, "--from", cell_b["source_url"], timeout=300)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert f"moved {slug}: main -> b" in out and "audit events verified" in out, out
+    assert outcome["stopped_by"] is not None, "the writer kept writing to the old cell after the move"
+    assert len(acknowledged) > RECORDS
+
+    with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
+        schema = psycopg.sql.Identifier(signed.tenant.schema_name)
+        rows = cell_b_db.execute(
+            psycopg.sql.SQL("SELECT id, data->>'name', deleted_at IS NOT NULL FROM {}.records_record").format(schema)
+        ).fetchall()
+        seq_before = cell_b_db.execute(psycopg.sql.SQL("SELECT max(seq) FROM {}.records_change").format(schema))
+        seq_before = seq_before.fetchone()[0]
+    in_b = {record_id: (None if deleted else name) for record_id, name, deleted in rows}
+    assert in_b == acknowledged, {k: (v, in_b.get(k)) for k, v in acknowledged.items() if in_b.get(k) != v}
+
+    print(f"writes acknowledged {len(acknowledged) - RECORDS}, refused during the freeze {outcome['refused']}")
+    # what the old cell (this process, in the test's transaction) sees now
+    location = WorkspaceLocation.objects.get(slug=slug)
+    assert (location.cell, location.region, location.status) == ("b", "us", "active")
+    # the old cell: no tenant row, its schema kept under another name until an operator drops it
+    assert not Tenant.objects.filter(slug=slug).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"moved_{signed.tenant.schema_name}_%"]
+        )
+        assert cursor.fetchone() is not None
+
+    # requests reaching the old cell are sent to the new one
+    settings.TESSERA_CELLS = cell_b["cells"]
+    workspace_location_forget(slug)
+    console = Client(HTTP_HOST=f"{slug}.tessera.localhost").get("/records/")
+    assert console.status_code == 302
+    assert console["Location"] == f"http://{slug}.tessera.localhost:{cell_b['port']}/records/"
+    api = Client(HTTP_HOST=f"{slug}.tessera.localhost").get(
+        "/api/v1/collections/customers/records", HTTP_AUTHORIZATION=f"Bearer {raw_key}"
+    )
+    assert api.status_code == 421
+    assert api.json()["base_url"] == f"http://{slug}.tessera.localhost:{cell_b['port']}/api/v1"
+
+    # the new cell serves it: the same API key reads the records and writes the next change
+    server = start_server(cell_b["env"], "tessera.localhost", port=cell_b["port"])
+    try:
+        host = {"Host": f"{slug}.tessera.localhost:{server.port}", "Authorization": f"Bearer {raw_key}"}
+        status, body = _http(server, "GET", f"/api/v1/collections/customers/records/{records[0].id}", host)
+        if acknowledged[records[0].id] is None:
+            assert status == 404, body
+        else:
+            assert status == 200, body
+            assert json.loads(body)["data"]["name"] == acknowledged[records[0].id]
+        headers = {**host, "Content-Type": "application/json"}
+        status, body = _http(
+            server, "POST", "/api/v1/collections/customers/records", headers, {"data": {"name": "first in cell b"}}
+        )
+        assert status == 201, body
+    finally:
+        server.stop()
+    with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
+        seq_after = cell_b_db.execute(psycopg.sql.SQL("SELECT max(seq) FROM {}.records_change").format(schema))
+        assert seq_after.fetchone()[0] == seq_before + 1, "the change feed continues its sequence"
+
+
+def _http(server, method: str, path: str, headers: dict, body=None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    except OSError as exc:
+        raise AssertionError(f"{method} {path}: {exc!r}\n--- server log ---\n{server.log_tail()}") from exc
+    finally:
+        conn.close()
