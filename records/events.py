@@ -30,6 +30,33 @@ def record_event_seq(event_id: str, stream: str) -> int | None:
     return int(match.group(2))
 
 
+def record_body(
+    *,
+    record_id: str,
+    collection_slug: str,
+    version: int,
+    data: dict,
+    deleted: bool,
+    livemode: bool,
+    created_at: datetime,
+    updated_at: datetime,
+) -> dict[str, Any]:
+    """The one shape of a record in JSON: the API's record (records.api.serializers.RecordOut documents
+    it), the object of an event, a webhook body's record. Built as a plain dict: on the API's hot paths a
+    serializer per record cost ten times as much."""
+    return {
+        "object": "record",
+        "id": record_id,
+        "collection": collection_slug,
+        "version": version,
+        "data": data,
+        "deleted": deleted,
+        "livemode": livemode,
+        "created_at": instant(created_at),
+        "updated_at": instant(updated_at),
+    }
+
+
 def record_event_body(
     *,
     stream: str,
@@ -53,17 +80,16 @@ def record_event_body(
         "created": instant(occurred_at),
         "livemode": livemode,
         "data": {
-            "object": {
-                "object": "record",
-                "id": record_id,
-                "collection": collection_slug,
-                "version": version,
-                "data": data,
-                "deleted": op == "deleted",
-                "livemode": livemode,
-                "created_at": instant(created_at),
-                "updated_at": instant(occurred_at),
-            },
+            "object": record_body(
+                record_id=record_id,
+                collection_slug=collection_slug,
+                version=version,
+                data=data,
+                deleted=op == "deleted",
+                livemode=livemode,
+                created_at=created_at,
+                updated_at=occurred_at,
+            ),
             "changed_fields": list(changed_fields),
         },
     }

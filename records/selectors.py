@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from audit.models import AuditEvent
 from records.errors import InvalidQuery, NotFound
@@ -148,6 +148,35 @@ def record_cursor_values(*, collection: Collection, record_id: str) -> dict | No
         .values("id", "created_at", "updated_at")
         .first()
     )
+
+
+# A record as the API lists it, one tuple a row (records.events.record_body's fields).
+RECORD_ROW = ("id", "version", "data", "livemode", "created_at", "updated_at")
+
+
+def change_event_rows(*, livemode: bool, op: str | None = None, collection: Collection | None = None) -> QuerySet:
+    """The change feed as the API's events read it, one tuple a change: seq, op, livemode, collection slug,
+    record id, version, data, changed fields, occurred at, the record's creation time (None if it is gone).
+    One query: the collection's slug by a join that reads no other column of it (its field definitions
+    are JSON to decode), the creation time from the record's row."""
+    created_at = Record.objects.filter(livemode=OuterRef("livemode"), id=OuterRef("record_id")).values("created_at")
+    qs = Change.objects.filter(livemode=livemode)
+    if op is not None:
+        qs = qs.filter(op=op)
+    if collection is not None:
+        qs = qs.filter(collection=collection)
+    return qs.values_list(
+        "seq",
+        "op",
+        "livemode",
+        "collection__slug",
+        "record_id",
+        "version",
+        "data",
+        "changed_fields",
+        "occurred_at",
+        Subquery(created_at[:1]),
+    ).order_by("seq")
 
 
 def change_events(*, livemode: bool, op: str | None = None, collection: Collection | None = None) -> QuerySet[Change]:

@@ -34,7 +34,7 @@ from api.schema import (
 from records import selectors
 from records.api import serializers as s
 from records.data_migrations import data_migrated
-from records.events import EVENT_ID_RE, record_event_body, record_event_seq
+from records.events import EVENT_ID_RE, record_body, record_event_body, record_event_seq
 from records.fields import RECORD_ID_RE
 from records.services import (
     SLUG_RE,
@@ -243,9 +243,16 @@ RECORD_EXAMPLE = OpenApiExample(
 
 
 def _record_out(record, collection) -> dict:
-    record.collection = collection
-    record.data = data_migrated(collection.data_migration, record.data)  # a field change not yet carried
-    return s.RecordOut(record).data
+    return record_body(
+        record_id=record.id,
+        collection_slug=collection.slug,
+        version=record.version,
+        data=data_migrated(collection.data_migration, record.data),  # a field change not yet carried
+        deleted=record.deleted_at is not None,
+        livemode=record.livemode,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
 
 
 def _record_response(record, collection, *, status: int = 200, headers: dict | None = None) -> Response:
@@ -302,16 +309,27 @@ class RecordsApi(ApiView):
         if updated_since is not None:
             qs = qs.filter(updated_at__gte=updated_since)
         rows, has_more = keyset_page(
-            qs,
+            qs.values_list(*selectors.RECORD_ROW),  # rows, not model instances: a third of a page's cost
             order=order,
             limit=page.limit,
             after=_record_cursor(collection, page.starting_after, "starting_after"),
             before=_record_cursor(collection, page.ending_before, "ending_before"),
         )
-        for row in rows:
-            row.collection = collection
-            row.data = data_migrated(collection.data_migration, row.data)  # a field change not yet carried
-        return Response(list_body(request, s.RecordOut(rows, many=True).data, has_more=has_more))
+        slug, migration = collection.slug, collection.data_migration
+        records = [
+            record_body(
+                record_id=record_id,
+                collection_slug=slug,
+                version=version,
+                data=data_migrated(migration, data),  # a field change not yet carried
+                deleted=False,
+                livemode=livemode,
+                created_at=created_at,
+                updated_at=updated_at,
+            )
+            for record_id, version, data, livemode, created_at, updated_at in rows
+        ]
+        return Response(list_body(request, records, has_more=has_more))
 
     @extend_schema(
         operation_id="records_create",
@@ -532,7 +550,7 @@ class EventsApi(ApiView):
         collection = None
         if params.get("collection") is not None:
             collection = selectors.collection_get(livemode=self.livemode, slug=params["collection"])
-        qs = selectors.change_events(
+        qs = selectors.change_event_rows(
             livemode=self.livemode, op=event_type.removeprefix("record.") if event_type else None, collection=collection
         )
         stream = selectors.change_stream()
@@ -543,24 +561,25 @@ class EventsApi(ApiView):
             after=_event_cursor(page.starting_after, "starting_after", stream),
             before=_event_cursor(page.ending_before, "ending_before", stream),
         )
-        created = selectors.record_created_at([c.record_id for c in changes], livemode=self.livemode)
-        events = [
-            record_event_body(
-                stream=stream,
-                seq=change.seq,
-                op=change.op,
-                livemode=change.livemode,
-                collection_slug=change.collection.slug,
-                record_id=change.record_id,
-                version=change.version,
-                data=change.data,
-                changed_fields=change.changed_fields,
-                occurred_at=change.occurred_at,
-                created_at=created.get(change.record_id, change.occurred_at),
-            )
-            for change in changes
-        ]
+        events = [_event_body(stream, *change) for change in changes]
         return Response(list_body(request, events, has_more=has_more))
+
+
+def _event_body(stream, seq, op, livemode, collection_slug, record_id, version, data, changed, occurred_at, created_at):
+    """An event from a row of selectors.change_event_rows."""
+    return record_event_body(
+        stream=stream,
+        seq=seq,
+        op=op,
+        livemode=livemode,
+        collection_slug=collection_slug,
+        record_id=record_id,
+        version=version,
+        data=data,
+        changed_fields=changed,
+        occurred_at=occurred_at,
+        created_at=created_at or occurred_at,  # a record purged since: its creation is unknown
+    )
 
 
 def _collection_cursor(slug: str | None, param: str) -> dict | None:
