@@ -1,6 +1,8 @@
 """Pages about people and their workspace: sign-up (public site), log-in, first-run set-up, invitations,
 members and roles, and the workspace's settings."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login

@@ -224,11 +224,11 @@ def writer_child(slug: str, rate: float, seconds: float, out: str, inline_url: s
     from django.db import transaction
 
     from accounts.models import User
+    from core.events import DomainEvent
     from records.models import Collection
     from records.services import record_create
     from tenants.models import Tenant
     from tenants.runtime import workspace_context
-    from core.events import DomainEvent
     from webhooks.outbox import outbox_event_write
 
     via = os.environ.get("TESSERA_BENCH_VIA", "spine")
