@@ -233,6 +233,13 @@ def start_server(
     raise RuntimeError(str(last_error))
 
 
+def test_databases_missing() -> set[str]:
+    """The aliases a real server needs (SaaS: the cells' directory too) whose test database
+    pytest-django has not set up, because no collected test asked for them (`db`, `django_db`)."""
+    aliases = {"default", "directory"} if SAAS else {"default"}
+    return {alias for alias in aliases if not is_test_database(connections[alias].settings_dict)}
+
+
 def is_test_database(settings_dict) -> bool:
     """Whether the connection already points at its test database (decided without connecting)."""
     test_name = (settings_dict.get("TEST") or {}).get("NAME")

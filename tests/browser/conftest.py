@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import MODE
-from tests.live_server import database_env, is_test_database, start_server
+from tests.live_server import database_env, is_test_database, start_server, test_databases_missing
 
 CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 15_000
@@ -68,14 +68,14 @@ def browser_test_database(django_db_setup, django_db_blocker):
     `transactional_db` or a `django_db` mark; browser tests use none of them (their data must be
     committed for the server to see it). Then create it here, exactly as pytest-django would, and
     drop it at the end. Never connects to a non-test database."""
-    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
-    if is_test_database(connection.settings_dict):
+    missing = test_databases_missing()
+    if not missing:
         yield
         return
     with django_db_blocker.unblock():
-        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        config = setup_databases(verbosity=0, interactive=False, aliases=missing)
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0)

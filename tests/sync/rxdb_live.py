@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from tests.conftest import host_of
-from tests.live_server import database_env, is_test_database, start_server
+from tests.live_server import database_env, is_test_database, start_server, test_databases_missing
 from tests.sync.rxdb_harness import RxDriver, rows_as_the_spine_writes, wait_until
 
 FIELDS = [
@@ -53,14 +53,14 @@ CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 @pytest.fixture(scope="session")
 def rx_database(django_db_setup, django_db_blocker):
     """The test database even when no test of this run asks for `db` (as tests/browser does)."""
-    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
-    if is_test_database(connection.settings_dict):
+    missing = test_databases_missing()
+    if not missing:
         yield
         return
     with django_db_blocker.unblock():
-        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        config = setup_databases(verbosity=0, interactive=False, aliases=missing)
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAAS
-from tests.live_server import REPO_ROOT, database_env, free_port, is_test_database
+from tests.live_server import REPO_ROOT, database_env, free_port, test_databases_missing
 
 LOOPBACK_ALLOWED = "127.0.0.1,::1/128"
 
@@ -202,15 +202,15 @@ def _workspace_drop(ws: Workspace, plan_before=None) -> None:
 def webhooks_test_database(request, django_db_setup, django_db_blocker):
     """The test database even when only worker tests were collected (pytest-django creates it only
     for tests using `db`; these commit, so they cannot). As tests/browser does; never the real one."""
-    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
-    if is_test_database(connection.settings_dict):
+    missing = test_databases_missing()
+    if not missing:
         yield
         return
     with django_db_blocker.unblock():
         keepdb = bool(request.config.getoption("reuse_db", False))
-        config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, keepdb=keepdb)
+        config = setup_databases(verbosity=0, interactive=False, aliases=missing, keepdb=keepdb)
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0, keepdb=keepdb)

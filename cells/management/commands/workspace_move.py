@@ -42,7 +42,8 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         self.stdout.write(
             f"moved {report.slug}: {report.source_cell} -> {report.target_cell}; {report.tables} tables, "
-            f"{report.rows} rows, {report.audit_events_verified} audit events verified; "
+            f"{report.rows} rows, {report.tables_caught_up} tables caught up, "
+            f"{report.audit_events_verified} audit events verified; "
             f"writes frozen {report.freeze_seconds:.2f} s (copy {report.copy_seconds:.2f} s); "
             f"old schema kept in the source as {report.moved_schema}"
         )
