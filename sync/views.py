@@ -7,7 +7,7 @@ import tarfile
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -173,8 +173,11 @@ def example_app(request: HttpRequest, name: str = "") -> HttpResponse:
         raise Http404("No such file in the example app.")
     filename, content_type = EXAMPLE_FILES[name]
     path = settings.BASE_DIR / EXAMPLE_DIR / filename
-    if not path.is_file():
-        raise Http404("The example app is not built here: run `npm ci && npm run build` in clients/js/example.")
+    if not path.is_file():  # said as is (the 404 page says only "not found"): whoever runs the server can act
+        return HttpResponseNotFound(
+            "The example app is not built in this installation: run `npm ci && npm run build` in clients/js/example.",
+            content_type="text/plain; charset=utf-8",
+        )
     response = FileResponse(path.open("rb"), content_type=content_type)
     response["Cache-Control"] = "no-cache"
     return response

@@ -32,6 +32,19 @@ import { filter, firstValueFrom, map, timeout as rxTimeout } from 'rxjs';
 // RxDB's websocket client logs socket errors with console.log: keep stdout for replies.
 console.log = (...args) => console.error(...args);
 
+// RxDB's stock websocket client (ReconnectingWebSocket) closes a socket whose handshake took longer
+// than its 4 s connection timeout (a server still starting, on a loaded machine); ws then emits an
+// 'error' nobody listens to, which would end this process and every client in it. The stock client
+// reconnects by itself: noted on stderr. Anything else still ends the process.
+process.on('uncaughtException', (err) => {
+  if (String(err && err.message).includes('WebSocket was closed before the connection was established')) {
+    console.error(`stock RxDB client: ${err.message} (its handshake timed out; it reconnects)`);
+    return;
+  }
+  console.error(err);
+  process.exit(1);
+});
+
 // SaaS workspaces live on <slug>.<base domain> (tessera.localhost in tests); resolve *.localhost here
 // as browsers do, without touching the machine's resolver. ws -> http -> net reads dns.lookup per call.
 const systemLookup = dns.lookup;
