@@ -1,5 +1,6 @@
 """The bench's webhook receiver, in a process of its own: a threaded http.server on 127.0.0.1 that
-answers 204 and appends `<webhook-id> <arrival time.time()>` to a file for every request.
+answers 204 and appends `<webhook-id> <arrival time.time()>` to a file for every request. A path with
+`/slow` in it answers after SLOW_SECONDS (0.2 s; bench/webhooks/fairness.py's backlogged endpoint).
 
     python bench/webhooks/receiver.py PORT_FILE LOG_FILE
 """
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port_file, log_file = sys.argv[1], sys.argv[2]
 out = open(log_file, "a", buffering=1)  # noqa: SIM115
 lock = threading.Lock()
+SLOW_SECONDS = 0.2
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -22,6 +24,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         arrived = time.time()
+        if "/slow" in self.path:
+            time.sleep(SLOW_SECONDS)
         with lock:
             out.write(f"{self.headers.get('webhook-id', '-')} {arrived:.6f}\n")
         self.send_response(204)
