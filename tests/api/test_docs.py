@@ -42,6 +42,9 @@ OPERATIONS = {
     "analytics_query",
     "analytics_saved_queries_list",
     "analytics_saved_query_result",
+    "analytics_export_start",
+    "analytics_export_get",
+    "analytics_export_file",
 }
 
 
