@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from core.errors import ServiceError
 from tenants.backends import tenancy_backend
+from tenants.hostcache import workspace_changed
 from tenants.models import Domain, Tenant, validate_workspace_slug
 from tenants.runtime import public_context, workspace_context, workspace_sockets_close
 
@@ -183,6 +184,7 @@ def tenant_status_set(*, tenant: Tenant, status: str) -> None:
     answers 403 from the next request: tenants.middleware)."""
     with public_context():
         Tenant.objects.filter(pk=tenant.pk).update(status=status)
+        workspace_changed(tenant.pk)  # an update() sends no post_save: every process forgets the host
     tenant.status = status
     if status != Tenant.Status.ACTIVE:
         workspace_sockets_close(tenant)

@@ -30,9 +30,11 @@ def pytest_collection_modifyitems(config, items):
 def _fresh_process_caches():
     import accounts.selectors
     from partners import keycache
+    from tenants import hostcache
 
     accounts.selectors._setup_done = False
     keycache.entries_clear()  # keys remembered by "this server process" belong to one test
+    hostcache.entries_clear()  # and so do the workspaces it remembers for hosts
     yield
 
 
