@@ -23,6 +23,7 @@ from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, pr
 from core.actors import Actor
 from core.errors import ServiceError
 from core.events import DomainEvent, event_emit
+from tenants.hostcache import workspace_changed
 from tenants.models import Tenant
 from tenants.runtime import workspace_context
 
@@ -263,6 +264,7 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         new_plan = plan if status != SubscriptionStatus.INCOMPLETE_EXPIRED else Plan.FREE
         if new_plan != workspace.plan:
             Tenant.objects.filter(pk=workspace.pk).update(plan=new_plan)
+            workspace_changed(workspace.pk)  # processes remembering the host read the new plan (tenants.hostcache)
             workspace.plan = new_plan
         after = {"plan": workspace.plan, "status": status}
         if before != after or notify or cause == "customer.subscription.trial_will_end":
