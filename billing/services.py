@@ -264,8 +264,11 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         new_plan = plan if status != SubscriptionStatus.INCOMPLETE_EXPIRED else Plan.FREE
         if new_plan != workspace.plan:
             Tenant.objects.filter(pk=workspace.pk).update(plan=new_plan)
-            workspace_changed(workspace.pk)  # processes remembering the host read the new plan (tenants.hostcache)
             workspace.plan = new_plan
+        # Processes remembering the host (tenants.hostcache) hold the workspace with its billing account
+        # (TESSERA_WORKSPACE_LOADED_WITH): they read both again, so a lapse to read-only or a payment
+        # that restores writes applies to the API at its next request, not up to 30 s later.
+        workspace_changed(workspace.pk)
         after = {"plan": workspace.plan, "status": status}
         if before != after or notify or cause == "customer.subscription.trial_will_end":
             _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)
