@@ -38,6 +38,7 @@ OPERATIONS = {
     "subject_requests_extend",
     "subject_requests_erase",
     "subject_requests_package",
+    "subject_requests_rectify",
     "subject_requests_close",
     "analytics_query",
     "analytics_saved_queries_list",
