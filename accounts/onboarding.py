@@ -13,6 +13,7 @@ from audit.services import audit_event_record
 from billing.plans import Plan
 from core.actors import Actor
 from rbac.roles import Role
+from tenants.hostcache import workspace_changed
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 
@@ -67,6 +68,7 @@ def workspace_settings_update(*, actor: Actor | User, tenant: Tenant, name: str,
         return tenant
     with transaction.atomic():
         Tenant.objects.filter(pk=tenant.pk).update(**after)
+        workspace_changed(tenant.pk)  # an update() sends no post_save (tenants.hostcache)
         tenant.name, tenant.timezone = after["name"], after["timezone"]
         audit_event_record(
             action="workspace.settings_changed", actor=actor, target=tenant, changes={"before": before, "after": after}

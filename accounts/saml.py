@@ -208,11 +208,6 @@ def _client(request, config: SSOConfig) -> tuple[Saml2Client, IdPMetadata, SPEnd
     return cached[0], cached[1], endpoints
 
 
-def saml_config_active() -> SSOConfig | None:
-    config = SSOConfig.objects.filter(enabled=True, protocol=SSOConfig.Protocol.SAML).first()
-    return config if config is not None and config.saml_metadata_xml else None
-
-
 # --- log-in: the request and the answer -----------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ ACTIONS: dict[str, str] = {
     "subject_request.extended": "Data-subject request due date extended",
     "subject_request.exported": "Data-subject access package made",
     "subject_request.erased": "Data-subject data erased",
+    "subject_request.rectified": "Data-subject data corrected",
     "subject_request.closed": "Data-subject request closed",
     "subject_request.reminded": "Admins reminded of a data-subject request falling due",
     "retention_policy.changed": "Retention policy changed",

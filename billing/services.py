@@ -23,6 +23,7 @@ from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, pr
 from core.actors import Actor
 from core.errors import ServiceError
 from core.events import DomainEvent, event_emit
+from tenants.hostcache import workspace_changed
 from tenants.models import Tenant
 from tenants.runtime import workspace_context
 
@@ -264,6 +265,10 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         if new_plan != workspace.plan:
             Tenant.objects.filter(pk=workspace.pk).update(plan=new_plan)
             workspace.plan = new_plan
+        # Processes remembering the host (tenants.hostcache) hold the workspace with its billing account
+        # (TESSERA_WORKSPACE_LOADED_WITH): they read both again, so a lapse to read-only or a payment
+        # that restores writes applies to the API at its next request, not up to 30 s later.
+        workspace_changed(workspace.pk)
         after = {"plan": workspace.plan, "status": status}
         if before != after or notify or cause == "customer.subscription.trial_will_end":
             _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)

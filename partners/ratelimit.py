@@ -36,6 +36,7 @@ from billing.entitlements import api_calls_check, api_rate_limits
 from core.errors import LimitExceeded
 from core.request_context import client_ip
 from core.token_buckets import EPSILON, Limit, bucket_name, buckets_now, token_buckets
+from tenants.hostcache import host_entry_confirm
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def ratelimit_take(*, tenant, key=None, user=None, ip: str | None = None, now: f
             ("workspace", bucket_name(f"{{w{tenant.pk}}}", "workspace"), limits["workspace"]),
         ]
     elif user is not None:
+        generation_of = tenant.pk  # confirms a workspace remembered for the host (tenants.hostcache)
         buckets = [("user", bucket_name(f"{{w{tenant.pk}}}", "user", user.pk), _scaled(SESSION_LIMIT))]
     else:
         buckets = [("ip", bucket_name("ip", ip or "unknown"), _scaled(ANONYMOUS_LIMIT))]
@@ -215,9 +217,14 @@ class ApiRateLimitMiddleware:
         if key is None:
             user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
         decision = ratelimit_take(tenant=request.tenant, key=key, user=user, ip=client_ip(request))
+        # A workspace or key remembered from an earlier request is trusted only if the workspace's
+        # generation, which the take just read, is still the one it was read under.
+        refused = host_entry_confirm(request, decision.key_generation)
+        if refused == "unknown_host":
+            return problem_http_response(request, 404, "not_found", "No workspace at this address.")
+        if refused == "inactive":
+            return problem_http_response(request, 403, "forbidden", "This workspace is suspended.")
         if key is not None:
-            # A key remembered from an earlier request is trusted only if its workspace's key
-            # generation, which the take just read, is still the one it was read under.
             api_key_confirm(request, decision.key_generation)
         request.tessera_ratelimit = decision
         if not decision.allowed:

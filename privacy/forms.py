@@ -22,6 +22,27 @@ class ExtendForm(forms.Form):
     reason = forms.CharField(max_length=500, label="Why more time is needed")
 
 
+class RectifyForm(forms.Form):
+    corrections = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Corrected values",
+        help_text="One per line: field = value (e.g. phone = +44 20 7946 0000).",
+    )
+
+    def clean_corrections(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in self.cleaned_data["corrections"].splitlines():
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"“{line.strip()[:60]}” is not field = value.")
+            out[key.strip()] = value.strip()
+        if not out:
+            raise forms.ValidationError("Give at least one corrected value.")
+        return out
+
+
 class CloseForm(forms.Form):
     status = forms.ChoiceField(choices=[("completed", "Completed"), ("rejected", "Rejected")])
     note = forms.CharField(max_length=1000, required=False, label="Note (required to reject)")
@@ -49,3 +70,14 @@ class RetentionPolicyForm(forms.Form):
     def __init__(self, *args, collections=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["collection"].choices = [(str(c.pk), c.name) for c in collections]
+
+
+class LogRetentionPolicyForm(forms.Form):
+    prefix = "log"
+    log = forms.ChoiceField(label="Log")
+    days = forms.IntegerField(min_value=1, max_value=36500, label="Keep entries for (days)")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, logs: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["log"].choices = list(logs.items())

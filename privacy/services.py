@@ -8,6 +8,7 @@ Every step is audited; the subject's identifier never enters the audit chain (on
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -29,7 +30,7 @@ from privacy.subject_index import subject_index_rebuild
 from rbac.permissions import has_permission
 from rbac.roles import Role
 from records.models import Collection
-from records.services import record_erase
+from records.services import record_erase, record_update
 
 ERASED = "[erased]"
 
@@ -237,6 +238,62 @@ def subject_request_erase(*, actor: Actor | Principal, request: SubjectRequest) 
                 "by_collection": by_collection,
                 "member_erased": member is not None,
             },
+        )
+    return request
+
+
+def subject_request_rectify(
+    *, actor: Actor | Principal, request: SubjectRequest, corrections: dict[str, Any]
+) -> SubjectRequest:
+    """Correct the subject's data (GDPR art. 16): each of the subject's live records whose collection
+    has a corrected field is updated through the write spine (validated, versioned, audited, sent to
+    webhooks and phones like any edit), all or none; then the request is completed with its
+    certificate (the fields and records corrected, never the values)."""
+    compliance_require(actor)
+    _open_check(request)
+    if request.kind != SubjectRequest.Kind.RECTIFICATION:
+        raise Conflict("Only a rectification request rectifies.", code="wrong_kind")
+    if not isinstance(corrections, dict) or not corrections or not all(isinstance(k, str) for k in corrections):
+        raise ServiceError("Give the corrected values, as {field: value}.", param="corrections")
+    with transaction.atomic():
+        done: list[dict[str, Any]] = []
+        for record in subject_records_find(request.subject_identifier):
+            if record.deleted_at is not None:
+                continue
+            data = {k: v for k, v in corrections.items() if record.collection.field(k) is not None}
+            if data:
+                record_update(actor=actor, record=record, data=data)
+                done.append({"collection": record.collection.slug, "id": record.id, "fields": sorted(data)})
+        unused = sorted(set(corrections) - {f for d in done for f in d["fields"]})
+        if not done or unused:
+            raise ServiceError(
+                f"No record of the subject has the field(s) {', '.join(unused or sorted(corrections))}.",
+                param="corrections",
+            )
+        now = timezone.now()
+        request.status = SubjectRequest.Status.COMPLETED
+        request.completed_at = now
+        request.certificate = {
+            "request": request.id,
+            "kind": request.kind,
+            "regime": request.regime,
+            "received_at": request.received_at.isoformat(),
+            "due_at": request.due_at.isoformat(),
+            "completed_at": now.isoformat(),
+            "on_time": now <= request.due_at,
+            "records_rectified": done,
+            "done": [
+                "the corrected values written to each record through the usual edit path (audited, "
+                "sent to webhooks and phones)"
+            ],
+            "by": Actor.of(actor).label,
+        }
+        request.save(update_fields=["status", "completed_at", "certificate"])
+        audit_event_record(
+            action="subject_request.rectified",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            changes={"records_rectified": len(done), "fields": sorted(corrections)},
         )
     return request
 

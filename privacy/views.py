@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -14,11 +15,19 @@ from audit.services import audit_event_record
 from core.errors import ServiceError
 from core.forms import form_error_add
 from privacy import selectors, services
-from privacy.forms import CloseForm, ExtendForm, ReportForm, RetentionPolicyForm, SubjectRequestForm
-from privacy.models import RetentionPolicy, RetentionRun, SubjectRequest
+from privacy.forms import (
+    CloseForm,
+    ExtendForm,
+    LogRetentionPolicyForm,
+    RectifyForm,
+    ReportForm,
+    RetentionPolicyForm,
+    SubjectRequestForm,
+)
+from privacy.models import LogRetentionPolicy, RetentionPolicy, RetentionRun, SubjectRequest
 from privacy.package import package_chunks, package_token_request_id
 from privacy.reports import compliance_report, report_csv, report_pdf
-from privacy.retention import retention_apply, retention_policy_set
+from privacy.retention import log_retention_apply, log_retention_policy_set, retention_apply, retention_policy_set
 from rbac.permissions import permission_check, permission_required
 from records.models import Collection
 
@@ -83,6 +92,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "found": found,
         "extend_form": ExtendForm(),
         "close_form": CloseForm(),
+        "rectify_form": RectifyForm(),
         "package_link": None,
     }
     if request.method == "POST":
@@ -91,6 +101,14 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
             if action == "erase":
                 services.subject_request_erase(actor=request.user, request=dsr)
                 messages.success(request, "The subject's data was erased; the certificate is below.")
+            elif action == "rectify":
+                form = RectifyForm(request.POST)
+                if not form.is_valid():
+                    context["rectify_form"] = form
+                    return render(request, "privacy/request_detail.html", context, status=400)
+                corrections = form.cleaned_data["corrections"]
+                services.subject_request_rectify(actor=request.user, request=dsr, corrections=corrections)
+                messages.success(request, "The subject's data was corrected; the certificate is below.")
             elif action == "extend":
                 form = ExtendForm(request.POST)
                 if not form.is_valid():
@@ -203,9 +221,31 @@ def retention(request: HttpRequest) -> HttpResponse:
     """Policies per collection; a dry run shows what a run would take, "Run now" applies it."""
     collections = list(Collection.objects.filter(livemode=True, deleted_at=None).order_by("name"))
     form = RetentionPolicyForm(collections=collections)
+    logs = {name: label for name, (label, _) in settings.TESSERA_LOG_RETENTION.items()}
+    log_form = LogRetentionPolicyForm(logs=logs)
     context: dict = {"dry_run": None}
     status = 200
-    if request.method == "POST" and request.POST.get("action_run") in ("dry", "run"):
+    if request.method == "POST" and request.POST.get("log_run") in ("dry", "run"):
+        log_policy = LogRetentionPolicy.objects.filter(pk=request.POST.get("log_policy"), log__in=list(logs)).first()
+        if log_policy is None:
+            raise Http404("No such policy.")
+        run = log_retention_apply(policy=log_policy, dry_run=request.POST["log_run"] == "dry", actor=request.user)
+        if run.dry_run:
+            context.update(dry_run=run, dry_run_log=logs[log_policy.log])
+        else:
+            messages.success(
+                request, f"{run.applied} entr{'y' if run.applied == 1 else 'ies'} of {logs[log_policy.log]} deleted."
+            )
+            return redirect("privacy:retention")
+    elif request.method == "POST" and "log-log" in request.POST:
+        log_form = LogRetentionPolicyForm(request.POST, logs=logs)
+        if log_form.is_valid():
+            data = log_form.cleaned_data
+            log_retention_policy_set(actor=request.user, log=data["log"], days=data["days"], enabled=data["enabled"])
+            messages.success(request, f"The retention policy of {logs[data['log']]} was saved.")
+            return redirect("privacy:retention")
+        status = 400
+    elif request.method == "POST" and request.POST.get("action_run") in ("dry", "run"):
         policy = RetentionPolicy.objects.filter(pk=request.POST.get("policy")).select_related("collection").first()
         if policy is None:
             raise Http404("No such policy.")
@@ -240,6 +280,8 @@ def retention(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "policies": RetentionPolicy.objects.select_related("collection").order_by("collection__name"),
+            "log_form": log_form,
+            "log_policies": [(p, logs.get(p.log, p.log)) for p in LogRetentionPolicy.objects.all()],
             "runs": RetentionRun.objects.all()[:50],
         }
     )

@@ -24,6 +24,11 @@ def record_key(*, livemode: bool, record_id: str) -> str:
     return record_id if livemode else f"test:{record_id}"
 
 
+def record_etag(*, livemode: bool, record_id: str, version: int) -> str:
+    # The key, not the id: a test record reusing a live id is another resource at the same URL.
+    return f'"{record_key(livemode=livemode, record_id=record_id)}.{version}"'
+
+
 class Collection(models.Model):
     livemode = models.BooleanField(default=True)
     slug = models.SlugField(max_length=63)
@@ -113,8 +118,7 @@ class Record(models.Model):
 
     @property
     def etag(self) -> str:
-        # The key, not the id: a test record reusing a live id is another resource at the same URL.
-        return f'"{record_key(livemode=self.livemode, record_id=self.id)}.{self.version}"'
+        return record_etag(livemode=self.livemode, record_id=self.id, version=self.version)
 
 
 class RecordUniqueValue(models.Model):

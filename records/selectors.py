@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from audit.models import AuditEvent
+from core.prepared_queries import PreparedQuery
 from records.errors import InvalidQuery, NotFound
 from records.models import Change, ChangeCounter, Collection, Record
 
 FILTER_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull"}
 ORDERED_TYPES = {"number", "integer", "date", "datetime", "text", "email", "url", "choice"}
+
+
+# A record as the API lists it, one tuple a row (records.events.record_body's fields).
+RECORD_ROW = ("id", "version", "data", "livemode", "created_at", "updated_at")
 
 
 def collection_list(*, livemode: bool) -> QuerySet[Collection]:
@@ -30,11 +37,51 @@ def collection_deletions(*, livemode: bool, finished_since) -> list[Collection]:
     )
 
 
+# The API's hot reads, compiled to SQL once per process (core.prepared_queries).
+_collection_by_slug = PreparedQuery(
+    lambda livemode, *, slug: Collection.objects.filter(livemode=livemode, slug=slug, deleted_at=None)[:1]
+)
+_record_row_by_id = PreparedQuery(
+    lambda livemode, *, slug, record_id: Record.objects.filter(
+        collection__slug=slug,
+        collection__livemode=livemode,
+        collection__deleted_at=None,
+        livemode=livemode,
+        id=record_id,
+        deleted_at=None,
+    ).values_list(*RECORD_ROW, "collection__slug", "collection__data_migration")[:1]
+)
+
+
 def collection_get(*, livemode: bool, slug: str) -> Collection:
-    collection = Collection.objects.filter(livemode=livemode, slug=slug, deleted_at=None).first()
-    if collection is None:
+    rows = _collection_by_slug.rows(livemode, slug=slug)
+    if not rows:
         raise NotFound(f"No collection `{slug}`.", param="collection")
-    return collection
+    return Collection.from_db(DEFAULT_DB_ALIAS, None, rows[0])
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """A live record as the API reads it (no model instance: see record_row_get)."""
+
+    id: str
+    version: int
+    data: dict
+    livemode: bool
+    created_at: Any
+    updated_at: Any
+    collection_slug: str
+    collection_data_migration: dict
+
+
+def record_row_get(*, livemode: bool, slug: str, record_id: str) -> RecordRow:
+    """A live (not deleted) record of the collection `slug` as a row, in one precompiled query (the API's
+    read of one record); NotFound names the collection or the record, whichever is missing."""
+    rows = _record_row_by_id.rows(livemode, slug=slug, record_id=record_id)
+    if not rows:
+        collection = collection_get(livemode=livemode, slug=slug)
+        raise NotFound(f"No record `{record_id}` in `{collection.slug}`.", param="id")
+    return RecordRow(*rows[0])
 
 
 def record_list(*, collection: Collection, include_deleted: bool = False) -> QuerySet[Record]:
@@ -148,10 +195,6 @@ def record_cursor_values(*, collection: Collection, record_id: str) -> dict | No
         .values("id", "created_at", "updated_at")
         .first()
     )
-
-
-# A record as the API lists it, one tuple a row (records.events.record_body's fields).
-RECORD_ROW = ("id", "version", "data", "livemode", "created_at", "updated_at")
 
 
 def change_event_rows(*, livemode: bool, op: str | None = None, collection: Collection | None = None) -> QuerySet:

@@ -1,12 +1,14 @@
 """Tenant selection per request: from the Host in SaaS, the single tenant on the desktop."""
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest
 from django.shortcuts import render
 from django.urls import set_urlconf
 from django_tenants.middleware.main import TenantMainMiddleware
 
+from tenants import hostcache
 from tenants.backends import tenancy_backend
 from tenants.models import Tenant
 from tenants.runtime import WorkspaceMoving
@@ -15,6 +17,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # Reachable on any host, so load balancers and Prometheus need no tenant.
 HOST_INDEPENDENT_PATHS = ("/health", "/metrics")
+# Requests whose workspace may come from this process's memory (tenants.hostcache): the API's, which
+# the rate limiter confirms (host_entry_confirm).
+REMEMBERED_HOST_PREFIX = "/api/"
 
 
 class TenantHostMiddleware(TenantMainMiddleware):
@@ -55,9 +60,20 @@ class TenantHostMiddleware(TenantMainMiddleware):
         )
 
     def process_request(self, request: HttpRequest):
-        response = super().process_request(request)
-        if response is not None:
-            return response
+        remembered = request.path_info.startswith(REMEMBERED_HOST_PREFIX) and self._remembered(request)
+        if not remembered:
+            read_before = None
+            if request.path_info.startswith(REMEMBERED_HOST_PREFIX):
+                try:
+                    read_before = hostcache.host_generation_before_read(self.hostname_from_request(request))
+                except DisallowedHost:
+                    pass
+            response = super().process_request(request)
+            if response is not None:
+                return response
+            tenant = getattr(request, "tenant", None)
+            if read_before is not None and tenant is not None and tenant.schema_name != "public":
+                hostcache.host_entry_fill(tenant.domain_url, tenant, read_before)
         tenant = getattr(request, "tenant", None)
         if tenant is not None and tenant.status == Tenant.Status.MOVING:
             # Being moved to another cell: reads served from here until the move flips, writes refused
@@ -77,6 +93,25 @@ class TenantHostMiddleware(TenantMainMiddleware):
                 return None
             return render(request, "tenants/suspended.html", {"tenant": tenant}, status=403)
         return None
+
+    def _remembered(self, request: HttpRequest) -> bool:
+        """Serve the request in the workspace this process remembers for its host, if any (what
+        django-tenants' process_request does after its query)."""
+        try:
+            hostname = self.hostname_from_request(request)
+        except DisallowedHost:
+            return False
+        entry = hostcache.host_entry_get(hostname)
+        if entry is None:
+            return False
+        tenant, generation = entry
+        connection.set_schema_to_public()
+        tenant.domain_url = hostname
+        request.tenant = tenant
+        request.tessera_host_generation = generation
+        connection.set_tenant(tenant)
+        self.setup_url_routing(request)
+        return True
 
 
 def _port(request: HttpRequest) -> str:

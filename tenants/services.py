@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.errors import ServiceError
 from tenants.backends import tenancy_backend
+from tenants.hostcache import workspace_changed
 from tenants.models import Domain, HeldSlug, Tenant, validate_workspace_slug
 from tenants.runtime import public_context, workspace_context, workspace_sockets_close
 
@@ -256,6 +257,7 @@ def tenant_status_set(*, tenant: Tenant, status: str) -> None:
     answers 403 from the next request: tenants.middleware)."""
     with public_context():
         Tenant.objects.filter(pk=tenant.pk).update(status=status)
+        workspace_changed(tenant.pk)  # an update() sends no post_save: every process forgets the host
     tenant.status = status
     if status != Tenant.Status.ACTIVE:
         workspace_sockets_close(tenant)

@@ -51,9 +51,11 @@ def _directory_database_allowed(item) -> None:
 def _fresh_process_caches():
     import accounts.selectors
     from partners import keycache
+    from tenants import hostcache
 
     accounts.selectors._setup_done = False
     keycache.entries_clear()  # keys remembered by "this server process" belong to one test
+    hostcache.entries_clear()  # and so do the workspaces it remembers for hosts
     yield
 
 

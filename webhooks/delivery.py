@@ -89,7 +89,7 @@ class Response:
 class Outcome:
     """What the attempt led to. `retry_in`: seconds until the next attempt (None: no further one)."""
 
-    result: str  # succeeded | retrying | failed | deferred | skipped | released
+    result: str  # succeeded | retrying | failed | deferred | skipped | released | busy
     retry_in: float | None = None
     status_code: int | None = None
     delivery_id: int | None = None
@@ -181,6 +181,13 @@ def _lease_extend(rows: list[Delivery], *, now: datetime) -> None:
     Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(locked_until=lease)
     for d in rows:
         d.locked_until = lease
+
+
+def endpoint_busy(endpoint_id: str, *, now: datetime) -> bool:
+    """Whether a live worker holds deliveries of the endpoint (leases not yet run out)."""
+    return Delivery.objects.filter(
+        endpoint_id=endpoint_id, locked_until__gt=now, status=Delivery.Status.PENDING
+    ).exists()
 
 
 def delivery_claim(delivery_id: int, *, now: datetime) -> Delivery | None:
@@ -577,19 +584,27 @@ def endpoint_deliveries_attempt(
     budget = settings.TESSERA_WEBHOOK_LOCK_SECONDS / 2 if budget is None else budget
     started = time.monotonic()
     outcomes: list[Outcome] = []
+    if endpoint_id is None:
+        endpoint_id = Delivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
+        if endpoint_id is None:
+            return outcomes, False
     while True:
-        if before_claim is not None and endpoint_id is not None:
+        if before_claim is not None:
             before_claim(endpoint_id)
         now = timezone.now()
+        if not outcomes and endpoint_busy(endpoint_id, now=now):
+            # Another worker is on this endpoint; it claims what is due until nothing is, so this task
+            # leaves it alone: one endpoint's backlog never holds more than one worker process while
+            # other endpoints' events wait (issue 14, finding 11).
+            return [Outcome("busy", delivery_id=delivery_id)], False
         rows = deliveries_claim(now=now, delivery_id=delivery_id, endpoint_id=endpoint_id, limit=batch)
         if not rows:
             return outcomes, False
-        endpoint_id = rows[0].endpoint_id
         got = _batch_attempt(rows, now=now, budget=budget - (time.monotonic() - started))
         outcomes += got
         if any(o.result in ("deferred", "skipped") for o in got):  # rate-limited or paused: not now
             return outcomes, False
         if any(o.result == "released" for o in got) or time.monotonic() - started > budget:
             return outcomes, True
-        if len(rows) < batch:  # all that was due; what commits from now on wakes a task of its own
-            return outcomes, False
+        # Claim again even after a short batch: a task woken meanwhile for this endpoint found it busy
+        # and left its delivery to this one. The loop ends when a claim finds nothing due.

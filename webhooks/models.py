@@ -119,6 +119,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhooks_delivery_due"),
             models.Index(fields=["endpoint", "-created_at"], name="webhooks_delivery_endpoint"),
+            # Is a worker on this endpoint? (only the rows it holds, not the endpoint's whole backlog)
+            models.Index(fields=["endpoint", "locked_until"], name="webhooks_delivery_held"),
         ]
 
     def __str__(self) -> str:

@@ -173,7 +173,7 @@ class ExportsApi(ApiView):
         "`records:read` scope as well. CSV cells a spreadsheet would run as a formula start with an apostrophe.",
         request=s.ExportIn,
         parameters=[IDEMPOTENCY_KEY],
-        responses={202: s.ExportOut, **error_responses(400, 404, 415, 422)},
+        responses={202: s.ExportOut, **error_responses(400, 404, 413, 415, 422)},
     )
     def post(self, request):
         self.query_params_check(set())

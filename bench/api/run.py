@@ -3,6 +3,10 @@
 
     TESSERA_MODE=saas .venv/bin/python bench/api/run.py [--concurrency 50] [--seconds 5] [--rounds 3]
         [--workers 2] [--records 2000] [--ops read,list,create] [--paced-rate 20,50,100] [--profile read]
+    TESSERA_MODE=saas .venv/bin/python bench/api/run.py --vs-kinto [--records 100000] ...
+
+--vs-kinto: Kinto 26.5 instead of the DRF baseline, every operation of the REST performance issue
+   (bench/api/vs_kinto.py says how; Kinto installs into a virtual environment of its own).
 
 1. A database of its own (bench/_pg.py: a private PostgreSQL unless TESSERA_BENCH_DATABASE_URL names a
    server) and Redis db TESSERA_REDIS_URL (default db 15) for rate limits and usage counters.

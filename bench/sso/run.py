@@ -6,8 +6,10 @@
 
 Server side, in process (Django's test client on the desktop runtime, SQLite in a temporary folder):
 for each log-in the IdP part (authorization, log-in and consent pages) is done first and not timed;
-then the timer covers the callback — the token request to the IdP, the ID token check (JWKS cached
-after the first log-in), the userinfo request, linking and role sync, the session — and the GET of
+then the timer covers the callback — the token request to the IdP (kept-alive connection), the ID
+token check (JWKS cached after the first log-in), the userinfo request only if the ID token lacks a
+claim the log-in uses (oidc-provider here puts them in the ID token), linking and role sync, the
+session — and the GET of
 the console page it redirects to. Side by side, the baseline: a password log-in (POST of the log-in
 form, Argon2 included) and the same console page.
 """

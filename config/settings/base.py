@@ -323,6 +323,7 @@ SPECTACULAR_SETTINGS = {
                 "webhook_delivery",
             )
         },
+        "AnalyticsExportStatus": ["queued", "running", "done", "failed"],
     },
     "TAGS": [
         {"name": "Collections", "description": "Typed collections of records (their fields define the records)."},

@@ -23,6 +23,12 @@ class SubjectRequestExtendIn(StrictSerializer):
     reason = TextField(max_length=500)
 
 
+class SubjectRequestRectifyIn(StrictSerializer):
+    corrections = serializers.DictField(
+        allow_empty=False, help_text="The corrected values, as {field key: value}, for every record of the subject."
+    )
+
+
 class SubjectRequestCloseIn(StrictSerializer):
     status = serializers.ChoiceField(choices=["completed", "rejected"])
     note = TextField(max_length=1000, required=False, default="")

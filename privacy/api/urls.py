@@ -16,6 +16,11 @@ urlpatterns = [
         "subject_requests/<str:request_id>/erase", views.SubjectRequestEraseApi.as_view(), name="subject_request_erase"
     ),
     path(
+        "subject_requests/<str:request_id>/rectify",
+        views.SubjectRequestRectifyApi.as_view(),
+        name="subject_request_rectify",
+    ),
+    path(
         "subject_requests/<str:request_id>/package",
         views.SubjectRequestPackageApi.as_view(),
         name="subject_request_package",

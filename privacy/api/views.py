@@ -159,6 +159,25 @@ class SubjectRequestEraseApi(_SubjectRequestActionApi):
         return Response(_out(services.subject_request_erase(actor=request.user, request=dsr)))
 
 
+class SubjectRequestRectifyApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "rectify",
+        "Correct the subject's data",
+        "Writes `corrections` to every live record of the subject whose collection has those fields, through "
+        "the usual edit path (validated, audited, sent to webhooks and phones), all or none, and completes the "
+        "request with its `certificate`. 400 when no record of the subject has a field named. An API key needs "
+        "the `records:write` scope too (a correction is an edit).",
+        request=s.SubjectRequestRectifyIn,
+    )
+    def post(self, request, request_id: str):
+        self.query_params_check(set())
+        dsr = self._get(request_id)
+        data = validated(s.SubjectRequestRectifyIn, request.data)
+        return Response(
+            _out(services.subject_request_rectify(actor=request.user, request=dsr, corrections=data["corrections"]))
+        )
+
+
 class SubjectRequestPackageApi(_SubjectRequestActionApi):
     @_action_schema(
         "package",

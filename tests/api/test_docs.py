@@ -38,10 +38,14 @@ OPERATIONS = {
     "subject_requests_extend",
     "subject_requests_erase",
     "subject_requests_package",
+    "subject_requests_rectify",
     "subject_requests_close",
     "analytics_query",
     "analytics_saved_queries_list",
     "analytics_saved_query_result",
+    "analytics_export_start",
+    "analytics_export_get",
+    "analytics_export_file",
 }
 
 

@@ -228,8 +228,12 @@ def test_a_workspace_billing_life_from_free_to_read_only_and_back(
         from django.utils import timezone
 
         from billing.models import BillingAccount
+        from tenants.hostcache import workspace_changed
 
         BillingAccount.objects.filter(workspace__slug=slug).update(past_due_since=timezone.now() - timedelta(days=8))
+        # Time passing changes no row; moving the row does, and API processes remember the workspace with
+        # its billing account (tenants.hostcache) until told, as every real change tells them.
+        workspace_changed(BillingAccount.objects.get(workspace__slug=slug).workspace_id)
 
     db_commit(grace_over)
     page.goto(url("/records/orders/"))

@@ -12,9 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from axes.models import AccessAttempt
 from django.utils import timezone
 
-from privacy.models import RetentionPolicy, SubjectRequest
+from privacy.models import LogRetentionPolicy, RetentionPolicy, SubjectRequest
 from privacy.reports import compliance_report, report_csv, report_pdf
 from privacy.retention import retention_apply, retention_policy_set
 from privacy.services import subject_request_close, subject_request_open
@@ -122,3 +123,20 @@ def test_console_retention_dry_run_and_run(tenant, admin_client, admin_user, cus
     assert Record.objects.get(pk=record.pk).data == {}
     bad = admin_client.post("/compliance/retention", {"collection": customers.pk, "days": 0, "action": "erase"})
     assert bad.status_code == 400
+
+
+def test_console_log_retention_policy_dry_run_and_bad_input(tenant, admin_client, anon_client):
+    anon_client.post("/accounts/login/", {"username": "nobody@example.org", "password": "x"})
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(days=9))
+    saved = admin_client.post(
+        "/compliance/retention", {"log-log": "login_attempts", "log-days": 7, "log-enabled": "on"}
+    )
+    assert saved.status_code == 302
+    policy = LogRetentionPolicy.objects.get(log="login_attempts")
+    dry = admin_client.post("/compliance/retention", {"log_policy": policy.pk, "log_run": "dry"})
+    assert b"would delete <strong>1</strong> entry of log-in attempts" in dry.content
+    assert AccessAttempt.objects.count() == 1
+    assert admin_client.post("/compliance/retention", {"log_policy": policy.pk, "log_run": "run"}).status_code == 302
+    assert AccessAttempt.objects.count() == 0
+    bad = admin_client.post("/compliance/retention", {"log-log": "everything", "log-days": 0})
+    assert bad.status_code == 400 and b"log-log" in bad.content

@@ -256,3 +256,51 @@ def test_the_subject_index_follows_the_map_and_the_records(tenant, admin_user, c
         len(h) >= 32 and set(h) <= set("0123456789abcdef")
         for h in SubjectKey.objects.values_list("value_hash", flat=True)
     )
+
+
+def test_rectification_corrects_every_record_of_the_subject_through_the_write_spine(tenant, api, admin_user, mapped):
+    """The corrected phone is written to Ada's customer record as an edit (new version, change feed,
+    audit); Grace is untouched; the certificate names fields, not values; bad corrections are refused
+    whole, as problems."""
+    from records.models import Change, Record
+
+    customers, orders = mapped
+    ada = record_create(actor=admin_user, collection=customers, data=ADA)
+    grace = record_create(actor=admin_user, collection=customers, data=GRACE)
+    record_create(actor=admin_user, collection=orders, data={"customer_email": ADA["email"], "item": "lamp"})
+    client = api(scopes=["compliance:manage", "records:write"])
+    dsr = _open(admin_user, kind="rectification")
+    url = f"/api/v1/subject_requests/{dsr.pk}/rectify"
+
+    unknown = client.post(url, {"corrections": {"phone": "+44 20 0000 0000", "shoe_size": 9}})
+    assert unknown.status_code == 422 and unknown.json()["param"] == "corrections"
+    invalid = client.post(url, {"corrections": {"tier": "platinum"}})  # not a choice of the field
+    assert invalid.status_code in (400, 422) and invalid["Content-Type"].startswith("application/problem+json")
+    assert Record.objects.get(pk=ada.pk).version == 1
+
+    done = client.post(url, {"corrections": {"phone": "+44 20 0000 0000"}})
+    assert done.status_code == 200, done.content
+    assert done.json()["status"] == "completed"
+    ada.refresh_from_db()
+    assert ada.data["phone"] == "+44 20 0000 0000" and ada.version == 2
+    assert Change.objects.filter(record_id=ada.id, op="updated", changed_fields=["phone"]).exists()
+    assert Record.objects.get(pk=grace.pk).data == {**GRACE, "tier": "free"}
+    certificate = SubjectRequest.objects.get(pk=dsr.pk).certificate
+    assert certificate["records_rectified"] == [{"collection": "customers", "id": ada.id, "fields": ["phone"]}]
+    assert "0000" not in json.dumps(certificate)
+    assert AuditEvent.objects.filter(action="subject_request.rectified", target_id=dsr.pk).exists()
+    assert client.post(url, {"corrections": {"phone": "1"}}).status_code == 409  # closed now
+
+
+def test_console_rectifies_and_shows_form_errors(tenant, admin_client, admin_user, mapped):
+    customers, _ = mapped
+    ada = record_create(actor=admin_user, collection=customers, data=ADA)
+    dsr = _open(admin_user, kind="rectification")
+    url = f"/compliance/requests/{dsr.pk}"
+    assert b'value="rectify"' in admin_client.get(url).content
+    assert admin_client.post(url, {"action": "rectify", "corrections": "no equals sign"}).status_code == 400
+    assert admin_client.post(url, {"action": "rectify", "corrections": "shoe_size = 9"}).status_code == 422
+    assert admin_client.post(url, {"action": "rectify", "corrections": "phone = +44 1"}).status_code == 302
+    ada.refresh_from_db()
+    assert ada.data["phone"] == "+44 1"
+    assert b"Records corrected" in admin_client.get(url).content
