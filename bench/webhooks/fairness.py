@@ -3,7 +3,7 @@
 figures; never asserts.
 
     TESSERA_MODE=saas .venv/bin/python bench/webhooks/fairness.py [--endpoints 1000] [--backlog 10000]
-        [--rate 100] [--procs 2] [--concurrency 2] [--warmup 3]
+        [--rate 100] [--slow-rate 0] [--procs 2] [--concurrency 2] [--warmup 3]
 
 Reuses bench/webhooks/run.py's processes: a private PostgreSQL (bench/_pg.py), a private redis-server as
 the broker, the receiver (bench/webhooks/receiver.py, own process; a path with `/slow` answers after
@@ -16,8 +16,9 @@ the broker, the receiver (bench/webhooks/receiver.py, own process; a path with `
    commit → arrival latency p50 / p99 / max.
 3. BACKLOG: fresh workers of the same shape; --backlog pending deliveries to the slow endpoint written in
    one transaction (events and deliveries bulk-inserted, the endpoint woken on commit as the outbox
-   does); after --warmup seconds of draining, the same pings to the others, the same figures, and the
-   backlog's drain rate while they ran. Then the ratio of the p99s.
+   does); after --warmup seconds of draining, the same pings to the others (and --slow-rate new events a
+   second to the slow endpoint: a backlogged endpoint still gets events, and each may wake one more task
+   for it), the same figures, and the backlog's drain rate while they ran. Then the ratio of the p99s.
 The model leaves out: the beat's sweeper (not started: nothing is lost here), TLS, other workspaces.
 """
 
@@ -117,8 +118,10 @@ def backlog_write(admin, endpoint, count: int) -> set[str]:
     return {e.id for e in events}
 
 
-def pings_send(admin, endpoints, rate: float) -> tuple[dict[str, float], float]:
-    """One test ping per endpoint at `rate` a second; returns ({event id: commit time}, achieved rate)."""
+def pings_send(admin, endpoints, rate: float, slow=None, slow_rate: float = 0) -> tuple[dict[str, float], float]:
+    """One test ping per endpoint at `rate` a second, and `slow_rate` a second to `slow` meanwhile (new
+    events for the backlogged endpoint: each may wake another task for it); returns ({event id: commit
+    time} of the pings to `endpoints`, achieved rate)."""
     from django.db import transaction
 
     from webhooks.maintenance import test_event_send
@@ -135,6 +138,8 @@ def pings_send(admin, endpoints, rate: float) -> tuple[dict[str, float], float]:
             transaction.on_commit(lambda stamp=stamp: stamp.__setitem__("at", time.time()))  # before the wake-up
             delivery = test_event_send(actor=admin, endpoint=endpoint)
         commits[delivery.event_id] = stamp["at"]
+        if slow is not None and slow_rate and int((i + 1) * slow_rate / rate) > int(i * slow_rate / rate):
+            test_event_send(actor=admin, endpoint=slow)
     return commits, len(endpoints) / (time.perf_counter() - start)
 
 
@@ -147,8 +152,8 @@ def arrivals_wait(log: Path, ids: set[str], timeout: float) -> dict[str, float]:
         time.sleep(0.2)
 
 
-def phase(label, admin, others, rate, log, timeout, backlog_ids=frozenset()) -> dict:
-    commits, achieved = pings_send(admin, others, rate)
+def phase(label, admin, others, rate, log, timeout, backlog_ids=frozenset(), slow=None, slow_rate=0.0) -> dict:
+    commits, achieved = pings_send(admin, others, rate, slow, slow_rate)
     arrivals = arrivals_wait(log, set(commits), timeout)
     lat = [arrivals[k] - commits[k] for k in commits if k in arrivals]
     out = {
@@ -177,6 +182,9 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="celery worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork pool size of each")
     parser.add_argument("--warmup", type=float, default=3, help="seconds the backlog drains before the pings")
+    parser.add_argument(
+        "--slow-rate", type=float, default=0, help="new events a second to the backlogged endpoint during the pings"
+    )
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the pings' arrivals")
     args = parser.parse_args()
 
@@ -236,10 +244,13 @@ def main() -> None:
             t = time.perf_counter()
             with workspace_context(tenant):
                 backlog_ids = backlog_write(admin, slow, args.backlog)
+            say(f"{args.slow_rate:g} new events a second to /slow while the pings run")
             say(f"backlog written in one transaction in {time.perf_counter() - t:.1f} s; draining {args.warmup:g} s")
             time.sleep(args.warmup)
             with workspace_context(tenant):
-                fig = phase("with backlog", admin, others, args.rate, log, args.timeout, backlog_ids)
+                fig = phase(
+                    "with backlog", admin, others, args.rate, log, args.timeout, backlog_ids, slow, args.slow_rate
+                )
 
             say("\n== Summary (latency = commit → arrival at the receiver, of the other endpoints' pings)")
             say(f"{'run':<16}{'pings':>7}{'sent/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'backlog/s':>10}")
