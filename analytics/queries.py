@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Avg, Count, F, Max, Min, QuerySet, Sum
+from django.db.models import Avg, Count, DecimalField, F, Max, Min, QuerySet, Sum
 
 from analytics.errors import QueryInvalid
 from analytics.expressions import DayInBucket, InRange, JsonGroupKey, JsonNumber, LocalDay, Percentile, percentile
@@ -506,7 +506,10 @@ def _sql_aggregate(a: Aggregate):
     number = JsonNumber(a.field)
     if a.fn in {"median", "percentile"}:
         return Percentile(number, 50 if a.fn == "median" else a.p or 0)
-    return {"sum": Sum, "avg": Avg, "min": Min, "max": Max}[a.fn](number)
+    if a.fn == "avg":
+        return Avg(number)
+    # Exact numbers out (a FloatField would turn 78 into 78.0): whole when every input was (_number_out).
+    return {"sum": Sum, "min": Min, "max": Max}[a.fn](number, output_field=DecimalField())
 
 
 def _number_out(value: Any) -> Any:
@@ -550,8 +553,12 @@ def _aggregate_sql(
             key = []
             for i, g in enumerate(spec.group_by):
                 value = row[f"_g{i}"]
-                if g.bucket:
-                    key.append(date.fromisoformat(value) if isinstance(value, str) else value)
+                if g.bucket:  # always a date: PostgreSQL's date_trunc answers a timestamp, SQLite text
+                    if isinstance(value, str):
+                        value = date.fromisoformat(value[:10])
+                    elif isinstance(value, datetime):
+                        value = value.date()
+                    key.append(value)
                 else:
                     key.append(None if value is None else _group_value(value))
             rows.append((tuple(key), row))

@@ -54,6 +54,11 @@ PROBLEM_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     ),
     "unknown_filter": ((400,), "A filter names a field the collection does not have."),
     "bulk_size": ((400,), "A bulk action names no records or more than it may change at once (`param` says which)."),
+    "undo_empty": ((422,), "An undo names no records to put back, or more than it may at once."),
+    "undo_stale": (
+        (409,),
+        "Not undone: a record changed again since (or is gone), or its change cannot be undone; nothing was put back.",
+    ),
     "unauthenticated": (
         (401,),
         "No valid API key. Send `Authorization: Bearer tsk_live_…` (or `tsk_test_…`) with a key of this "

@@ -5,8 +5,11 @@ this app)."""
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from billing.plans import Plan
+from tenants.hostcache import workspace_changed
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -83,3 +86,11 @@ class UsageLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier}: {self.quantity}"
+
+
+@receiver(post_save, sender=BillingAccount, dispatch_uid="billing.account_saved")
+@receiver(post_delete, sender=BillingAccount, dispatch_uid="billing.account_deleted")
+def _account_changed(sender, instance, **kwargs) -> None:
+    """API processes remember a workspace with its billing account joined (tenants.hostcache, settings.
+    TESSERA_WORKSPACE_LOADED_WITH): any change to the account makes them read both again."""
+    workspace_changed(instance.workspace_id)

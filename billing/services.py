@@ -23,7 +23,6 @@ from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, pr
 from core.actors import Actor
 from core.errors import ServiceError
 from core.events import DomainEvent, event_emit
-from tenants.hostcache import workspace_changed
 from tenants.models import Tenant
 from tenants.runtime import workspace_context
 
@@ -265,10 +264,8 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         if new_plan != workspace.plan:
             Tenant.objects.filter(pk=workspace.pk).update(plan=new_plan)
             workspace.plan = new_plan
-        # Processes remembering the host (tenants.hostcache) hold the workspace with its billing account
-        # (TESSERA_WORKSPACE_LOADED_WITH): they read both again, so a lapse to read-only or a payment
-        # that restores writes applies to the API at its next request, not up to 30 s later.
-        workspace_changed(workspace.pk)
+        # account.save() told the processes remembering the host (billing.models: tenants.hostcache): a
+        # lapse to read-only, a payment or a new plan applies at the API's next request.
         after = {"plan": workspace.plan, "status": status}
         if before != after or notify or cause == "customer.subscription.trial_will_end":
             _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from analytics.models import CHARTS
 from analytics.queries import AGGREGATES, BUCKETS, COMPARES, LIMIT_MAX
 from api.schema import ConstantField, PatternField, StrictIntegerField, StrictSerializer, TextField
+from core.errors import ServiceError
 from records.services import SLUG_RE
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -129,10 +130,12 @@ class ExportIn(StrictSerializer):
         ref_name = "AnalyticsExportIn"
 
     def validate(self, attrs):
+        # Each field is well formed (the schema allows either): a request naming both, or neither, is
+        # understood and refused, 422 like any other request the service cannot carry out.
         if ("query" in attrs) == ("collection" in attrs):
-            raise serializers.ValidationError({"collection": "Name a `collection` (its records) or a `query`."})
+            raise ServiceError("Name a `collection` (its records) or a `query`, not both.", param="collection")
         if "query" in attrs and "filters" in attrs:
-            raise serializers.ValidationError({"filters": "A query carries its own filters."})
+            raise ServiceError("A query carries its own filters.", param="filters")
         return attrs
 
 

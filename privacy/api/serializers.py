@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from api.schema import StrictSerializer, TextField
+from core.errors import ServiceError
 from privacy.models import SubjectRequest
 
 REQUEST_ID_PATTERN = r"^dsr_[0-9a-z]{26}$"
@@ -25,8 +26,13 @@ class SubjectRequestExtendIn(StrictSerializer):
 
 class SubjectRequestRectifyIn(StrictSerializer):
     corrections = serializers.DictField(
-        allow_empty=False, help_text="The corrected values, as {field key: value}, for every record of the subject."
+        help_text="The corrected values, as {field key: value}, for every record of the subject (at least one)."
     )
+
+    def validate_corrections(self, value):
+        if not value:  # well formed, and refused: 422 (the schema's object may be empty)
+            raise ServiceError("Name at least one field to correct.", param="corrections")
+        return value
 
 
 class SubjectRequestCloseIn(StrictSerializer):

@@ -84,8 +84,8 @@ def test_api_export_of_a_query_result(orders, api):
     ("body", "status", "param"),
     [
         ({"collection": "orders", "format": "pdf"}, 400, "format"),
-        ({"format": "csv"}, 400, "collection"),
-        ({"collection": "orders", "query": {"collection": "orders"}, "format": "csv"}, 400, "collection"),
+        ({"format": "csv"}, 422, "collection"),
+        ({"collection": "orders", "query": {"collection": "orders"}, "format": "csv"}, 422, "collection"),
         ({"collection": "orders", "filters": {"ghost": "1"}, "format": "csv"}, 422, "filters.ghost"),
         ({"collection": "nope", "format": "csv"}, 404, None),
         ({"query": {"collection": "orders", "group_by": [{"field": "nope"}]}, "format": "csv"}, 422, "group_by[0]"),
