@@ -726,38 +726,19 @@ def _record_commit(
         record.save()
     _unique_sync(collection, record, created=inserted)
     changed = sorted(k for k in set(before or {}) | set(record.data) if (before or {}).get(k) != record.data.get(k))
-    change = Change.objects.create(
-        seq=record.seq,
-        livemode=record.livemode,
-        collection=collection,
-        record_id=record.id,
+    change, event = _change_and_event(
+        record,
+        collection,
         op=op,
-        version=record.version,
-        data=record.data,
         changed_fields=changed,
-        actor=record.updated_by,
-        occurred_at=now,
+        before=before or {},
+        actor=actor,
+        stamp=record.updated_by,
+        now=now,
+        audited=_audited_one_by_one.get(),
     )
-    event_emit(
-        RecordChanged(
-            actor=actor,
-            livemode=record.livemode,
-            occurred_at=now,
-            batch=_notice_batch.get(),
-            seq=change.seq,
-            stream=_stream.get(),
-            op=op,
-            collection_id=collection.pk,
-            collection_slug=collection.slug,
-            record_id=record.id,
-            version=record.version,
-            data=record.data,
-            changed_fields=changed,
-            before={k: (before or {}).get(k) for k in changed},
-            created_at=record.created_at,
-            audited=_audited_one_by_one.get(),
-        )
-    )
+    change.save(force_insert=True)
+    event_emit(event)
 
 
 def record_create(
