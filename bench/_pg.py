@@ -171,9 +171,31 @@ def bench_database(*, server_settings: str = "") -> Iterator[BenchDatabase]:
         yield BenchDatabase(database_create(server_url, name), note, server)
     finally:
         if given:
-            try:
-                database_drop(given, name)
-            except Exception as exc:  # report, do not mask the benchmark's own error
-                print(f"(could not drop {name}: {exc})", flush=True)
+            for dropped in (name, f"{name}_directory"):  # the directory beside it, if shared_migrate made one
+                try:
+                    database_drop(given, dropped)
+                except Exception as exc:  # report, do not mask the benchmark's own error
+                    print(f"(could not drop {dropped}: {exc})", flush=True)
         if server is not None:
             server.stop()
+
+
+def shared_migrate() -> None:
+    """Migrate what a fresh SaaS deployment migrates before any sign-up: the shared schema and, when the
+    directory is on (SaaS), its database. With no TESSERA_DIRECTORY_DATABASE_URL the directory is the
+    server's `<name>_directory` beside the benchmark's database (created here, dropped by bench_database)."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    if "directory" not in settings.DATABASES:  # the desktop: one cell, no directory
+        return
+    if not os.environ.get("TESSERA_DIRECTORY_DATABASE_URL"):
+        import psycopg
+
+        url = os.environ["TESSERA_DATABASE_URL"]
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            name = settings.DATABASES["directory"]["NAME"]
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                database_create(url, name)
+    call_command("migrate", database="directory", interactive=False, verbosity=0)  # sign-up reserves slugs there

@@ -81,17 +81,17 @@ def percentile(values: list[float], pct: float) -> float:
 
 def workspace_seed(records: int) -> tuple[str, str, list[str]]:
     """Returns (host, live key, record ids)."""
-    from django.core.management import call_command
 
     from accounts.models import User
     from accounts.onboarding import workspace_signup
+    from bench._pg import shared_migrate
     from billing.plans import Plan
     from partners.services import api_key_create
     from records.services import collection_create, record_bulk_upsert
     from tenants.models import Tenant
     from tenants.runtime import public_context, workspace_context
 
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    shared_migrate()
     tenant = workspace_signup(
         name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=PASSWORD
     ).tenant

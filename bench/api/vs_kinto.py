@@ -221,11 +221,11 @@ def kinto_ids(port: int) -> list[str]:
 
 def tessera_seed(records: int, fields: list[dict], password: str) -> tuple[str, str, list[str], str, str]:
     """(host, live key, ids in id order, the id half-way, the event id half-way)."""
-    from django.core.management import call_command
     from django.db import connection, connections
 
     from accounts.models import User
     from accounts.onboarding import workspace_signup
+    from bench._pg import shared_migrate
     from billing.plans import Plan
     from partners.services import api_key_create
     from records.events import record_event_id
@@ -234,7 +234,7 @@ def tessera_seed(records: int, fields: list[dict], password: str) -> tuple[str, 
     from tenants.models import Tenant
     from tenants.runtime import public_context, workspace_context
 
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    shared_migrate()
     tenant = workspace_signup(
         name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=password
     ).tenant

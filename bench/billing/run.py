@@ -58,7 +58,6 @@ def main() -> None:
 
         django.setup()
         from django.conf import settings
-        from django.core.management import call_command
 
         settings.TESSERA_RATE_LIMIT_BACKEND = "core.token_buckets.LocalTokenBuckets"
         settings.TESSERA_USAGE_BACKEND = "partners.usage.LocalUsageCounters"
@@ -69,7 +68,9 @@ def main() -> None:
         settings.TESSERA_WEBHOOK_WAKE_FLAGS = False
         say(db.note)
         say(f"load average (1/5/15 min): {os.getloadavg()}")
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        from bench._pg import shared_migrate
+
+        shared_migrate()
         client, tenant = setup(args.records)
         results: dict[str, list] = {"on": [], "off": []}
         for round_no in range(args.rounds):

@@ -57,8 +57,9 @@ def workspace_make(saas: bool):
 
     if saas:
         from accounts.onboarding import workspace_signup
+        from bench._pg import shared_migrate
 
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        shared_migrate()
         tenant = workspace_signup(
             name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=PASSWORD
         ).tenant

@@ -136,11 +136,12 @@ def workspace_seed(records: int, devices: int) -> dict:
 
     if SAAS:
         from accounts.onboarding import workspace_signup
+        from bench._pg import shared_migrate
         from billing.plans import Plan
         from tenants.models import Tenant
         from tenants.runtime import public_context
 
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        shared_migrate()
         tenant = workspace_signup(
             name="Sync bench", slug="syncbench", admin_email="admin@bench.test", admin_password=PASSWORD
         ).tenant

@@ -354,7 +354,6 @@ def main() -> None:
         import django
 
         django.setup()
-        from django.core.management import call_command
 
         machine_report(db.note)
         load_at_start = load_average()
@@ -362,7 +361,9 @@ def main() -> None:
         say(f"load average (1/5/15 min): {load_at_start}" + ("  <- busy machine: figures inflated" if busy else ""))
         say("\n== 1. Shared schema")
         started = time.perf_counter()
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        from bench._pg import shared_migrate
+
+        shared_migrate()
         say(f"migrate_schemas --shared: {time.perf_counter() - started:.2f} s")
 
         bench_provisioning(args.clone_runs, args.migrate_runs)

@@ -145,24 +145,17 @@ def stop(proc: subprocess.Popen, *, group: bool = False) -> None:
 
 
 def workspace_seed(url: str):
-    from django.core.management import call_command
 
     from accounts.models import User
     from accounts.onboarding import workspace_signup
+    from bench._pg import shared_migrate
     from billing.plans import Plan
     from records.services import collection_create
     from tenants.models import Tenant
     from tenants.runtime import public_context, workspace_context
     from webhooks.services import endpoint_create
 
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    if not os.environ.get("TESSERA_DIRECTORY_DATABASE_URL"):  # one cell alone: `<name>_directory` beside it
-        from django.conf import settings
-
-        from bench._pg import database_create
-
-        database_create(os.environ["TESSERA_DATABASE_URL"], settings.DATABASES["directory"]["NAME"])
-    call_command("migrate", database="directory", interactive=False, verbosity=0)  # sign-up reserves the slug there
+    shared_migrate()
     tenant = workspace_signup(name="Bench", slug="bench", admin_email="admin@bench.test", admin_password=None).tenant
     with public_context():
         Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
