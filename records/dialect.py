@@ -81,3 +81,58 @@ class JsonKeyText(Func):
             f"ELSE json_quote(json_extract({column}, %s)) END"
         )
         return sql, (*column_params, path, *column_params, path)
+
+
+class InstantText(Func):
+    """A timestamp column as `2026-01-31T09:30:00.000000Z` (UTC, always six decimals; NULL stays NULL),
+    written by the database: a page of thousands of rows is not parsed into datetimes and formatted
+    again in Python. PostgreSQL formats the timestamptz; SQLite holds Django's UTC text
+    (`2026-01-31 09:30:00[.ffffff]`, the fraction left out when it is zero)."""
+
+    output_field = TextField()
+
+    def __init__(self, column: str):
+        super().__init__(F(column))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            return f"""to_char(({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""", params
+        return f"replace({column}, ' ', 'T') || CASE WHEN length({column}) = 19 THEN '.000000Z' ELSE 'Z' END", (
+            *params,
+            *params,
+        )
+
+
+class JsonStringText(Func):
+    """A text column as a JSON string literal (`"abc"`, quotes and escapes included)."""
+
+    output_field = TextField()
+
+    def __init__(self, column: str):
+        super().__init__(F(column))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            return f"to_json(({column})::text)::text", params
+        return f"json_quote({column})", params
+
+
+class JsonMembersText(Func):
+    """The members of a JSON object column as JSON text without its braces, after a comma
+    (`,"a": 1, "b": 2`), or '' for an empty object: ready to splice into another object's text after
+    its first member. The stored text as is, never decoded and encoded again."""
+
+    output_field = TextField()
+
+    def __init__(self, column: str):
+        super().__init__(F(column))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            sql = f"CASE WHEN {column} = '{{}}'::jsonb THEN '' ELSE ',' || left(substr(({column})::text, 2), -1) END"
+            return sql, (*params, *params)
+        sql = f"CASE WHEN {column} = '{{}}' THEN '' ELSE ',' || substr({column}, 2, length({column}) - 2) END"
+        return sql, (*params, *params, *params)

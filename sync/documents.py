@@ -17,6 +17,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import F, Func, TextField
+
+from records.dialect import InstantText, JsonMembersText, JsonStringText
 from records.events import RecordChanged
 
 SERVER_KEYS = frozenset({"id", "version", "updated_at", "_deleted"})
@@ -61,6 +64,33 @@ def document_from_notice(notice: RecordChanged) -> dict[str, Any]:
         updated_at=notice.occurred_at,
         deleted=notice.op == "deleted",
     )
+
+
+class DocumentText(Func):
+    """A record row's document as compact JSON text, built by the database (the initial pull's pages:
+    no row is decoded into Python objects and encoded again). Parsed, it is exactly `document_of(record)`:
+    the record's data members spliced from the stored JSON text between the server's keys."""
+
+    output_field = TextField()
+
+    def __init__(self):
+        super().__init__(
+            JsonStringText("id"), JsonMembersText("data"), F("version"), InstantText("updated_at"), F("deleted_at")
+        )
+
+    def as_sql(self, compiler, connection, **extra):
+        parts, params = [], []
+        for expression in self.source_expressions:
+            sql, expression_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(expression_params)
+        record_id, members, version, updated_at, deleted_at = parts
+        sql = (
+            f"""('{{"id":' || {record_id} || {members} || ',"version":' || {version} || ',"updated_at":"' """
+            f"""|| {updated_at} || '","_deleted":' || CASE WHEN {deleted_at} IS NULL THEN 'false' ELSE 'true' END """
+            "|| '}')"
+        )
+        return sql, params
 
 
 def tombstone(record_id: str) -> dict[str, Any]:

@@ -147,6 +147,7 @@ def workspace_seed(records: int, devices: int) -> dict:
         ).tenant
         with public_context():
             Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.ENTERPRISE)
+        tenant.refresh_from_db()  # the plan just set (Enterprise: devices unlimited), not sign-up's Free
     else:
         from accounts.services import user_create
         from rbac.roles import Role

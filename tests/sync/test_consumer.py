@@ -4,6 +4,7 @@ channel layer: Redis in SaaS, in memory on the desktop)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -254,6 +255,13 @@ def test_pulled_streamed_and_written_back_documents_are_the_same(
         "_deleted": False,
     }
     assert stored["k0"]["title"] == values[0]["title"] and stored["k2"]["extra"]["z"][3] == {"a": "é"}
+    # The pull's documents are written by the database: a time on the second (SQLite stores it without
+    # a fraction) still reads as six decimals, as document_of says.
+    from sync.replication import changes_since
+
+    Record.objects.filter(id="k3").update(updated_at=datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC))
+    (k3,) = [d for d in changes_since(collection=kit, after=(0, ""), batch_size=10)["documents"] if d["id"] == "k3"]
+    assert k3 == document_of(Record.objects.get(id="k3")) and k3["updated_at"] == "2026-03-01T08:00:00.000000Z"
 
 
 def test_resume_from_checkpoint_after_disconnect(tenant, pair, jobs, admin_user):

@@ -689,10 +689,12 @@ function openRaw({ name, url, collection, timeout = 30000 }) {
 
 // Pull a whole collection over the wire protocol as fast as the server answers (no RxDB storage):
 // the server's side of an initial sync.
-function pullRaw({ url, collection, batchSize = 1000, timeout = 600000 }) {
+// {"deflate": false}: the client does not offer permessage-deflate (RxDB's reference server never
+// compresses; npm ws, like browsers, offers it by default).
+function pullRaw({ url, collection, batchSize = 1000, timeout = 600000, deflate = true }) {
   return withTimeout(
     new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
+      const socket = new WebSocket(url, deflate ? {} : { perMessageDeflate: false });
       let started = 0;
       let count = 0;
       let requests = 0;
