@@ -13,7 +13,8 @@ reference server as the baseline. Prints figures; never asserts.
 2. The server: uvicorn with the production settings, --workers processes (SaaS default 2, so fan-out
    crosses processes through Redis; the desktop has one).
 3. The clients: npm `rxdb` 17.6 (memory storage, the stock replicateWithWebsocketServer; 12 per Node
-   process, RxDB's limit) and protocol-level websocket clients (all in one more Node process), driven by
+   process, RxDB's limit) and protocol-level websocket clients (spread over --raw-processes more Node
+   processes: one Node thread reading a thousand sockets' frames in turn would time itself), driven by
    tests/sync/rxdb/driver.mjs, each its own paired device.
    - initial pull: for each --batch size (documents a request: the client's own option), one
      protocol-level client (no storage: the server's side) and then one stock RxDB client (which notes
@@ -27,6 +28,12 @@ reference server as the baseline. Prints figures; never asserts.
    - memory: server RSS (all uvicorn processes) before and after the devices connect, per connection;
    - idle: the devices connected, doing nothing, for --idle-seconds: server CPU and (SaaS) database
      transactions a second, what their heartbeats cost (TESSERA_SYNC_HEARTBEAT_SECONDS, 25 s).
+   - fan-out for 1,000 devices across two server processes: `--devices 1000` (SaaS: --workers 2).
+     What the light (protocol-level) clients leave out: they keep no RxDB storage (a received document is
+     noted, not written into a collection), never push, reconnect or resolve a conflict; they offer
+     permessage-deflate as npm ws and browsers do (--no-deflate: not); all clients run on the same
+     machine as the server, over loopback (no network latency or loss; their CPU competes with the
+     server's, so on a small machine the figures are an upper bound of the server's own latency).
 4. Baseline: RxDB's reference server (startWebsocketServer, Node, memory storage, no auth, no merge, no
    persistence) with the same collections, the same clients, writes made on its database directly.
 """
@@ -307,17 +314,19 @@ def sdk_pull(rx, url: str, records: int) -> float:
 RXDB_PER_PROCESS = 12  # RxDB's open core allows 13 open collections per JS process (error COL23)
 
 
-def connect_all(urls: list[str], rxdb_devices: int) -> list[tuple]:
+def connect_all(urls: list[str], rxdb_devices: int, raw_processes: int = 1, deflate: bool = True) -> list[tuple]:
     """The first `rxdb_devices` devices are RxDB clients (12 per Node process), the rest protocol-level
-    websocket clients in one more Node process. Returns [(driver, [names])]."""
+    websocket clients spread over `raw_processes` more Node processes (one Node thread parsing a
+    thousand sockets' frames one after another would time itself). Returns [(driver, [names])]."""
     from tests.sync.rxdb_harness import RxDriver
 
     groups: list[tuple] = []
     rxdb_urls, raw_urls = urls[:rxdb_devices], urls[rxdb_devices:]
     for start in range(0, len(rxdb_urls), RXDB_PER_PROCESS):
         groups.append((RxDriver(), "open", rxdb_urls[start : start + RXDB_PER_PROCESS], f"rx{start}-"))
-    if raw_urls:
-        groups.append((RxDriver(), "openRaw", raw_urls, "raw"))
+    share = math.ceil(len(raw_urls) / max(1, raw_processes)) if raw_urls else 0
+    for start in range(0, len(raw_urls), share or 1):
+        groups.append((RxDriver(), "openRaw", raw_urls[start : start + share], f"raw{start}-"))
     out = []
     for driver, cmd, group_urls, prefix in groups:
         names = [f"{prefix}{n}" for n in range(len(group_urls))]
@@ -333,6 +342,7 @@ def connect_all(urls: list[str], rxdb_devices: int) -> list[tuple]:
                     stock=True,
                     proxy=False,
                     timeout=180_000,
+                    deflate=deflate,
                 )
                 for n in range(start, min(start + 50, len(names)))
             ]
@@ -417,6 +427,17 @@ def fan_out(groups: list[tuple], ids: list[str], writes: int, interval: float, w
     return out
 
 
+def frame_cost(cpu: float, wall: float, args) -> float:
+    """Server CPU per live frame delivered (µs): all of the server's CPU over the fan-out (the writes
+    themselves included: they are what a write to devices costs) over writes × devices."""
+    frames = args.writes * args.devices
+    say(
+        f"  server CPU over the fan-out: {100 * cpu / wall:.0f} % of one core for {wall:.0f} s; "
+        f"{cpu / frames * 1e6:.0f} us per frame delivered ({args.writes} writes x {args.devices} devices)"
+    )
+    return cpu / frames * 1e6
+
+
 def close_all(groups: list[tuple]) -> None:
     for driver, _names in groups:
         driver.close()
@@ -439,6 +460,12 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=2 if SAAS else 1)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--raw-processes", type=int, default=4, help="Node processes the protocol-level clients are spread over"
+    )
+    parser.add_argument(
+        "--no-deflate", action="store_true", help="protocol-level clients do not offer permessage-deflate"
+    )
     parser.add_argument(
         "--idle-seconds", type=float, default=60.0, help="devices connected and idle: heartbeat cost (0: skip)"
     )
@@ -507,7 +534,12 @@ def run(args, workdir: Path, note: str) -> None:
         time.sleep(1)
         before = rss_mb(server_pids(server))
         started = time.monotonic()
-        groups = connect_all([base + token for token in ws["tokens"][: args.devices]], rxdb_devices)
+        groups = connect_all(
+            [base + token for token in ws["tokens"][: args.devices]],
+            rxdb_devices,
+            args.raw_processes,
+            deflate=not args.no_deflate,
+        )
         connect_s = time.monotonic() - started
         time.sleep(2)
         after = rss_mb(server_pids(server))
@@ -536,10 +568,13 @@ def run(args, workdir: Path, note: str) -> None:
             committed = commits.noted(record_id, version, reply["body"])
             return reply["started"], version, reply["finished"] - reply["started"], committed
 
+        pids = server_pids(server)
+        cpu0, wall0 = cpu_seconds(pids), time.monotonic()
         try:
             fan = fan_out(groups, ws["live_ids"], args.writes, args.interval, tessera_write)
         finally:
             commits.close()
+        tessera["frame_us"] = frame_cost(cpu_seconds(pids) - cpu0, time.monotonic() - wall0, args)
         tessera["fan"] = fan["sent"]
         committed_label = "commit (published)" if SAAS else "change stamped (pre-commit)"
         say(line(f"fan-out, {committed_label} -> device", fan["committed"]))
@@ -580,23 +615,31 @@ def run(args, workdir: Path, note: str) -> None:
     ref = Reference("live", LIVE_RECORDS)
     groups = []
     try:
-        groups = connect_all([f"ws://127.0.0.1:{ref.port}/"] * args.devices, rxdb_devices)
+        groups = connect_all(
+            [f"ws://127.0.0.1:{ref.port}/"] * args.devices,
+            rxdb_devices,
+            args.raw_processes,
+            deflate=not args.no_deflate,
+        )
         ids = [f"r{n:07d}" for n in range(LIVE_RECORDS)]
 
         def reference_write(n: int, record_id: str):
             reply = ref.patch(record_id, {"title": f"write {n}"})
             return reply["started"], reply["version"], reply["finished"] - reply["started"], None
 
+        cpu0, wall0 = cpu_seconds([ref.process.pid]), time.monotonic()
         fan = fan_out(groups, ids, args.writes, args.interval, reference_write)
+        baseline["frame_us"] = frame_cost(cpu_seconds([ref.process.pid]) - cpu0, time.monotonic() - wall0, args)
         baseline["fan"] = fan["sent"]
         say(line("fan-out, write done -> device", fan["answered"]))
         say(line("fan-out, write started -> device", fan["sent"]))
     finally:
         close_all(groups)
         ref.close()
-    say("\n== Tessera / reference")
+    say(f"\n== Tessera / reference (load average now {os.getloadavg()})")
     say(f"  initial pull throughput, wire alone (batch {args.batches[0]}): {tessera['raw'] / baseline['raw']:.2f}x")
     say(f"  initial pull throughput, RxDB client: {tessera['pull'] / baseline['pull']:.2f}x")
+    say(f"  server CPU per live frame delivered: {tessera['frame_us'] / baseline['frame_us']:.2f}x")
     for label, pct in (("p50", 50), ("p99", 99)):
         ratio = percentile(tessera["fan"], pct) / percentile(baseline["fan"], pct)
         say(f"  fan-out {label} (from the write's start): {ratio:.2f}x")

@@ -35,6 +35,22 @@ EXTRA_INPUTS = [
     "desktop/packaging",
 ]
 SKIP_DIRS = {"__pycache__", "resources"}
+# Files the app serves from folders that are not Python sources: the phone SDK the console's Devices page
+# offers for download (sync.views.SDK_FILES) and its example app, bundled by esbuild
+# (sync.views.EXAMPLE_FILES, at /devices/example/). Briefcase copies `sources` as whole folders, which
+# would bring clients/js/example/node_modules (90 MB) along: these are put into the app after
+# `briefcase create` instead, at the same paths under the app's folder (settings.BASE_DIR).
+EXAMPLE_APP = "clients/js/example"
+BUNDLED_FILES = [
+    "clients/js/package.json",
+    "clients/js/README.md",
+    "clients/js/src/index.js",
+    "clients/js/src/index.d.ts",
+    f"{EXAMPLE_APP}/dist/index.html",
+    f"{EXAMPLE_APP}/dist/app.js",
+    f"{EXAMPLE_APP}/dist/app.css",
+    f"{EXAMPLE_APP}/dist/app.js.map",
+]
 
 
 def say(message: str) -> None:
@@ -49,7 +65,7 @@ def app_config() -> dict:
 def inputs_hash() -> str:
     """A digest of everything that goes into the package (file names and contents)."""
     digest = hashlib.sha256()
-    roots = sorted(set(app_config()["sources"]) | set(EXTRA_INPUTS))
+    roots = sorted(set(app_config()["sources"]) | set(EXTRA_INPUTS) | set(BUNDLED_FILES))
     for rel in roots:
         base = ROOT / rel
         files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
@@ -61,6 +77,27 @@ def inputs_hash() -> str:
             digest.update(path.read_bytes() + b"\0")
     digest.update(Path(SYSTEM_PYTHON).resolve().name.encode())
     return digest.hexdigest()[:20]
+
+
+def example_app_build() -> None:
+    """Bundle the SDK's example app (clients/js/example/dist) as ./test.sh does: `npm ci` when its
+    packages are missing or stale, then `npm run build` (esbuild, a second; the same inputs give the
+    same bundle, so the package cache still hits)."""
+    folder = ROOT / EXAMPLE_APP
+    lock = hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
+    stamp = folder / "node_modules" / ".package-lock.sha"
+    if not stamp.exists() or stamp.read_text().strip() != lock:
+        say(f"npm ci in {EXAMPLE_APP}")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, check=True)
+        stamp.write_text(lock + "\n")
+    subprocess.run(["npm", "run", "build", "--silent"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
+
+
+def bundled_files_install(app_dir: Path) -> None:
+    for rel in BUNDLED_FILES:
+        target = app_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
 
 
 def venv_ensure() -> Path:
@@ -151,6 +188,7 @@ def build(force: bool = False) -> Path:
     from icons import icons_write
 
     icons_write(ROOT / "desktop" / "resources")
+    example_app_build()
     key = inputs_hash()
     cached_dir = CACHE / key
     cached = sorted(cached_dir.glob("*.deb")) if cached_dir.is_dir() else []
@@ -168,6 +206,7 @@ def build(force: bool = False) -> Path:
     shutil.rmtree(BUILD / "tessera", ignore_errors=True)
     say("briefcase create (app code, pinned requirements, icons)")
     briefcase(tool, "create")
+    bundled_files_install(next((BUILD / "tessera").glob("debian/*/tessera-*/usr/lib/tessera/app")))
     say("briefcase build (launcher, byte-code)")
     briefcase(tool, "build")
     say("briefcase package (.deb)")

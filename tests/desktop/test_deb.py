@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -146,6 +148,16 @@ def test_installed_app_smoke(installed_deb, tmp_path):
     # a webhook endpoint: its signing secret is encrypted at rest (cryptography, loaded on first use)
     hook = console.api("POST", "webhook_endpoints", {"url": "http://127.0.0.1:9/hook"})
     assert hook.status_code == 201 and hook.json()["secret"].startswith("whsec_"), hook.text
+    # Devices offers the phone SDK and links its example app: both are in the package
+    # (desktop/packaging/build_deb.py: BUNDLED_FILES), not only in a source checkout.
+    example = console.http.get("/devices/example/")
+    assert example.status_code == 200 and '<script type="module" src="app.js">' in example.text, example.text[:300]
+    script = console.http.get("/devices/example/app.js")
+    assert script.status_code == 200 and b"masterChangesSince" in script.content
+    sdk = console.http.get("/devices/sdk/tessera-sync.tgz")
+    assert sdk.status_code == 200, sdk.text[:300]
+    with tarfile.open(fileobj=io.BytesIO(sdk.content)) as package:
+        assert {"package/package.json", "package/src/index.js", "package/src/index.d.ts"} <= set(package.getnames())
     console.close()
 
     assert app.stop(signal.SIGTERM) == 0, app.log()

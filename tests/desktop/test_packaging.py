@@ -65,6 +65,16 @@ def test_the_build_cache_key_is_stable():
     assert inputs_hash() == inputs_hash()
 
 
+def test_the_sdk_and_example_app_the_console_serves_are_in_the_package():
+    """Devices offers the phone SDK for download and links its example app: every file those views read
+    is put into the package (Briefcase's `sources` are Python folders; these are bundled beside them)."""
+    from desktop.packaging.build_deb import BUNDLED_FILES
+    from sync.views import EXAMPLE_DIR, EXAMPLE_FILES, SDK_DIR, SDK_FILES
+
+    served = {f"{SDK_DIR}/{name}" for name in SDK_FILES} | {f"{EXAMPLE_DIR}/{f}" for f, _ in EXAMPLE_FILES.values()}
+    assert served <= set(BUNDLED_FILES), served - set(BUNDLED_FILES)
+
+
 def test_desktop_settings_agree_with_the_launcher():
     assert Path(settings.DATA_DIR) == paths.data_dir()
     assert settings.CELERY_BROKER_TRANSPORT == "desktop.broker:Transport"

@@ -659,10 +659,10 @@ function rest({ port, host, method, path, headers = {}, body }) {
 // notes when each document version arrives.
 const raws = new Map();
 
-function openRaw({ name, url, collection, timeout = 30000 }) {
+function openRaw({ name, url, collection, timeout = 30000, deflate = true }) {
   return withTimeout(
     new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
+      const socket = new WebSocket(url, deflate ? {} : { perMessageDeflate: false });
       const c = { socket, received: new Map(), pulled: 0 };
       raws.set(name, c);
       const started = now();
