@@ -170,3 +170,20 @@ def test_a_resync_queued_behind_a_live_change_still_pulls(live, rx):
     rx.call("insync", name="phone", timeout=30000)
     server = converged(rx, live, slug, ["phone"])
     assert server[during]["qty"] == 22 and server[before]["qty"] == 11
+
+
+def test_a_refused_push_reaches_the_app_as_a_typed_error(live, rx):
+    """The stock client took a push's error frame as `undefined` and retried it silently for ever. A
+    document the server refuses (an id it cannot take) is told to the app as a TesseraSyncError naming
+    the row, so the app can act on it."""
+    slug = live.collection("sdk-refused", records=1)
+    open_clients(rx, live, slug, ["phone"], sdkOptions={"retryTime": 300}, **SDK)
+
+    rx.call("insert", name="phone", doc={"id": "not an id!", "title": "refused"})
+    errors = wait_until(
+        lambda: [e for e in rx.call("errors", name="phone")["errors"] if e["code"] == "invalid_params"],
+        timeout=10,
+        what="the refused push to reach the app as a typed error",
+    )
+    assert errors[0]["name"] == "TesseraSyncError" and "newDocumentState.id" in errors[0]["message"], errors
+    assert "not an id!" not in live.server_docs(slug)
