@@ -275,27 +275,7 @@ def test_installed_app_window_tray_and_close_to_tray_under_xvfb(installed_deb, t
 
     # The tray icon registered with the panel; its menu, as the panel reads it: Open, status, Quit.
     item = watcher.stdout.readline().strip()
-    layout = _run(
-        [
-            "gdbus",
-            "call",
-            "--session",
-            "--dest",
-            item,
-            "--object-path",
-            "/MenuBar",
-            "--method",
-            "com.canonical.dbusmenu.GetLayout",
-            "--",
-            "0",
-            "-1",
-            "[]",
-        ],
-        timeout=30,
-        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
-    ).stdout
-    labels = re.findall(r"'label': <'([^']*)'>", layout)
-    assert labels == ["Open Tessera", "LAN sync hub: off", "Quit Tessera"], layout
+    assert _menu_labels(item, address) == ["Open Tessera", "LAN sync hub: off", "Quit Tessera"]
 
     # Closed (as a window manager's close button asks): the window's process and WebKit's are gone,
     # Tessera goes on serving from the tray. The console's cookies were kept in the data folder.
