@@ -118,8 +118,10 @@ def test_a_background_export_shows_its_progress_and_downloads_through_its_link(
     )
 
     # The link is the credential: another browser with no session downloads the same file, and a
-    # forged one finds nothing.
-    anonymous = browser_context().request
-    href = url_of(server, link.get_attribute("href"))
-    assert anonymous.get(href).body().decode("utf-8-sig") == text
-    assert anonymous.get(href.rstrip("/") + "x/").status == 404
+    # forged one finds nothing (fetched from a page of its own, which resolves the workspace's host).
+    stranger = browser_context().new_page()
+    stranger.goto(url_of(server, "/accounts/login/"))
+    href = link.get_attribute("href")
+    fetch = "async (u) => { const r = await fetch(u); return [r.status, await r.text()]; }"
+    assert stranger.evaluate(fetch, href) == [200, text]
+    assert stranger.evaluate(fetch, href.rstrip("/") + "x/")[0] == 404
