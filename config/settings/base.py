@@ -118,6 +118,15 @@ TESSERA_COMPLIANCE_REPORT_SECTIONS = [
     "webhooks.selectors.compliance_subprocessors_section",
 ]
 
+# Built-in dashboards of Tessera's own data (analytics.builtin, which documents the panels a provider
+# returns): slug → (title, provider taking (date_from=, date_to=, tz=)). Analytics imports none of these
+# apps; they offer the data, this table connects them.
+TESSERA_ANALYTICS_BUILTIN_DASHBOARDS = {
+    "api-usage": ("API usage", "partners.selectors.api_usage_panels"),
+    "webhook-deliveries": ("Webhook deliveries", "webhooks.selectors.webhook_delivery_panels"),
+    "sync-status": ("Sync status", "sync.selectors.sync_status_panels"),
+}
+
 # Logs under retention policies (privacy.retention): name → (what it is, the callable taking
 # (cutoff=, dry_run=) that deletes, or counts, the entries older than the cutoff). The idempotency cache
 # is not here: it keeps answers 24 hours, less than any policy.
