@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     # A session from the workspace's OpenID provider ends when the provider no longer vouches for it.
     "accounts.oidc.WorkspaceSessionRefresh",
+    # Test mode: the console shows the sandbox (test-mode API keys' data) to whoever switched it on.
+    "config.middleware.ConsoleModeMiddleware",
     # A service's refusal in a console view (read-only workspace, plan limit): a page saying why.
     "config.middleware.ConsoleRefusalMiddleware",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
