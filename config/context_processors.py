@@ -28,6 +28,8 @@ def console(request: HttpRequest) -> dict:
         "billing_standing": billing_standing,
         "read_only": read_only,
         "writes_off": WRITES_OFF if read_only else "",
+        # Pages say "we e-mailed it" only when mail reaches people (not on a desktop without SMTP).
+        "mail_delivered": settings.TESSERA_MAIL_DELIVERED,
         # The header's test-mode switch and the banner every page shows while it is on.
         "test_mode": bool(perms) and not console_livemode(),
         "test_mode_allowed": "records.view" in perms,
