@@ -94,4 +94,6 @@ def console_mode(request: HttpRequest) -> HttpResponse:
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
         back = ""
+    if back.startswith("/records/") and back != "/records/":  # a collection is of one mode: go to the list
+        back = "/records/"
     return redirect(back or "console:home")
