@@ -24,7 +24,7 @@ from core.request_context import client_ip
 from rbac.permissions import permission_check, permission_required
 from records.selectors import collection_list
 from sync.forms import PairingStartForm
-from sync.models import Device
+from sync.models import Device, PairingCode
 from sync.selectors import device_list
 from sync.services import device_can_revoke, device_revoke, pairing_exchange, pairing_start
 from tenants.runtime import workspace_current
@@ -138,6 +138,16 @@ def _pairing_page(request: HttpRequest, started) -> HttpResponse:
     response = render(request, "sync/pairing.html", context, status=201)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@never_cache
+@permission_required("devices.pair")
+@require_http_methods(["GET"])
+def pairing_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The pairing page's live line (htmx polls it): waiting for the phone, paired (with which device),
+    or expired. Only whoever started the pairing sees it."""
+    pairing = get_object_or_404(PairingCode.objects.select_related("device"), pk=pk, created_by=request.user)
+    return render(request, "sync/_pairing_status.html", {"pairing": pairing})
 
 
 @permission_required("devices.pair")

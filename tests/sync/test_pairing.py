@@ -275,3 +275,17 @@ def test_a_qr_code_no_phone_can_reach_warns_and_links_to_the_lan_hub(admin_clien
 
 def lan_hub_listening() -> str:
     return "http://192.168.1.20:47800"
+
+
+def test_the_pairing_page_waits_for_the_phone_live_and_only_its_starter_sees_it(tenant, make_user, client_for):
+    manager, other = make_user(Role.MANAGER), make_user(Role.MANAGER)
+    client = client_for(tenant, manager)
+    pin, _, page = _start(client, user=manager.pk, role=Role.MANAGER)
+    status_url = re.search(r'hx-get="(/devices/pairing/\d+/)"', page.content.decode()).group(1)
+
+    waiting = client.get(status_url)
+    assert "Waiting for the phone…" in waiting.content.decode() and 'hx-trigger="every 2s"' in waiting.content.decode()
+    assert client_for(tenant, other).get(status_url).status_code == 404
+    assert _pair(client_for(tenant), pin=pin, name="Depot phone").status_code == 201
+    paired = client.get(status_url).content.decode()
+    assert "“Depot phone” is connected" in paired and "hx-trigger" not in paired  # polling stops
