@@ -17,6 +17,20 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
   });
 });
 
+// A table wider than a phone's screen scrolls inside the page (console.css): when nothing in it takes
+// the focus, the table itself does, so it can be scrolled from the keyboard too (WCAG 2.1.1).
+const tablesScrollable = () => {
+  document.querySelectorAll(".table").forEach((table) => {
+    const scrolls = table.scrollWidth > table.clientWidth + 1;
+    const focusable = table.querySelector("a[href], button, input, select, textarea, [tabindex]:not(table)");
+    if (scrolls && !focusable) table.setAttribute("tabindex", "0");
+    else if (table.getAttribute("tabindex") === "0") table.removeAttribute("tabindex");
+  });
+};
+tablesScrollable();
+window.addEventListener("resize", tablesScrollable);
+document.addEventListener("htmx:afterSettle", tablesScrollable);
+
 // Theme: follows the OS until the person picks one here (auto → dark → light → auto). Kept in a cookie,
 // so the server renders the page in that theme from its first paint (no flash of the other one).
 (() => {
