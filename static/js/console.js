@@ -17,12 +17,13 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
   });
 });
 
-// A table wider than a phone's screen scrolls inside the page (console.css): when nothing in it takes
-// the focus, the table itself does, so it can be scrolled from the keyboard too (WCAG 2.1.1).
+// A table wider than a phone's screen scrolls inside the page (console.css), as does a box of rows that
+// scrolls inside its own (.scroll): when nothing in it takes the focus, it does itself, so it can be
+// scrolled from the keyboard too (WCAG 2.1.1).
 const tablesScrollable = () => {
-  document.querySelectorAll(".table").forEach((table) => {
-    const scrolls = table.scrollWidth > table.clientWidth + 1;
-    const focusable = table.querySelector("a[href], button, input, select, textarea, [tabindex]:not(table)");
+  document.querySelectorAll(".table, .scroll").forEach((table) => {
+    const scrolls = table.scrollWidth > table.clientWidth + 1 || table.scrollHeight > table.clientHeight + 1;
+    const focusable = table.querySelector("a[href], button, input, select, textarea, summary, [tabindex]");
     if (scrolls && !focusable) table.setAttribute("tabindex", "0");
     else if (table.getAttribute("tabindex") === "0") table.removeAttribute("tabindex");
   });
