@@ -15,6 +15,8 @@ from core.errors import ServiceError
 from core.request_context import (
     RequestContext,
     client_ip,
+    console_livemode_reset,
+    console_livemode_set,
     request_context_reset,
     request_context_set,
     request_id_new,
@@ -74,6 +76,34 @@ def _policy_for(response: HttpResponse) -> str:
     except DatabaseError:  # a page answering a failed transaction: the console's own policy
         return policy
     return policy.replace("form-action 'self'", " ".join(["form-action 'self'", *origins]), 1) if origins else policy
+
+
+# The session key of the console's test-mode switch (config.views.console_mode). Sessions live in the
+# workspace's schema: test mode is one person's choice in one workspace.
+TEST_MODE_SESSION_KEY = "console_test_mode"
+
+
+class ConsoleModeMiddleware:
+    """Console pages of a signed-in person in test mode read and write the sandbox (the rows test-mode
+    API keys use: core.request_context.console_livemode); everyone else, and the API (whose key says
+    its mode), live data."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        test = (
+            not request.path_info.startswith(API_PATH_PREFIX)
+            and user is not None
+            and user.is_authenticated
+            and bool(request.session.get(TEST_MODE_SESSION_KEY))
+        )
+        token = console_livemode_set(not test)
+        try:
+            return self.get_response(request)
+        finally:
+            console_livemode_reset(token)
 
 
 class ConsoleRefusalMiddleware:

@@ -73,6 +73,8 @@ MIDDLEWARE = [
     # A session from the workspace's OpenID provider ends when the provider no longer vouches for it
     # (accounts.oidc.WorkspaceSessionRefresh, loaded for such sessions only).
     "accounts.middleware.OIDCSessionRefresh",
+    # Test mode: the console shows the sandbox (test-mode API keys' data) to whoever switched it on.
+    "config.middleware.ConsoleModeMiddleware",
     # A service's refusal in a console view (read-only workspace, plan limit): a page saying why.
     "config.middleware.ConsoleRefusalMiddleware",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
@@ -276,6 +278,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMAIL_BACKEND = env("TESSERA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = env("TESSERA_EMAIL_FILE_PATH")  # the file backend's folder (django.core.mail.backends.filebased)
 DEFAULT_FROM_EMAIL = env("TESSERA_FROM_EMAIL", "Tessera <no-reply@tessera.localhost>")
+# Whether mail reaches people: pages say "we e-mailed it" only then. The desktop keeps its mail in an
+# outbox folder an Admin reads in the console unless SMTP is configured (config/settings/desktop.py).
+TESSERA_MAIL_DELIVERED = True
+# Pairing: a function (dotted path) giving the base URL phones reach sync at when it is not the console's
+# own (the desktop's LAN hub), and the page where that is turned on. None: the console's address.
+TESSERA_PAIRING_BASE_URL = None
+TESSERA_PAIRING_SETUP_URL = None
 
 # Bulk writes carry up to 1,000 records.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
