@@ -190,6 +190,11 @@ TESSERA_CELLS = {
 }
 TESSERA_CELLS[TESSERA_CELL] = {"region": TESSERA_REGION, "public_url": TESSERA_PUBLIC_URL.rstrip("/")}
 TESSERA_DIRECTORY_ENABLED = True
+# Each cell's tasks on a queue of its own (beat's included): a worker consumes its cell's queue only,
+# so cells that share a broker (or a broker pointed at the wrong cell) never run each other's work,
+# which would write a workspace's data in a database of another region. `celery worker` without -Q
+# consumes exactly this queue; TESSERA_CELERY_QUEUE overrides the name (e.g. to split a cell's work).
+CELERY_TASK_DEFAULT_QUEUE = env("TESSERA_CELERY_QUEUE", f"tessera.{TESSERA_CELL}")
 
 LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))
 # Forms post to their own origin; the sign-up's answer redirects to the new workspace's subdomain (a
