@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import socket
 import threading
 import time
 
@@ -18,12 +19,15 @@ import psycopg.sql
 import pytest
 from django.db import connection, connections
 from django.test import Client
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from accounts.onboarding import workspace_signup
 from directory.models import WorkspaceLocation
 from directory.selectors import workspace_location_forget
 from partners.services import api_key_create
 from records.services import collection_create, record_create, record_delete, record_update
+from sync.services import pairing_exchange, pairing_start
 from tenants.models import Tenant
 from tenants.runtime import WorkspaceMoving, workspace_context
 from tests.conftest import ADMIN_PASSWORD
@@ -107,9 +111,19 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
             ]
             scopes = ["records:read", "records:write"]
             _, raw_key = api_key_create(actor=signed.admin, name="partner", mode="live", scopes=scopes)
-        return signed, customers, records, raw_key
+            started = pairing_start(actor=signed.admin, role="manager")
+            _, phone_token = pairing_exchange(tenant=signed.tenant, code=started.code, name="Field phone")
+        return signed, customers, records, raw_key, phone_token
 
-    signed, customers, records, raw_key = committed(workspace_with_records)
+    signed, customers, records, raw_key, phone_token = committed(workspace_with_records)
+    # cell main's own server (this database), where a phone is syncing when the move starts
+    server_a = start_server(
+        database_env(connection),
+        "tessera.localhost",
+        extra_env={"TESSERA_CELLS": json.dumps(cell_b["cells"]), "TESSERA_SYNC_HEARTBEAT_SECONDS": "1"},
+    )
+    phone = _phone(server_a.port, slug, phone_token)
+    assert _changes_since(phone)["documents"], "the phone syncs in cell main before the move"
     acknowledged = {r.id: f"customer {n}" for n, r in enumerate(records)}  # record id -> name (None: deleted)
     outcome = {"refused": 0, "stopped_by": None}
     stop = threading.Event()
@@ -146,9 +160,19 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     thread.start()
     try:
         out = run_module("django", cell_b["env"], "workspace_move", slug, "--from", cell_b["source_url"], timeout=300)
+        # the phone connected during the move is told where its workspace went (at its next heartbeat)
+        told, closed = _told_elsewhere(phone)
+        # and a phone connecting to the old cell afterwards, at once
+        told_again, closed_again = _told_elsewhere(_phone(server_a.port, slug, phone_token))
     finally:
         stop.set()
         thread.join(30)
+        server_a.stop()
+    new_sync_url = f"ws://{slug}.tessera.localhost:{cell_b['port']}/sync/v1/"
+    for frame, close in ((told, closed), (told_again, closed_again)):
+        assert frame["error"]["code"] == "workspace_elsewhere" and frame["error"]["url"] == new_sync_url, frame
+        assert frame["error"]["region"] == "us"
+        assert (close.code, close.reason) == (4421, f"workspace_elsewhere {new_sync_url}")
     assert f"moved {slug}: main -> b" in out and "audit events verified" in out, out
     assert outcome["stopped_by"] is not None, "the writer kept writing to the old cell after the move"
     assert len(acknowledged) > RECORDS
@@ -202,11 +226,53 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
             server, "POST", "/api/v1/collections/customers/records", headers, {"data": {"name": "first in cell b"}}
         )
         assert status == 201, body
+        # the phone reconnects where it was told, with the same token, and pulls the workspace there
+        phone = _phone(server.port, slug, phone_token)
+        pulled, checkpoint = {}, None
+        while True:
+            page = _changes_since(phone, checkpoint=checkpoint, batch=1000)
+            if not page["documents"]:
+                break
+            pulled.update({d["id"]: None if d["_deleted"] else d["name"] for d in page["documents"]})
+            checkpoint = page["checkpoint"]
+        phone.close()
+        assert pulled == {**acknowledged, json.loads(body)["id"]: "first in cell b"}
     finally:
         server.stop()
     with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
         seq_after = cell_b_db.execute(psycopg.sql.SQL("SELECT max(seq) FROM {}.records_change").format(schema))
         assert seq_after.fetchone()[0] == seq_before + 1, "the change feed continues its sequence"
+
+
+def _phone(port: int, slug: str, token: str):
+    """A phone's websocket to the server on `port`, for workspace `slug` (a real websocket client)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    uri = f"ws://{slug}.tessera.localhost:{port}/sync/v1/?token={token}"
+    return connect(uri, sock=sock, proxy=None, max_size=None, open_timeout=20)
+
+
+def _changes_since(phone, checkpoint=None, batch: int = 10) -> dict:
+    request = {"id": "pull", "collection": "customers", "method": "masterChangesSince", "params": [checkpoint, batch]}
+    phone.send(json.dumps(request))
+    while True:
+        frame = json.loads(phone.recv(timeout=20))
+        if frame["id"] == "pull":
+            assert "result" in frame, frame
+            return frame["result"]
+
+
+def _told_elsewhere(phone, timeout: float = 30.0):
+    """The `workspace_elsewhere` frame the server sends before it closes, and the close."""
+    told = None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            frame = json.loads(phone.recv(timeout=deadline - time.monotonic()))
+            if frame["id"] == "workspace_elsewhere":
+                told = frame
+    except ConnectionClosed as exc:
+        return told, exc.rcvd
+    raise AssertionError(f"the socket stayed open {timeout:.0f} s after the move (last frame {told})")
 
 
 def _http(server, method: str, path: str, headers: dict, body=None) -> tuple[int, str]:
