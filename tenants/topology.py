@@ -31,6 +31,14 @@ class Cell:
     name: str
     region: str
     public_url: str  # the cell's public site (sign-up), e.g. https://eu1.tessera.example
+    # How other cells reach its public site (a private network's address), if not at public_url:
+    # requests go there with the public site's Host header.
+    internal_url: str = ""
+
+    def public_site_request_target(self, path: str) -> tuple[str, str]:
+        """(URL to connect to, Host header) for a request from another cell to `path` of the public site."""
+        host = urlsplit(self.public_url).netloc
+        return (self.internal_url or self.public_url) + path, host
 
     def workspace_url(self, slug: str, path: str = "/") -> str:
         """`path` of workspace `slug` in this cell: <scheme>://<slug>.<public host>[:port]<path>."""
@@ -46,7 +54,7 @@ class Cell:
 
 def cells() -> list[Cell]:
     return [
-        Cell(name=name, region=cell["region"], public_url=cell["public_url"])
+        Cell(name=name, region=cell["region"], public_url=cell["public_url"], internal_url=cell.get("internal_url", ""))
         for name, cell in sorted(settings.TESSERA_CELLS.items())
     ]
 

@@ -23,6 +23,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from accounts.onboarding import workspace_signup
+from billing.services import customer_ensure
+from billing.services import event_process as stripe_event_process
 from directory.models import WorkspaceLocation
 from directory.selectors import workspace_location_forget
 from partners.services import api_key_create
@@ -30,6 +32,8 @@ from records.services import collection_create, record_create, record_delete, re
 from sync.services import pairing_exchange, pairing_start
 from tenants.models import Tenant
 from tenants.runtime import WorkspaceMoving, workspace_context
+from tests.billing.conftest import fake_stripe  # noqa: F401 (fixture)
+from tests.billing.fake_stripe import FakeStripe
 from tests.conftest import ADMIN_PASSWORD
 from tests.live_server import database_env, free_port, run_module, start_server
 
@@ -73,7 +77,12 @@ def cell_b(tenants_provisioned, db):
     port = free_port()
     cells = {
         "main": {"region": "eu", "public_url": "http://tessera.localhost"},
-        "b": {"region": "us", "public_url": f"http://tessera.localhost:{port}"},
+        # how cell main reaches cell b's public site (*.localhost names do not resolve on every machine)
+        "b": {
+            "region": "us",
+            "public_url": f"http://tessera.localhost:{port}",
+            "internal_url": f"http://127.0.0.1:{port}",
+        },
     }
     env_b = {
         "TESSERA_DATABASE_URL": url_b,
@@ -93,10 +102,18 @@ def cell_b(tenants_provisioned, db):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_cell(cell_b, db, settings):
+def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_cell(
+    cell_b,
+    db,
+    settings,
+    fake_stripe: FakeStripe,  # noqa: F811
+):
     """A writer keeps creating, updating and deleting records in the old cell while the move runs:
     every write it was told succeeded is in the new cell afterwards; during the freeze it is told
-    `workspace_moving`; the audit chain verifies there and the change feed continues its sequence."""
+    `workspace_moving`; the audit chain verifies there and the change feed continues its sequence.
+    A phone syncing in the old cell is told where to reconnect and pulls everything there; a Stripe
+    event about the workspace's customer reaching the old cell is handed to the new one, which acts
+    on it (Stripe's API is the tests' fake, tests/billing/fake_stripe.py: it cannot be reached)."""
     slug = "zeta-" + secrets.token_hex(3)
 
     def workspace_with_records():
@@ -113,9 +130,17 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
             _, raw_key = api_key_create(actor=signed.admin, name="partner", mode="live", scopes=scopes)
             started = pairing_start(actor=signed.admin, role="manager")
             _, phone_token = pairing_exchange(tenant=signed.tenant, code=started.code, name="Field phone")
-        return signed, customers, records, raw_key, phone_token
+        # a Stripe customer (the directory notes it: billing.routing) with a subscription to Starter
+        customer = customer_ensure(workspace=signed.tenant, email=email).stripe_customer_id
+        return signed, customers, records, raw_key, phone_token, customer
 
-    signed, customers, records, raw_key, phone_token = committed(workspace_with_records)
+    signed, customers, records, raw_key, phone_token, customer = committed(workspace_with_records)
+    price = next(p for p in fake_stripe.prices.values() if p["lookup_key"] == "tessera_starter_monthly")
+    subscription = fake_stripe.subscription_create(
+        customer=customer, prices=[price], trial_days=0, metadata={"workspace_id": str(signed.tenant.pk)}
+    )
+    subscription = fake_stripe.subscription_set(subscription["id"], status="active")
+
     # cell main's own server (this database), where a phone is syncing when the move starts
     server_a = start_server(
         database_env(connection),
@@ -124,6 +149,7 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     )
     phone = _phone(server_a.port, slug, phone_token)
     assert _changes_since(phone)["documents"], "the phone syncs in cell main before the move"
+    listening = _PhoneListening(phone)
     acknowledged = {r.id: f"customer {n}" for n, r in enumerate(records)}  # record id -> name (None: deleted)
     outcome = {"refused": 0, "stopped_by": None}
     stop = threading.Event()
@@ -161,15 +187,16 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     try:
         out = run_module("django", cell_b["env"], "workspace_move", slug, "--from", cell_b["source_url"], timeout=300)
         # the phone connected during the move is told where its workspace went (at its next heartbeat)
-        told, closed = _told_elsewhere(phone)
+        told, closed = listening.told_elsewhere()
         # and a phone connecting to the old cell afterwards, at once
-        told_again, closed_again = _told_elsewhere(_phone(server_a.port, slug, phone_token))
+        told_again, closed_again = _PhoneListening(_phone(server_a.port, slug, phone_token)).told_elsewhere()
     finally:
         stop.set()
         thread.join(30)
         server_a.stop()
     new_sync_url = f"ws://{slug}.tessera.localhost:{cell_b['port']}/sync/v1/"
     for frame, close in ((told, closed), (told_again, closed_again)):
+        assert frame is not None, f"closed {close} without saying where\n{server_a.log_tail()}"
         assert frame["error"]["code"] == "workspace_elsewhere" and frame["error"]["url"] == new_sync_url, frame
         assert frame["error"]["region"] == "us"
         assert (close.code, close.reason) == (4421, f"workspace_elsewhere {new_sync_url}")
@@ -212,7 +239,12 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     assert api.json()["base_url"] == f"http://{slug}.tessera.localhost:{cell_b['port']}/api/v1"
 
     # the new cell serves it: the same API key reads the records and writes the next change
-    server = start_server(cell_b["env"], "tessera.localhost", port=cell_b["port"])
+    stripe_env = {
+        "TESSERA_STRIPE_API_BASE": fake_stripe.url,
+        "TESSERA_STRIPE_SECRET_KEY": settings.STRIPE_SECRET_KEY,
+        "TESSERA_STRIPE_WEBHOOK_SECRETS": fake_stripe.webhook_secret,
+    }
+    server = start_server({**cell_b["env"], **stripe_env}, "tessera.localhost", port=cell_b["port"])
     try:
         host = {"Host": f"{slug}.tessera.localhost:{server.port}", "Authorization": f"Bearer {raw_key}"}
         status, body = _http(server, "GET", f"/api/v1/collections/customers/records/{records[0].id}", host)
@@ -237,18 +269,41 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
             checkpoint = page["checkpoint"]
         phone.close()
         assert pulled == {**acknowledged, json.loads(body)["id"]: "first in cell b"}
+
+        # Stripe's event about the customer reaches the old cell: handed on to cell b, signed
+        event = fake_stripe.event("customer.subscription.updated", subscription)
+        payload, signature = fake_stripe.signed(event)
+        received = Client(HTTP_HOST=settings.TESSERA_BASE_DOMAIN).post(
+            "/stripe/webhooks", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
+        )
+        assert received.status_code == 200, received.content
+        assert stripe_event_process(event["id"]) == "forwarded to cell b"  # the Celery task's body
     finally:
         server.stop()
     with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
         seq_after = cell_b_db.execute(psycopg.sql.SQL("SELECT max(seq) FROM {}.records_change").format(schema))
         assert seq_after.fetchone()[0] == seq_before + 1, "the change feed continues its sequence"
+        forwarded = cell_b_db.execute(
+            "SELECT forwarded_from, processed_at FROM billing_stripeevent WHERE id = %s", [event["id"]]
+        ).fetchone()
+        assert forwarded == ("main", None), "cell b received the event from cell main (its task not run yet)"
+    # cell b's task acts on it: the moved workspace's subscription, found by its customer
+    process = f"from billing.services import event_process; print(event_process({event['id']!r}))"
+    assert (
+        run_module("django", {**cell_b["env"], **stripe_env}, "shell", "--no-imports", "-c", process).strip()
+        == "active starter"
+    )
+    with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
+        plan = cell_b_db.execute("SELECT plan FROM tenants_tenant WHERE slug = %s", [slug]).fetchone()
+        assert plan == ("starter",)
 
 
 def _phone(port: int, slug: str, token: str):
     """A phone's websocket to the server on `port`, for workspace `slug` (a real websocket client)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     uri = f"ws://{slug}.tessera.localhost:{port}/sync/v1/?token={token}"
-    return connect(uri, sock=sock, proxy=None, max_size=None, open_timeout=20)
+    # no pings of its own: a loaded machine may answer one late, and the server's heartbeats suffice
+    return connect(uri, sock=sock, proxy=None, max_size=None, open_timeout=20, ping_interval=None)
 
 
 def _changes_since(phone, checkpoint=None, batch: int = 10) -> dict:
@@ -261,18 +316,29 @@ def _changes_since(phone, checkpoint=None, batch: int = 10) -> dict:
             return frame["result"]
 
 
-def _told_elsewhere(phone, timeout: float = 30.0):
-    """The `workspace_elsewhere` frame the server sends before it closes, and the close."""
-    told = None
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            frame = json.loads(phone.recv(timeout=deadline - time.monotonic()))
-            if frame["id"] == "workspace_elsewhere":
-                told = frame
-    except ConnectionClosed as exc:
-        return told, exc.rcvd
-    raise AssertionError(f"the socket stayed open {timeout:.0f} s after the move (last frame {told})")
+class _PhoneListening:
+    """Reads a phone's socket in a thread of its own, as a phone does (an unread socket stops
+    answering the server's pings and is closed by it), until the server closes it."""
+
+    def __init__(self, phone):
+        self.phone, self.told, self.close = phone, None, None
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.thread.start()
+
+    def _listen(self):
+        try:
+            while True:
+                frame = json.loads(self.phone.recv())
+                if frame["id"] == "workspace_elsewhere":
+                    self.told = frame
+        except ConnectionClosed as exc:
+            self.close = exc.rcvd
+
+    def told_elsewhere(self, timeout: float = 60.0):
+        """The `workspace_elsewhere` frame the server sent before it closed, and the close."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"the socket stayed open {timeout:.0f} s after the move"
+        return self.told, self.close
 
 
 def _http(server, method: str, path: str, headers: dict, body=None) -> tuple[int, str]:
