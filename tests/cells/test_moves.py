@@ -17,6 +17,7 @@ import time
 import psycopg
 import psycopg.sql
 import pytest
+import redis
 from django.db import connection, connections
 from django.test import Client
 from websockets.exceptions import ConnectionClosed
@@ -150,6 +151,14 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     phone = _phone(server_a.port, slug, phone_token)
     assert _changes_since(phone)["documents"], "the phone syncs in cell main before the move"
     listening = _PhoneListening(phone)
+    # a partner's API calls in cell main, counted in its Redis and not flushed yet when the move starts
+    api_headers = {"Host": f"{slug}.tessera.localhost:{server_a.port}", "Authorization": f"Bearer {raw_key}"}
+    for _ in range(5):
+        assert _http(server_a, "GET", "/api/v1/collections/customers/records?limit=1", api_headers)[0] == 200
+    counters = redis.Redis.from_url(settings.REDIS_URL)
+    old_counters = f"{settings.TESSERA_COUNTERS_NAMESPACE}:usage:{{w{signed.tenant.pk}}}"
+    counted = {k.decode(): int(v) for k, v in counters.hgetall(old_counters).items()}
+    assert sum(v for k, v in counted.items() if k.endswith(":c")) == 5, counted
     acknowledged = {r.id: f"customer {n}" for n, r in enumerate(records)}  # record id -> name (None: deleted)
     outcome = {"refused": 0, "stopped_by": None}
     stop = threading.Event()
@@ -185,7 +194,10 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     thread = threading.Thread(target=lambda: committed(writer))
     thread.start()
     try:
-        out = run_module("django", cell_b["env"], "workspace_move", slug, "--from", cell_b["source_url"], timeout=300)
+        out = run_module(
+            "django", cell_b["env"], "workspace_move", slug, "--from", cell_b["source_url"],
+            "--from-redis", settings.REDIS_URL, timeout=300,
+        )  # fmt: skip
         # the phone connected during the move is told where its workspace went (at its next heartbeat)
         told, closed = listening.told_elsewhere()
         # and a phone connecting to the old cell afterwards, at once
@@ -201,6 +213,7 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
         assert frame["error"]["region"] == "us"
         assert (close.code, close.reason) == (4421, f"workspace_elsewhere {new_sync_url}")
     assert f"moved {slug}: main -> b" in out and "audit events verified" in out, out
+    assert f"{len(counted)} usage counters carried" in out, out
     assert outcome["stopped_by"] is not None, "the writer kept writing to the old cell after the move"
     assert len(acknowledged) > RECORDS
 
@@ -225,6 +238,13 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"moved_{signed.tenant.schema_name}_%"]
         )
         assert cursor.fetchone() is not None
+
+    # the unflushed API calls moved with it: in cell b's counters under its id there, gone from cell main's
+    with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
+        new_id = cell_b_db.execute("SELECT id FROM tenants_tenant WHERE slug = %s", [slug]).fetchone()[0]
+    new_counters = f"{settings.TESSERA_COUNTERS_NAMESPACE}:usage:{{w{new_id}}}"
+    assert {k.decode(): int(v) for k, v in counters.hgetall(new_counters).items()} == counted
+    assert not counters.exists(old_counters)
 
     # requests reaching the old cell are sent to the new one
     settings.TESSERA_CELLS = cell_b["cells"]
