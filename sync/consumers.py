@@ -442,21 +442,33 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 if not self.streams and time.monotonic() - self.last_heard >= idle:
                     await self.close(code=CLOSE_IDLE, reason="idle")
                     return
-                rechecks = rechecks_for(asyncio.get_running_loop())
-                device = await rechecks.recheck(self.tenant, self.device.pk, _client_ip(self.scope))
-                if device is None:
-                    # The same words as the channel layer's message, whichever comes first: a phone
-                    # told "device revoked" would ask to be paired again for a suspended workspace.
-                    serving = await database_sync_to_async(workspace_still_serving)(self.tenant)
-                    if serving:
-                        await self.close(code=CLOSE_REVOKED, reason="device revoked")
-                    else:
-                        await self._gone_close(reason="workspace closed")
-                    return
-                self.device = device
-                await self._reply("heartbeat", None, {"at": instant(timezone.now())})
-                await self._checkpoints_flush(maybe=True)
+                try:
+                    if await self._heartbeat_tick():
+                        return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # One tick failed (the database away, the workspace's schema renamed by a move
+                    # between two queries): the next tick asks again, so the socket is never left
+                    # without its re-checks (a revoked device, a workspace gone or moved).
+                    logger.exception("sync heartbeat failed")
         except asyncio.CancelledError:
             pass
-        except Exception:
-            logger.exception("sync heartbeat failed")
+
+    async def _heartbeat_tick(self) -> bool:
+        """Re-check the device and send the heartbeat; True when the socket was closed."""
+        rechecks = rechecks_for(asyncio.get_running_loop())
+        device = await rechecks.recheck(self.tenant, self.device.pk, _client_ip(self.scope))
+        if device is None:
+            # The same words as the channel layer's message, whichever comes first: a phone
+            # told "device revoked" would ask to be paired again for a suspended workspace.
+            serving = await database_sync_to_async(workspace_still_serving)(self.tenant)
+            if serving:
+                await self.close(code=CLOSE_REVOKED, reason="device revoked")
+            else:
+                await self._gone_close(reason="workspace closed")
+            return True
+        self.device = device
+        await self._reply("heartbeat", None, {"at": instant(timezone.now())})
+        await self._checkpoints_flush(maybe=True)
+        return False
