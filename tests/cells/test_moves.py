@@ -18,6 +18,7 @@ import psycopg
 import psycopg.sql
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.db import connection, connections
 from django.test import Client
 from websockets.exceptions import ConnectionClosed
@@ -85,8 +86,11 @@ def cell_b(tenants_provisioned, db):
             "internal_url": f"http://127.0.0.1:{port}",
         },
     }
+    # cell b's Redis: another database of the tests' Redis server (its keys apart from cell main's)
+    redis_b = django_settings.REDIS_URL.rsplit("/", 1)[0] + "/1"
     env_b = {
         "TESSERA_DATABASE_URL": url_b,
+        "TESSERA_REDIS_URL": redis_b,
         "TESSERA_DIRECTORY_DATABASE_URL": env_a["TESSERA_DIRECTORY_DATABASE_URL"],
         "TESSERA_CELL": "b",
         "TESSERA_REGION": "us",
@@ -96,9 +100,10 @@ def cell_b(tenants_provisioned, db):
         "TESSERA_SECRET_KEY": "cell-b-" + secrets.token_urlsafe(20),
     }
     run_module("django", env_b, "migrate_schemas", "--shared", "--noinput", "-v0", timeout=300)
-    yield {"env": env_b, "port": port, "cells": cells, "source_url": env_a["TESSERA_DATABASE_URL"]}
+    yield {"env": env_b, "port": port, "cells": cells, "source_url": env_a["TESSERA_DATABASE_URL"], "redis": redis_b}
     for alias in list(connections):
         connections[alias].close()
+    redis.Redis.from_url(redis_b).flushdb()  # only this test uses it
     with psycopg.connect(env_a["TESSERA_DATABASE_URL"], autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -243,7 +248,8 @@ def test_a_moved_workspace_keeps_every_acknowledged_write_and_works_in_its_new_c
     with psycopg.connect(cell_b["env"]["TESSERA_DATABASE_URL"]) as cell_b_db:
         new_id = cell_b_db.execute("SELECT id FROM tenants_tenant WHERE slug = %s", [slug]).fetchone()[0]
     new_counters = f"{settings.TESSERA_COUNTERS_NAMESPACE}:usage:{{w{new_id}}}"
-    assert {k.decode(): int(v) for k, v in counters.hgetall(new_counters).items()} == counted
+    counters_b = redis.Redis.from_url(cell_b["redis"])
+    assert {k.decode(): int(v) for k, v in counters_b.hgetall(new_counters).items()} == counted
     assert not counters.exists(old_counters)
 
     # requests reaching the old cell are sent to the new one
