@@ -14,6 +14,7 @@ from billing.models import StripeEvent
 from billing.services import event_process
 from directory.models import WorkspaceLocation
 from directory.selectors import workspace_location_forget
+from tests.billing.conftest import fake_stripe  # noqa: F401 (fixture)
 from tests.billing.fake_stripe import fixture, new_id
 from tests.live_server import free_port
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.saas_only
 
 
 @pytest.fixture
-def customer_in_us(fake_stripe, tenants_provisioned, db, settings):
+def customer_in_us(fake_stripe, tenants_provisioned, db, settings):  # noqa: F811
     """A Stripe customer whose workspace (omega) the directory places in cell us-1, which is down."""
     settings.TESSERA_CELLS = {
         **settings.TESSERA_CELLS,
@@ -36,14 +37,14 @@ def customer_in_us(fake_stripe, tenants_provisioned, db, settings):
     workspace_location_forget("omega")
 
 
-def _post(settings, fake_stripe, event: dict):
-    payload, signature = fake_stripe.signed(event)
+def _post(settings, stripe, event: dict):
+    payload, signature = stripe.signed(event)
     return Client(HTTP_HOST=settings.TESSERA_BASE_DOMAIN).post(
         "/stripe/webhooks", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
     )
 
 
-def test_an_event_for_a_cell_that_is_down_waits_and_is_retried(customer_in_us, fake_stripe, settings):
+def test_an_event_for_a_cell_that_is_down_waits_and_is_retried(customer_in_us, fake_stripe, settings):  # noqa: F811
     invoice = fixture("invoice", id=new_id("in"), customer=customer_in_us, subscription=None, parent=None)
     event = fake_stripe.event("invoice.paid", invoice)
     assert _post(settings, fake_stripe, event).status_code == 200
@@ -53,7 +54,7 @@ def test_an_event_for_a_cell_that_is_down_waits_and_is_retried(customer_in_us, f
     assert stored.processed_at is None and stored.forwarded_to == ""
 
 
-def test_an_event_another_cell_handed_on_is_never_handed_on_again(customer_in_us, fake_stripe, settings):
+def test_an_event_another_cell_handed_on_is_never_handed_on_again(customer_in_us, fake_stripe, settings):  # noqa: F811
     """Cell us-1 forwarded it here (its directory was stale): processed here, not sent back."""
     invoice = fixture("invoice", id=new_id("in"), customer=customer_in_us, subscription=None, parent=None)
     event = {**fake_stripe.event("invoice.paid", invoice), routing.FORWARDED_KEY: "us-1"}
@@ -64,7 +65,7 @@ def test_an_event_another_cell_handed_on_is_never_handed_on_again(customer_in_us
     assert routing.FORWARDED_KEY not in stored.payload  # Stripe's event, as Stripe sent it
 
 
-def test_the_forwarded_mark_cannot_be_added_without_the_signing_secret(customer_in_us, fake_stripe, settings):
+def test_the_forwarded_mark_cannot_be_added_without_the_signing_secret(customer_in_us, fake_stripe, settings):  # noqa: F811
     invoice = fixture("invoice", id=new_id("in"), customer=customer_in_us, subscription=None, parent=None)
     event = fake_stripe.event("invoice.paid", invoice)
     payload, signature = fake_stripe.signed(event)
@@ -75,7 +76,7 @@ def test_the_forwarded_mark_cannot_be_added_without_the_signing_secret(customer_
     assert response.status_code == 400
 
 
-def test_a_new_customer_is_noted_in_the_directory(tenant, fake_stripe):
+def test_a_new_customer_is_noted_in_the_directory(tenant, fake_stripe):  # noqa: F811
     from billing.services import customer_ensure
 
     account = customer_ensure(workspace=tenant, email="admin@alpha.test")
