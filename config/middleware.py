@@ -23,10 +23,7 @@ from core.request_context import (
 )
 from tenants.middleware import HOST_INDEPENDENT_PATHS
 from tenants.runtime import WorkspaceMoving, workspace_current_or_none
-from tenants.topology import cell_named
-
-if settings.TESSERA_DIRECTORY_ENABLED:  # SaaS cells; the desktop has no directory
-    from directory.selectors import workspace_location_of
+from tenants.topology import workspace_elsewhere_for_host
 
 logger = logging.getLogger(__name__)
 
@@ -140,21 +137,10 @@ class WorkspaceCellMiddleware:
         hostname = getattr(request, "workspace_host_unknown", None)
         if hostname is None or request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:
             return response
-        suffix = "." + settings.TESSERA_BASE_DOMAIN
-        slug = hostname[: -len(suffix)] if hostname.endswith(suffix) else ""
-        if not slug or "." in slug:
+        elsewhere = workspace_elsewhere_for_host(hostname)
+        if elsewhere is None:
             return response
-        try:
-            location = workspace_location_of(slug)
-        except DatabaseError:
-            logger.exception("the cells' directory is unreachable")
-            return response  # the unknown-host page: better than an error
-        if location is None or location.cell == settings.TESSERA_CELL:
-            return response
-        cell = cell_named(location.cell)
-        if cell is None:
-            logger.error("the directory names cell %r, which TESSERA_CELLS does not", location.cell)
-            return response
+        cell, slug = elsewhere.cell, elsewhere.slug
         url = cell.workspace_url(slug, request.get_full_path())
         if request.path_info.startswith(API_PATH_PREFIX):
             return problem_http_response(
@@ -164,7 +150,7 @@ class WorkspaceCellMiddleware:
                 f"This workspace is served at {cell.workspace_url(slug, '')}: send your requests there.",
                 base_url=cell.workspace_url(slug, "/api/v1"),
                 location=url,
-                region=location.region,
+                region=elsewhere.region,
                 headers={"Location": url},
             )
         return HttpResponseRedirect(url, status=302 if request.method in ("GET", "HEAD") else 307)

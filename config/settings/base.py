@@ -400,6 +400,10 @@ CELERY_BEAT_SCHEDULE = {
 # Phone sync: days a device's last write of a record is kept as the base of its next push's merge
 # (sync.services.device_writes_prune).
 TESSERA_SYNC_DEVICE_WRITE_DAYS = int(env("TESSERA_SYNC_DEVICE_WRITE_DAYS", "30"))
+# Sync sockets: a heartbeat frame (and the device's re-check: revoked, workspace gone or moved to another
+# cell) this often; a socket streaming nothing and silent this long is closed (sync.consumers).
+TESSERA_SYNC_HEARTBEAT_SECONDS = float(env("TESSERA_SYNC_HEARTBEAT_SECONDS", "25"))
+TESSERA_SYNC_IDLE_SECONDS = float(env("TESSERA_SYNC_IDLE_SECONDS", "300"))
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the
 # previous one: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h — 10 attempts over 3.2 days.
