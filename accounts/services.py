@@ -177,6 +177,30 @@ def member_erase(*, actor: Actor | Principal, member: User, reason: str = "") ->
     return member_id
 
 
+def user_password_reset_by_operator(*, email: str, password: str | None = None, how: str) -> tuple[User, str]:
+    """Give a member a new password from outside the console (`tessera manage reset-password` on the
+    computer that holds the workspace: a desktop owner who forgot theirs, where no mail can carry a
+    reset link). `password` None makes a random one. Their failed log-ins are forgotten (a lockout
+    ends) and their sessions end. Audited as `user.password_changed` by the operator. Returns the
+    member and the password."""
+    user = User.objects.filter(email__iexact=(email or "").strip(), is_active=True).first()
+    if user is None:
+        raise AccountError("No active member has this e-mail address in this workspace.", param="email")
+    password = password or secrets.token_urlsafe(12)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages), param="password") from exc
+    with transaction.atomic():
+        user.set_password(password)  # a new password hash: the member's sessions end (their auth hash)
+        user.save(update_fields=["password"])
+        _login_throttle_forget(user.email)
+        audit_event_record(
+            action="user.password_changed", actor=Actor.system(how), target=user, changes={"method": how}
+        )
+    return user, password
+
+
 def _login_throttle_forget(email: str) -> int:
     return sum(
         model.objects.filter(username__iexact=email).delete()[0]

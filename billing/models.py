@@ -60,6 +60,10 @@ class StripeEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Cells (billing.routing): the cell that handed this event on to us, or the cell we handed it on to
+    # (the directory says that cell bills its customer). An event handed on is never handed on again.
+    forwarded_from = models.CharField(max_length=63, blank=True)
+    forwarded_to = models.CharField(max_length=63, blank=True)
 
     class Meta:
         ordering = ["created"]

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing import stripe_api
+from billing import routing, stripe_api
 from billing.entitlements import billing_url, grace_period, standing_forget
 from billing.models import BillingAccount, StripeEvent, SubscriptionStatus
 from billing.plans import OFFERS, PAID_PLANS, Plan, metered_price_lookup_key, price_lookup_key
@@ -71,6 +71,7 @@ def customer_ensure(*, workspace: Tenant, email: str) -> BillingAccount:
             raise BillingError("Stripe could not be reached. Try again in a minute.", status=503) from exc
         BillingAccount.objects.filter(pk=account.pk).update(stripe_customer_id=customer["id"])
         account.stripe_customer_id = customer["id"]
+        routing.customer_location_set(workspace_slug=workspace.slug, stripe_customer_id=customer["id"])
     return account
 
 
@@ -165,11 +166,14 @@ def portal_session_start(*, workspace: Tenant, return_url: str) -> str:
 
 
 def event_store(event) -> StripeEvent | None:
-    """Keep a verified event once by its id; None if it was received before (a duplicate delivery)."""
+    """Keep a verified event once by its id; None if it was received before (a duplicate delivery).
+    An event another cell handed on (billing.routing) says so inside its signed body."""
+    forwarded_from = event.pop(routing.FORWARDED_KEY, "")
     try:
         with transaction.atomic():
             return StripeEvent.objects.create(
                 id=event["id"],
+                forwarded_from=str(forwarded_from)[:63],
                 type=event["type"],
                 livemode=bool(event.get("livemode")),
                 created=_moment(event.get("created")) or timezone.now(),
@@ -191,7 +195,14 @@ def _subscription_of(event_type: str, obj: dict) -> str | None:
 
 
 def _workspace_of(obj: dict, subscription) -> Tenant | None:
-    """The workspace a Stripe object belongs to: our metadata, the Checkout reference, or the customer."""
+    """The workspace a Stripe object belongs to: the customer's billing account, else our metadata or
+    the Checkout reference. The customer first: a workspace moved to another cell has another row id
+    there (cells.moves), so the id in the metadata may name another workspace of that cell."""
+    customer = (subscription or {}).get("customer") or obj.get("customer")
+    if customer:
+        account = BillingAccount.objects.filter(stripe_customer_id=customer).select_related("workspace").first()
+        if account is not None:
+            return account.workspace
     for source in (subscription or {}, obj):
         metadata = source.get("metadata") or {}
         ref = metadata.get("workspace_id") or (obj.get("client_reference_id") if source is obj else None)
@@ -199,9 +210,7 @@ def _workspace_of(obj: dict, subscription) -> Tenant | None:
             tenant = Tenant.objects.filter(pk=int(ref)).first()
             if tenant is not None:
                 return tenant
-    customer = (subscription or {}).get("customer") or obj.get("customer")
-    account = BillingAccount.objects.filter(stripe_customer_id=customer).select_related("workspace").first()
-    return account.workspace if account and customer else None
+    return None
 
 
 def event_process(event_id: str) -> str:
@@ -212,6 +221,13 @@ def event_process(event_id: str) -> str:
     if stored.processed_at is not None:
         return "already processed"
     StripeEvent.objects.filter(pk=event_id).update(attempts=stored.attempts + 1)
+    cell = None if stored.forwarded_from else routing.event_cell_elsewhere(stored.payload)
+    if cell is not None:  # another cell bills this customer: handed on there (ForwardFailed: retried)
+        routing.event_forward(event=stored.payload, cell=cell)
+        StripeEvent.objects.filter(pk=event_id).update(
+            processed_at=timezone.now(), last_error="", forwarded_to=cell.name
+        )
+        return f"forwarded to cell {cell.name}"
     outcome = "ignored"
     if stored.type in HANDLED_EVENTS:
         obj = stored.payload["data"]["object"]
@@ -242,6 +258,7 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         items = subscription["items"]["data"]
         period_end = subscription.get("current_period_end") or (items[0].get("current_period_end") if items else None)
         now = timezone.now()
+        customer_new = account.stripe_customer_id != subscription["customer"]
         account.stripe_customer_id = subscription["customer"]
         account.stripe_subscription_id = subscription["id"]
         account.status = status
@@ -269,6 +286,8 @@ def subscription_sync(*, subscription_id: str, reference: dict | None = None, ca
         after = {"plan": workspace.plan, "status": status}
         if before != after or notify or cause == "customer.subscription.trial_will_end":
             _subscription_event(workspace, before=before, after=after, cause=cause, account=account, notify=notify)
+    if customer_new:
+        routing.customer_location_set(workspace_slug=workspace.slug, stripe_customer_id=subscription["customer"])
     return f"{status} {plan}"
 
 

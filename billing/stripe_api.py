@@ -93,7 +93,9 @@ def customer_create(*, workspace_id: int, name: str, email: str) -> dict:
     return _plain(
         stripe_client().v1.customers.create(
             {"name": name, "email": email, "metadata": {"workspace_id": str(workspace_id)}},
-            {"idempotency_key": f"tessera-customer-{workspace_id}"},
+            # Row ids are per cell (one Stripe account serves them all): the cell's name keeps two cells'
+            # workspaces of the same id from getting one customer within Stripe's 24 h idempotency window.
+            {"idempotency_key": f"tessera-customer-{settings.TESSERA_CELL or 'single'}-{workspace_id}"},
         )
     )
 

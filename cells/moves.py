@@ -17,7 +17,12 @@ Run in the target cell, with the source cell's database URL. The move:
    chain walked end to end in this cell;
 5. flips the directory, then takes the workspace out of the source's public schema (its host now
    answers with a redirect here) and renames its old schema `moved_<schema>_<time>`, kept until an
-   operator drops it.
+   operator drops it;
+6. carries the workspace's counters kept in the source cell's Redis (given its URL): API calls
+   counted but not yet flushed into the usage table (partners.usage), which bill as metered usage.
+   Every hash of integers tagged `{w<workspace id>}` is a workspace's counters: added into this cell's
+   Redis under the workspace's id here (another id than in the source) and removed from the source.
+   Other tagged keys (rate-limit buckets, locks) are transient and left to expire.
 
 A failure before the flip leaves the workspace where it was, serving again, and removes the copy.
 The freeze lasts the catch-up only (bench/cells measures it). Transaction ids are compared as
@@ -31,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -39,6 +45,7 @@ from psycopg.rows import dict_row
 
 from audit.selectors import audit_chain_verify
 from core.errors import ServiceError
+from core.redis_client import redis_client
 from directory import services as directory_services
 from directory.models import WorkspaceLocation
 from tenants.migration import migrations_expected
@@ -68,12 +75,19 @@ class MoveReport:
     copy_seconds: float = 0.0
     freeze_seconds: float = 0.0
     moved_schema: str = ""
+    counters_carried: int | None = None  # counter fields carried from the source's Redis (None: not asked)
 
 
 def workspace_move_in(
-    *, slug: str, source_database_url: str, source_cell: str = "", say: Callable[[str], None] = lambda _: None
+    *,
+    slug: str,
+    source_database_url: str,
+    source_cell: str = "",
+    source_redis_url: str = "",
+    say: Callable[[str], None] = lambda _: None,
 ) -> MoveReport:
-    """Move workspace `slug` from the cell whose database is at `source_database_url` into this cell."""
+    """Move workspace `slug` from the cell whose database is at `source_database_url` into this cell
+    (and its counters from the source's Redis at `source_redis_url`, if given)."""
     with psycopg.connect(source_database_url, autocommit=True, row_factory=dict_row) as source:
         row = source.execute(f"SELECT * FROM public.{TENANT_TABLE} WHERE slug = %s", [slug]).fetchone()  # noqa: S608
         if row is None or row["is_template"]:
@@ -114,6 +128,8 @@ def workspace_move_in(
             move=move, region=region, rows_copied=report.rows, freeze_seconds=time.perf_counter() - frozen
         )
         report.moved_schema = _source_release(source, row)
+        if source_redis_url:
+            report.counters_carried = _counters_carry(source_redis_url, old_id=row["id"], new_id=tenant.pk)
         report.freeze_seconds = time.perf_counter() - frozen
         move.freeze_seconds = report.freeze_seconds
         move.save(update_fields=["freeze_seconds"])
@@ -383,3 +399,24 @@ def _source_release(source: psycopg.Connection, row: dict) -> str:
             sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(row["schema_name"]), sql.Identifier(moved))
         )
     return moved
+
+
+def _counters_carry(source_redis_url: str, *, old_id: int, new_id: int) -> int:
+    """Add the workspace's counter hashes of the source's Redis into this cell's; the fields carried."""
+    source, target = redis.Redis.from_url(source_redis_url), redis_client()
+    old_tag, new_tag = f"{{w{old_id}}}", f"{{w{new_id}}}"
+    carried = 0
+    for name in source.scan_iter(match=f"*{old_tag}", count=1000):
+        if source.type(name) != b"hash":
+            continue
+        counts = source.hgetall(name)
+        if not all(value.lstrip(b"-").isdigit() for value in counts.values()):
+            continue
+        pipe = target.pipeline(transaction=True)
+        new_name = name.decode()[: -len(old_tag)] + new_tag
+        for key, value in counts.items():
+            pipe.hincrby(new_name, key, int(value))
+        pipe.execute()
+        source.delete(name)
+        carried += len(counts)
+    return carried

@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from billing.entitlements import standing
+from core.request_context import console_livemode
 from rbac.permissions import permissions_for
 from tenants.runtime import workspace_current_or_none
 
@@ -27,6 +28,11 @@ def console(request: HttpRequest) -> dict:
         "billing_standing": billing_standing,
         "read_only": read_only,
         "writes_off": WRITES_OFF if read_only else "",
+        # Pages say "we e-mailed it" only when mail reaches people (not on a desktop without SMTP).
+        "mail_delivered": settings.TESSERA_MAIL_DELIVERED,
+        # The header's test-mode switch and the banner every page shows while it is on.
+        "test_mode": bool(perms) and not console_livemode(),
+        "test_mode_allowed": "records.view" in perms,
     }
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import Invitation, User
 from audit.registry import action_label
 from audit.selectors import audit_event_list
+from core.request_context import console_livemode
 from partners.models import ApiKey
 from rbac.permissions import has_permission
 from records.query import collection_record_counts
@@ -33,14 +34,15 @@ class Step:
 
 
 def home_context(user) -> dict:
-    collections = list(collection_list(livemode=True))
+    live = console_livemode()  # test mode: the sandbox's collections and endpoints
+    collections = list(collection_list(livemode=live))
     counts = collection_record_counts(collections)
     records = sum(n for n, _ in counts.values())
     estimated = any(est for _, est in counts.values())
     members = User.objects.filter(is_active=True).count()
     day_ago = timezone.now() - timedelta(days=1)
     devices = Device.objects.filter(revoked_at=None)
-    endpoints = Endpoint.objects.filter(livemode=True)
+    endpoints = Endpoint.objects.filter(livemode=live)
     context = {
         "counts": {
             "collections": len(collections),
@@ -62,7 +64,7 @@ def home_context(user) -> dict:
             "disabled": endpoints.filter(enabled=False).count(),
             "failing": endpoints.filter(enabled=True).exclude(failing_since=None).count(),
             "failed_today": Delivery.objects.filter(
-                livemode=True, status=Delivery.Status.FAILED, created_at__gte=day_ago
+                livemode=live, status=Delivery.Status.FAILED, created_at__gte=day_ago
             ).count(),
         },
         "activity": [],

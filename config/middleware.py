@@ -15,16 +15,15 @@ from core.errors import ServiceError
 from core.request_context import (
     RequestContext,
     client_ip,
+    console_livemode_reset,
+    console_livemode_set,
     request_context_reset,
     request_context_set,
     request_id_new,
 )
 from tenants.middleware import HOST_INDEPENDENT_PATHS
 from tenants.runtime import WorkspaceMoving, workspace_current_or_none
-from tenants.topology import cell_named
-
-if settings.TESSERA_DIRECTORY_ENABLED:  # SaaS cells; the desktop has no directory
-    from directory.selectors import workspace_location_of
+from tenants.topology import workspace_elsewhere_for_host
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +75,34 @@ def _policy_for(response: HttpResponse) -> str:
     return policy.replace("form-action 'self'", " ".join(["form-action 'self'", *origins]), 1) if origins else policy
 
 
+# The session key of the console's test-mode switch (config.views.console_mode). Sessions live in the
+# workspace's schema: test mode is one person's choice in one workspace.
+TEST_MODE_SESSION_KEY = "console_test_mode"
+
+
+class ConsoleModeMiddleware:
+    """Console pages of a signed-in person in test mode read and write the sandbox (the rows test-mode
+    API keys use: core.request_context.console_livemode); everyone else, and the API (whose key says
+    its mode), live data."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        test = (
+            not request.path_info.startswith(API_PATH_PREFIX)
+            and user is not None
+            and user.is_authenticated
+            and bool(request.session.get(TEST_MODE_SESSION_KEY))
+        )
+        token = console_livemode_set(not test)
+        try:
+            return self.get_response(request)
+        finally:
+            console_livemode_reset(token)
+
+
 class ConsoleRefusalMiddleware:
     """A service's refusal that a console view did not turn into a form error — the workspace is
     read-only, a plan limit is reached — is shown as a page that says why (with the service's status
@@ -110,21 +137,10 @@ class WorkspaceCellMiddleware:
         hostname = getattr(request, "workspace_host_unknown", None)
         if hostname is None or request.path.rstrip("/") in HOST_INDEPENDENT_PATHS:
             return response
-        suffix = "." + settings.TESSERA_BASE_DOMAIN
-        slug = hostname[: -len(suffix)] if hostname.endswith(suffix) else ""
-        if not slug or "." in slug:
+        elsewhere = workspace_elsewhere_for_host(hostname)
+        if elsewhere is None:
             return response
-        try:
-            location = workspace_location_of(slug)
-        except DatabaseError:
-            logger.exception("the cells' directory is unreachable")
-            return response  # the unknown-host page: better than an error
-        if location is None or location.cell == settings.TESSERA_CELL:
-            return response
-        cell = cell_named(location.cell)
-        if cell is None:
-            logger.error("the directory names cell %r, which TESSERA_CELLS does not", location.cell)
-            return response
+        cell, slug = elsewhere.cell, elsewhere.slug
         url = cell.workspace_url(slug, request.get_full_path())
         if request.path_info.startswith(API_PATH_PREFIX):
             return problem_http_response(
@@ -134,7 +150,7 @@ class WorkspaceCellMiddleware:
                 f"This workspace is served at {cell.workspace_url(slug, '')}: send your requests there.",
                 base_url=cell.workspace_url(slug, "/api/v1"),
                 location=url,
-                region=location.region,
+                region=elsewhere.region,
                 headers={"Location": url},
             )
         return HttpResponseRedirect(url, status=302 if request.method in ("GET", "HEAD") else 307)

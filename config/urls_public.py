@@ -1,4 +1,4 @@
-"""URLs of the public site (the bare domain in SaaS): sign-up, health, metrics."""
+"""URLs of the public site (the bare domain in SaaS): sign-up, health, metrics, the operator's cells page."""
 
 from django.conf import settings
 from django.urls import include, path
@@ -13,6 +13,9 @@ urlpatterns = [
 
 if settings.TESSERA_BILLING_ENABLED:  # Stripe's webhook events, signed (billing.webhooks)
     urlpatterns.append(path("stripe/webhooks", include("billing.urls_public")))
+
+if settings.TESSERA_DIRECTORY_ENABLED:  # SaaS cells: the operator's cells page (cells.views)
+    urlpatterns.append(path("", include("cells.urls")))
 
 if getattr(settings, "TESSERA_METRICS_ENABLED", False):
     urlpatterns.append(path("metrics", views.metrics, name="metrics"))

@@ -8,6 +8,7 @@ from config import views
 console = (
     [
         path("", views.home, name="home"),
+        path("console/mode/", views.console_mode, name="mode"),
         *[path(f"{name}/", views.section, {"name": name}, name=name) for name in views.SECTIONS],
     ],
     "console",

@@ -1,4 +1,4 @@
-"""Operational endpoints (/health, /metrics) and the console's home and not-yet-built sections."""
+"""Operational endpoints (/health, /metrics), the console's home, its test-mode switch and not-yet-built sections."""
 
 import hmac
 import time
@@ -8,11 +8,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
 from config.home import home_context
+from config.middleware import TEST_MODE_SESSION_KEY
 from rbac.permissions import permission_check
 
 
@@ -77,3 +80,20 @@ def section(request: HttpRequest, name: str) -> HttpResponse:
     title, blurb, permission = SECTIONS[name]
     permission_check(request.user, permission)  # the same rule that hides it from the navigation
     return render(request, "console/section_pending.html", {"title": title, "blurb": blurb, "section": name})
+
+
+@require_POST
+@login_required
+def console_mode(request: HttpRequest) -> HttpResponse:
+    """The header's test-mode switch: `mode=test` shows this person the sandbox (the records test-mode
+    API keys read and write) on the console's pages until they switch back (`mode=live`) or log out.
+    Whoever may see records may look at and, as their role allows, change the sandbox."""
+    permission_check(request.user, "records.view")
+    test = request.POST.get("mode") == "test"
+    request.session[TEST_MODE_SESSION_KEY] = test
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
+        back = ""
+    if back.startswith("/records/") and back != "/records/":  # a collection is of one mode: go to the list
+        back = "/records/"
+    return redirect(back or "console:home")

@@ -1,5 +1,5 @@
-"""The per-request facts (request id, client address, user agent) that logs and audit events carry, and
-the one rule for a client's address behind proxies."""
+"""The per-request facts (request id, client address, user agent) that logs and audit events carry, the
+one rule for a client's address behind proxies, and which data the console shows (live or test mode)."""
 
 import contextvars
 import re
@@ -18,6 +18,24 @@ class RequestContext:
 
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("tessera_request", default=RequestContext())  # noqa: B039 (frozen)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+# The console's data for this request: live (True), or the sandbox rows test-mode API keys read and
+# write (False), as the person chose with the header's test-mode switch (config.middleware).
+_console_livemode: contextvars.ContextVar[bool] = contextvars.ContextVar("tessera_console_livemode", default=True)
+
+
+def console_livemode() -> bool:
+    """Live data (True) or the sandbox (False): what console pages read and write in this request."""
+    return _console_livemode.get()
+
+
+def console_livemode_set(live: bool) -> contextvars.Token:
+    return _console_livemode.set(live)
+
+
+def console_livemode_reset(token: contextvars.Token) -> None:
+    _console_livemode.reset(token)
 
 
 def request_id_new(incoming: str | None = None) -> str:

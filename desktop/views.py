@@ -1,4 +1,5 @@
-"""The console's Desktop page (under Settings): data folder, backups and restore, the LAN sync hub."""
+"""The console's Desktop page (under Settings): data folder, backups and restore, the LAN sync hub, and the
+outbox of mail this computer cannot send."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from desktop import paths
 from desktop.autostart import autostart_enabled
 from desktop.backup import SUFFIX
 from desktop.preferences import preferences_load
-from desktop.selectors import backup_find, backup_list, jobs_status, lan_status
+from desktop.selectors import backup_find, backup_list, jobs_status, lan_status, outbox_messages
 from desktop.services import (
     BackupError,
     backup_create,
@@ -60,6 +61,16 @@ def _page(request: HttpRequest, *, status: int = 200, error: str = "", update=No
 @permission_required("settings.manage")
 def desktop_settings(request: HttpRequest) -> HttpResponse:
     return _page(request)
+
+
+@permission_required("settings.manage")
+def outbox(request: HttpRequest) -> HttpResponse:
+    """The mail this computer kept instead of sending (invitations, password-reset links): the Admin
+    reads it here and passes the links on. Only Admins: the links let whoever holds them in."""
+    context = {"messages_kept": outbox_messages(), "mail_delivered": settings.TESSERA_MAIL_DELIVERED}
+    response = render(request, "desktop/outbox.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

@@ -45,6 +45,16 @@ def slug_reserved(slug: str) -> bool:
     return WorkspaceLocation.objects.filter(slug=slug).exists()
 
 
+def workspace_of_customer(stripe_customer_id: str) -> str | None:
+    """The slug of the workspace Stripe bills as `stripe_customer_id`, wherever it lives (not cached:
+    asked once per Stripe event a cell does not bill itself)."""
+    if not stripe_customer_id:
+        return None
+    return (
+        WorkspaceLocation.objects.filter(stripe_customer_id=stripe_customer_id).values_list("slug", flat=True).first()
+    )
+
+
 def workspaces_per_cell() -> dict[str, int]:
     counts: dict[str, int] = {}
     for cell in WorkspaceLocation.objects.values_list("cell", flat=True):

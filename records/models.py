@@ -216,3 +216,43 @@ class TableView(models.Model):
     @property
     def shared(self) -> bool:
         return self.owner_id is None
+
+
+class BulkJob(models.Model):
+    """A bulk edit or delete of a large selection ("select all N matching"), carried out by a worker in
+    batches (records.services.records_bulk_job_run) while the console shows its progress. The selection
+    is the ids as they matched when it was asked for, so records the job changes do not move in or out
+    of it. Audited once, when it ends, with the count and the ids."""
+
+    class Action(models.TextChoices):
+        DELETE = "delete", "Delete"
+        SET = "set", "Set a field"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Stopped"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    data = models.JSONField(default=dict, blank=True, help_text="The patch a `set` applies.")
+    label = models.CharField(max_length=200, blank=True, default="", help_text="What the console calls it.")
+    ids = models.JSONField(default=list)
+    total = models.PositiveIntegerField()
+    position = models.PositiveIntegerField(default=0, help_text="How many of `ids` are done.")
+    changed = models.JSONField(default=list, help_text="The ids changed (set) or deleted so far.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["collection", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.total} in {self.collection_id}"

@@ -46,7 +46,7 @@ from records.errors import (
 from records.events import RecordChanged, RecordErased, collection_object, record_subject
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
-from records.models import Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
+from records.models import BulkJob, Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
 from records.sort_indexes import sort_indexes_prune
 from tenants.runtime import workspace_writes_open_check
 
@@ -1175,6 +1175,149 @@ def records_bulk_update(
                 changes={"collection": collection.slug, "count": len(changed), "ids": changed, "set": data},
             )
     return changed
+
+
+# --- bulk edit and delete of large selections, by a worker -------------------------------------------
+
+BULK_INLINE = 1000  # a bigger selection is carried out by a worker (records_bulk_job_start), with progress
+BULK_JOB_MAX = 50_000  # "select all N matching": the most one job takes
+BULK_JOB_BATCH = 500  # records per transaction: other writers get their turn between batches
+
+
+def records_bulk_job_start(
+    *,
+    actor: Actor | Principal,
+    collection: Collection,
+    action: str,
+    record_ids: Iterable[str],
+    data: dict | None = None,
+    label: str = "",
+) -> BulkJob:
+    """Accept a bulk delete (`action` "delete") or a bulk set of one patch (`action` "set", `data`) over
+    up to BULK_JOB_MAX records, to be carried out by a worker in batches (records_bulk_job_run), each
+    batch its own transaction through the spine's batch steps. The person sees its progress; the audit
+    log keeps one event when it ends (the count and the ids; for a set that stopped on a refused value,
+    what was changed before it and why it stopped)."""
+    _require(actor, "records.edit")
+    entitlements.writes_check()
+    ids = list(dict.fromkeys(i for i in record_ids if isinstance(i, str) and _RECORD_ID.fullmatch(i)))
+    if not 1 <= len(ids) <= BULK_JOB_MAX:
+        raise RecordError(f"Select between 1 and {BULK_JOB_MAX:,} records.", param="ids", code="bulk_size")
+    if action not in BulkJob.Action.values:
+        raise RecordError("Choose what to do with the selected records.", param="action")
+    if action == BulkJob.Action.SET:
+        if not isinstance(data, dict) or not data:
+            raise ValidationFailed(
+                [{"param": "data", "code": "invalid_type", "message": "Choose a field and a value."}]
+            )
+        for key, value in data.items():  # one value on many records: a unique field can only be cleared
+            spec = collection.field(key)
+            if spec is not None and spec.get("unique") and value is not None and len(ids) > 1:
+                raise UniqueViolation(
+                    f"`{key}` is unique: one value cannot be set on many records.", param=f"data.{key}"
+                )
+    user = actor if getattr(actor, "pk", None) and not isinstance(actor, Actor) else None
+    with transaction.atomic():
+        job = BulkJob.objects.create(
+            collection=collection,
+            action=action,
+            data=data or {},
+            label=label[:200],
+            ids=ids,
+            total=len(ids),
+            requested_by=user,
+        )
+        transaction.on_commit(lambda: records_bulk_job_queue(job_id=job.pk))
+    return job
+
+
+def records_bulk_job_queue(*, job_id: int) -> None:
+    """Hand a bulk job to a worker (records.tasks); a lost message is found again by the periodic resume."""
+    from records.tasks import records_bulk_job_task  # the tasks module imports these services
+
+    try:
+        records_bulk_job_task.delay(job_id)
+    except Exception:
+        logger.exception("could not queue bulk job %s; the periodic resume will", job_id)
+
+
+def records_bulk_job_run(*, job_id: int, limit: int | None = None) -> bool:
+    """Carry out a bulk job, BULK_JOB_BATCH records per transaction, as the person who asked for it (their
+    role is checked again for each batch: someone who lost the right to edit stops their job). Two
+    workers on one job take turns on its row lock. Stops after about `limit` records (None: all); True
+    when the job has ended."""
+    done = 0
+    while limit is None or done < limit:
+        try:
+            with _bulk_write():
+                job = BulkJob.objects.select_for_update().select_related("collection").get(pk=job_id)
+                if job.status != BulkJob.Status.RUNNING:
+                    return True
+                user = job.requested_by
+                if user is None or not has_permission(user, "records.edit"):
+                    raise WriteForbidden("Stopped: whoever asked for it may no longer edit records.")
+                chunk = job.ids[job.position : job.position + BULK_JOB_BATCH]
+                collection = job.collection
+                if chunk:
+                    rows = list(
+                        Record.objects.filter(collection=collection, id__in=chunk, deleted_at=None).order_by("id")
+                    )
+                    if job.action == BulkJob.Action.DELETE:
+                        _records_commit_deleted(
+                            actor=Actor.of(user), collection=collection, records=rows, now=timezone.now()
+                        )
+                        job.changed += [r.id for r in rows]
+                    else:
+                        for current in rows:
+                            if record_update(actor=user, record=current, data=job.data).changed:
+                                job.changed.append(current.id)
+                    job.position += len(chunk)
+                if job.position >= job.total:
+                    job.status, job.finished_at = BulkJob.Status.DONE, timezone.now()
+                    _bulk_job_audit(job, user)
+                job.save(update_fields=["position", "changed", "status", "finished_at", "updated_at"])
+                if job.status != BulkJob.Status.RUNNING:
+                    return True
+        except BulkJob.DoesNotExist:
+            return True
+        except (RecordError, LimitExceeded) as exc:  # the batch was rolled back: what came before stays
+            _bulk_job_stop(job_id, exc.message)
+            return True
+        done += len(chunk)
+    return False
+
+
+def _bulk_job_audit(job: BulkJob, actor: Any, *, stopped: str = "") -> None:
+    if not job.changed:
+        return
+    changes: dict[str, Any] = {
+        "collection": job.collection.slug,
+        "count": len(job.changed),
+        "ids": job.changed,
+        "job": job.pk,
+        "selected": job.total,
+    }
+    if job.action == BulkJob.Action.SET:
+        changes["set"] = job.data
+    if stopped:
+        changes["stopped"] = stopped[:500]
+    audit_event_record(
+        action="records.bulk_deleted" if job.action == BulkJob.Action.DELETE else "records.bulk_updated",
+        actor=actor,
+        target=("collection", str(job.collection.pk), job.collection.name),
+        changes=changes,
+    )
+
+
+def _bulk_job_stop(job_id: int, message: str) -> None:
+    """End a job whose batch was refused: it keeps what the earlier batches did (audited now) and why."""
+    with transaction.atomic():
+        job = BulkJob.objects.select_for_update().select_related("collection").filter(pk=job_id).first()
+        if job is None or job.status != BulkJob.Status.RUNNING:
+            return
+        job.status, job.finished_at, job.error = BulkJob.Status.FAILED, timezone.now(), message[:1000]
+        _bulk_job_audit(job, job.requested_by or Actor.system(), stopped=message)
+        job.save(update_fields=["status", "finished_at", "error", "updated_at"])
 
 
 # --- undo ---------------------------------------------------------------------------------------------

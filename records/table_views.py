@@ -8,9 +8,11 @@ those who may edit records save or delete them.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
 
+from audit.services import audit_event_record
 from core.actors import Actor
 from rbac.permissions import has_permission
 from records.errors import NotFound, RecordError, WriteForbidden
@@ -78,8 +80,22 @@ def table_view_create(*, actor, collection: Collection, name: str, query: str, s
         raise RecordError(f"A {'shared ' if shared else ''}view named “{name}” exists already.", param="name")
     if mine.count() >= PER_COLLECTION_MAX:
         raise RecordError(f"At most {PER_COLLECTION_MAX} views per collection.", param="name")
-    return TableView.objects.create(
-        collection=collection, name=name, query=query, owner=owner, created_by=Actor.of(actor).stamp()
+    with transaction.atomic():
+        view = TableView.objects.create(
+            collection=collection, name=name, query=query, owner=owner, created_by=Actor.of(actor).stamp()
+        )
+        _audit("table_view.created", actor, view, {"after": {"query": query}})
+    return view
+
+
+def _audit(action: str, actor, view: TableView, changes: dict) -> None:
+    """Saved views are audited as the collection's: who saved, changed or deleted which view, shared or
+    personal, and the query it held (filters can reveal what someone was looking for)."""
+    audit_event_record(
+        action=action,
+        actor=actor,
+        target=("table_view", str(view.pk), view.name),
+        changes={"collection": view.collection.slug, "shared": view.shared, **changes},
     )
 
 
@@ -87,12 +103,18 @@ def table_view_update(*, actor, view: TableView, query: str) -> TableView:
     """Save the table as it is shown now over `view` (its owner's, or a shared one by an editor)."""
     if not _may_change(actor, view):
         raise WriteForbidden("Only its owner (or, shared, those who may edit records) changes this view.")
+    before = view.query
     view.query = _query_clean(view.collection, query)
-    view.save(update_fields=["query", "updated_at"])
+    with transaction.atomic():
+        view.save(update_fields=["query", "updated_at"])
+        if view.query != before:
+            _audit("table_view.updated", actor, view, {"before": {"query": before}, "after": {"query": view.query}})
     return view
 
 
 def table_view_delete(*, actor, view: TableView) -> None:
     if not _may_change(actor, view):
         raise WriteForbidden("Only its owner (or, shared, those who may edit records) deletes this view.")
-    view.delete()
+    with transaction.atomic():
+        _audit("table_view.deleted", actor, view, {"before": {"query": view.query}})
+        view.delete()

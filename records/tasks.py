@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from records.models import Collection
+from records.models import BulkJob, Collection
 from records.services import (
     collection_records_delete,
     collection_records_delete_queue,
     collection_records_migrate,
     collection_records_migrate_queue,
+    records_bulk_job_queue,
+    records_bulk_job_run,
 )
 from records.sort_indexes import sort_index_ensure
 from tenants.runtime import workspace_context, workspace_list
@@ -33,9 +35,15 @@ def collection_records_delete_task(collection_id: int) -> bool:
     return collection_records_delete(collection=collection)
 
 
+@shared_task(name="records.bulk_job_run")
+def records_bulk_job_task(job_id: int) -> bool:
+    """Carry out a bulk edit or delete of a large selection (in the task's workspace)."""
+    return records_bulk_job_run(job_id=job_id)
+
+
 @shared_task(name="records.collection_migrations_resume_all_workspaces")
 def collection_migrations_resume_all_workspaces() -> int:
-    """Queue again every field migration and collection deletion left unfinished (a lost message, a
+    """Queue again every field migration, collection deletion and bulk job left unfinished (a lost message, a
     killed worker), looking at each workspace itself (two queries) and sending tasks only for what it
     finds; one already running only finds less to do. Returns how many were queued."""
     queued = 0
@@ -49,6 +57,9 @@ def collection_migrations_resume_all_workspaces() -> int:
                 if "finished_at" not in deletion:
                     collection_records_delete_queue(collection_id=collection_id)
                     queued += 1
+            for job_id in BulkJob.objects.filter(status=BulkJob.Status.RUNNING).values_list("pk", flat=True):
+                records_bulk_job_queue(job_id=job_id)
+                queued += 1
     return queued
 
 

@@ -3,7 +3,7 @@ import and export live under /records/<slug>/ (records under r/<id>/, so no id s
 
 from django.urls import path
 
-from records.views import collections, exports, fields, grid, imports, record, saved_views, table, undo
+from records.views import bulk_jobs, collections, exports, fields, grid, imports, record, saved_views, table, undo
 
 app_name = "records"
 
@@ -24,6 +24,7 @@ urlpatterns = [
     path("records/<slug:slug>/r/<str:record_id>/", record.record_detail, name="record"),
     path("records/<slug:slug>/r/<str:record_id>/delete/", record.record_remove, name="record_remove"),
     path("records/<slug:slug>/bulk/", grid.records_bulk, name="bulk"),
+    path("records/<slug:slug>/bulk/jobs/", bulk_jobs.bulk_jobs_status, name="bulk_jobs"),
     path("records/<slug:slug>/undo/", undo.records_undo, name="undo"),
     path("records/<slug:slug>/views/", saved_views.table_view_save, name="view_save"),
     path("records/<slug:slug>/views/<str:view_id>/", saved_views.table_view_change, name="view_change"),

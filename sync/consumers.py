@@ -25,6 +25,14 @@ TESSERA_SYNC_HEARTBEAT_SECONDS, on the same ticks for all of a process's sockets
 device (sync.heartbeats: one query per workspace per tick for them all); a connection that
 subscribed to no stream and sent nothing for TESSERA_SYNC_IDLE_SECONDS is closed (4408). A revoked
 device's sockets are closed at once (4401).
+
+A workspace another cell serves (reached the wrong cell, or moved away while the socket was open: the
+heartbeat's re-check finds it gone and asks the directory) is accepted just long enough to be told
+where: one frame `{"id": "workspace_elsewhere", "collection": null, "error": {"code":
+"workspace_elsewhere", "message", "url": "wss://<its cell>/sync/v1/", "region"}}`, then a close with
+code 4421 and the same URL in the reason. Accepted rather than refused with an HTTP answer: a browser's
+or React Native's WebSocket never shows a refusal's status or body, but shows every close's code and
+reason. The URL carries no token: the device reconnects there with its own.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from tenants.runtime import (
     workspace_sockets_group,
     workspace_still_serving,
 )
+from tenants.topology import Elsewhere, workspace_elsewhere, workspace_elsewhere_for_host
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +81,7 @@ SUBPROTOCOL = "tessera-sync.v1"
 METHODS = ("masterChangesSince", "masterWrite", "masterChangeStream$", "auth")
 CLOSE_REVOKED = 4401
 CLOSE_IDLE = 4408
+CLOSE_ELSEWHERE = 4421  # HTTP's 421 Misdirected Request: the workspace is served by another cell
 _ID_PREFIX = re.compile(r'^\s*\{\s*"id"\s*:\s*"([^"\\]{0,200})"')
 
 
@@ -98,10 +108,11 @@ def _token_from(scope) -> tuple[str | None, str | None]:
 
 
 def active_workspace_for_host(host: str):
-    """The active workspace served at `host` (as for HTTP), or None: unknown hosts, the public site
-    and suspended workspaces have none."""
+    """The workspace served at `host` (as for HTTP), or None: unknown hosts, the public site and
+    suspended workspaces have none. One being moved to another cell is served (reads; its writes are
+    refused with `workspace_moving` until it is there, then the socket is told where it went)."""
     tenant = workspace_for_host(host)
-    if tenant is None or not tenant.is_active:
+    if tenant is None or tenant.status not in (tenant.Status.ACTIVE, tenant.Status.MOVING):
         return None
     with workspace_context(tenant):
         if workspace_current_or_none() is None:  # the public site is no workspace
@@ -122,9 +133,13 @@ class SyncConsumer(AsyncWebsocketConsumer):
         self.checkpoints_saved_at = time.monotonic()
         self.last_heard = time.monotonic()
         self.heartbeat_task = None
+        self.elsewhere: Elsewhere | None = None
         token, subprotocol = _token_from(self.scope)
         # One trip to the database thread: the workspace of the Host, the device of the token, seen now.
         self.tenant, self.device = await database_sync_to_async(self._authenticate)(token)
+        if self.tenant is None and self.elsewhere is not None:
+            await self.accept(subprotocol=subprotocol)
+            return await self._elsewhere_close(self.elsewhere)
         if self.tenant is None:
             return await self._deny(404, "unknown_workspace", "No workspace at this address.")
         if self.device is None:
@@ -137,7 +152,10 @@ class SyncConsumer(AsyncWebsocketConsumer):
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
 
     def _authenticate(self, token: str | None):
-        tenant = active_workspace_for_host(_header(self.scope, b"host"))
+        host = _header(self.scope, b"host")
+        tenant = active_workspace_for_host(host)
+        if tenant is None:
+            self.elsewhere = workspace_elsewhere_for_host(host)
         if tenant is None or not token:
             return tenant, None
         with workspace_context(tenant):
@@ -381,7 +399,24 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def workspace_closed(self, event):
         """The workspace was deleted or suspended (tenants.runtime.workspace_sockets_close)."""
-        await self.close(code=CLOSE_REVOKED, reason="workspace closed")
+        await self._gone_close(reason="workspace closed")
+
+    async def _gone_close(self, reason: str):
+        """The socket's workspace no longer serves here: told where it went if another cell holds it
+        now (moved), else closed as revoked."""
+        elsewhere = await database_sync_to_async(workspace_elsewhere)(self.tenant.slug)
+        if elsewhere is not None:
+            await self._elsewhere_close(elsewhere)
+        else:
+            await self.close(code=CLOSE_REVOKED, reason=reason)
+
+    async def _elsewhere_close(self, elsewhere: Elsewhere):
+        url = elsewhere.cell.workspace_websocket_url(elsewhere.slug, "/sync/v1/")
+        message = f"This workspace is served at {url} now: reconnect there with the same device token."
+        error = {"code": "workspace_elsewhere", "message": message, "url": url, "region": elsewhere.region}
+        await self.send(text_data=json_text({"id": "workspace_elsewhere", "collection": None, "error": error}))
+        reason = f"workspace_elsewhere {url}"
+        await self.close(code=CLOSE_ELSEWHERE, reason=reason if len(reason.encode()) <= 123 else "workspace_elsewhere")
 
     # --- checkpoints, heartbeats ----------------------------------------------------------------
 
@@ -407,18 +442,33 @@ class SyncConsumer(AsyncWebsocketConsumer):
                 if not self.streams and time.monotonic() - self.last_heard >= idle:
                     await self.close(code=CLOSE_IDLE, reason="idle")
                     return
-                rechecks = rechecks_for(asyncio.get_running_loop())
-                device = await rechecks.recheck(self.tenant, self.device.pk, _client_ip(self.scope))
-                if device is None:
-                    # The same words as the channel layer's message, whichever comes first: a phone
-                    # told "device revoked" would ask to be paired again for a suspended workspace.
-                    serving = await database_sync_to_async(workspace_still_serving)(self.tenant)
-                    await self.close(code=CLOSE_REVOKED, reason="device revoked" if serving else "workspace closed")
-                    return
-                self.device = device
-                await self._reply("heartbeat", None, {"at": instant(timezone.now())})
-                await self._checkpoints_flush(maybe=True)
+                try:
+                    if await self._heartbeat_tick():
+                        return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # One tick failed (the database away, the workspace's schema renamed by a move
+                    # between two queries): the next tick asks again, so the socket is never left
+                    # without its re-checks (a revoked device, a workspace gone or moved).
+                    logger.exception("sync heartbeat failed")
         except asyncio.CancelledError:
             pass
-        except Exception:
-            logger.exception("sync heartbeat failed")
+
+    async def _heartbeat_tick(self) -> bool:
+        """Re-check the device and send the heartbeat; True when the socket was closed."""
+        rechecks = rechecks_for(asyncio.get_running_loop())
+        device = await rechecks.recheck(self.tenant, self.device.pk, _client_ip(self.scope))
+        if device is None:
+            # The same words as the channel layer's message, whichever comes first: a phone
+            # told "device revoked" would ask to be paired again for a suspended workspace.
+            serving = await database_sync_to_async(workspace_still_serving)(self.tenant)
+            if serving:
+                await self.close(code=CLOSE_REVOKED, reason="device revoked")
+            else:
+                await self._gone_close(reason="workspace closed")
+            return True
+        self.device = device
+        await self._reply("heartbeat", None, {"at": instant(timezone.now())})
+        await self._checkpoints_flush(maybe=True)
+        return False

@@ -11,5 +11,6 @@ urlpatterns = [
     path("devices/sdk/tessera-sync.tgz", views.sdk_download, name="sdk_download"),
     path("devices/example/", views.example_app, name="example_app"),
     path("devices/example/<str:name>", views.example_app, name="example_app_file"),
+    path("devices/pairing/<int:pk>/", views.pairing_status, name="pairing_status"),
     path("devices/<int:pk>/revoke/", views.device_revoke_view, name="device_revoke"),
 ]

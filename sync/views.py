@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import tarfile
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -21,7 +24,7 @@ from core.request_context import client_ip
 from rbac.permissions import permission_check, permission_required
 from records.selectors import collection_list
 from sync.forms import PairingStartForm
-from sync.models import Device
+from sync.models import Device, PairingCode
 from sync.selectors import device_list
 from sync.services import device_can_revoke, device_revoke, pairing_exchange, pairing_start
 from tenants.runtime import workspace_current
@@ -97,9 +100,27 @@ def devices(request: HttpRequest) -> HttpResponse:
     return render(request, "sync/devices.html", context, status=400 if form.errors else 200)
 
 
+def _pairing_base(request: HttpRequest) -> tuple[str, str, bool]:
+    """The base URL a phone pairs at, its sync address, and whether only this computer can reach them
+    (loopback: the desktop's console on 127.0.0.1 while its LAN hub is off)."""
+    provider = settings.TESSERA_PAIRING_BASE_URL
+    base = import_string(provider)() if provider else None
+    if base is None:
+        base, websocket_url = request.build_absolute_uri("/").rstrip("/"), _ws_url(request)
+    else:
+        websocket_url = "ws" + base.removeprefix("http") + "/sync/v1/"
+    host = (urlsplit(base).hostname or "").strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host.endswith(".localhost")
+    return base, websocket_url, loopback
+
+
 def _pairing_page(request: HttpRequest, started) -> HttpResponse:
     """The one page that ever shows the code and PIN; nothing may cache it."""
-    pair_url = request.build_absolute_uri("/sync/v1/pair") + "?code=" + started.code
+    base, websocket_url, loopback = _pairing_base(request)
+    pair_url = base + "/sync/v1/pair?code=" + started.code
     import segno  # the QR code maker loads with the first pairing, not with the app
 
     qr = segno.make(pair_url, error="m").svg_inline(scale=5, dark="#111", light="#fff", title="Pairing QR code")
@@ -110,11 +131,23 @@ def _pairing_page(request: HttpRequest, started) -> HttpResponse:
         "pin": pin,
         "pin_display": f"{pin[:4]} {pin[4:]}",
         "pair_url": pair_url,
-        "websocket_url": _ws_url(request),
+        "websocket_url": websocket_url,
+        "loopback": loopback,
+        "setup_url": settings.TESSERA_PAIRING_SETUP_URL,
     }
     response = render(request, "sync/pairing.html", context, status=201)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@never_cache
+@permission_required("devices.pair")
+@require_http_methods(["GET"])
+def pairing_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The pairing page's live line (htmx polls it): waiting for the phone, paired (with which device),
+    or expired. Only whoever started the pairing sees it."""
+    pairing = get_object_or_404(PairingCode.objects.select_related("device"), pk=pk, created_by=request.user)
+    return render(request, "sync/_pairing_status.html", {"pairing": pairing})
 
 
 @permission_required("devices.pair")

@@ -63,10 +63,11 @@ def workspace_base_url(request=None) -> str:
 
 def workspace_still_serving(tenant: Tenant) -> bool:
     """Whether `tenant` — this very workspace, not one that took its slug (and schema name) after it
-    was deleted: row ids are never reused — still exists and is active. Long-lived connections
-    (phone sync) ask it again and again."""
+    was deleted: row ids are never reused — still exists and is active (or being moved to another
+    cell: it serves reads until it is there). Long-lived connections (phone sync) ask it again and again."""
+    serving = (Tenant.Status.ACTIVE, Tenant.Status.MOVING)
     with public_context():
-        return Tenant.objects.filter(pk=tenant.pk, schema_name=tenant.schema_name, status=Tenant.Status.ACTIVE).exists()
+        return Tenant.objects.filter(pk=tenant.pk, schema_name=tenant.schema_name, status__in=serving).exists()
 
 
 class WorkspaceMoving(ServiceError):

@@ -70,8 +70,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
-    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it.
-    "accounts.oidc.WorkspaceSessionRefresh",
+    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it
+    # (accounts.oidc.WorkspaceSessionRefresh, loaded for such sessions only).
+    "accounts.middleware.OIDCSessionRefresh",
+    # Test mode: the console shows the sandbox (test-mode API keys' data) to whoever switched it on.
+    "config.middleware.ConsoleModeMiddleware",
     # A service's refusal in a console view (read-only workspace, plan limit): a page saying why.
     "config.middleware.ConsoleRefusalMiddleware",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
@@ -116,6 +119,15 @@ TESSERA_COMPLIANCE_REPORT_SECTIONS = [
     "partners.selectors.compliance_api_keys_section",
     "webhooks.selectors.compliance_subprocessors_section",
 ]
+
+# Built-in dashboards of Tessera's own data (analytics.builtin, which documents the panels a provider
+# returns): slug → (title, provider taking (date_from=, date_to=, tz=)). Analytics imports none of these
+# apps; they offer the data, this table connects them.
+TESSERA_ANALYTICS_BUILTIN_DASHBOARDS = {
+    "api-usage": ("API usage", "partners.selectors.api_usage_panels"),
+    "webhook-deliveries": ("Webhook deliveries", "webhooks.selectors.webhook_delivery_panels"),
+    "sync-status": ("Sync status", "sync.selectors.sync_status_panels"),
+}
 
 # Logs under retention policies (privacy.retention): name → (what it is, the callable taking
 # (cutoff=, dry_run=) that deletes, or counts, the entries older than the cutoff). The idempotency cache
@@ -184,8 +196,9 @@ AUTHENTICATION_BACKENDS = [
     # Axes first: it refuses locked-out credentials before any password is checked.
     "axes.backends.AxesStandaloneBackend",
     "accounts.backends.EmailPasswordBackend",
-    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py)
-    "accounts.oidc.WorkspaceOIDCBackend",
+    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py, loaded
+    # on demand: accounts.backends.WorkspaceOIDCBackendOnDemand)
+    "accounts.backends.WorkspaceOIDCBackendOnDemand",
     # SAML 2.0 (pysaml2, accounts/saml.py): the session's backend after an assertion is verified
     "accounts.backends.SAMLSessionBackend",
 ]
@@ -265,6 +278,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMAIL_BACKEND = env("TESSERA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = env("TESSERA_EMAIL_FILE_PATH")  # the file backend's folder (django.core.mail.backends.filebased)
 DEFAULT_FROM_EMAIL = env("TESSERA_FROM_EMAIL", "Tessera <no-reply@tessera.localhost>")
+# Whether mail reaches people: pages say "we e-mailed it" only then. The desktop keeps its mail in an
+# outbox folder an Admin reads in the console unless SMTP is configured (config/settings/desktop.py).
+TESSERA_MAIL_DELIVERED = True
+# Pairing: a function (dotted path) giving the base URL phones reach sync at when it is not the console's
+# own (the desktop's LAN hub), and the page where that is turned on. None: the console's address.
+TESSERA_PAIRING_BASE_URL = None
+TESSERA_PAIRING_SETUP_URL = None
 
 # Bulk writes carry up to 1,000 records.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -380,6 +400,10 @@ CELERY_BEAT_SCHEDULE = {
 # Phone sync: days a device's last write of a record is kept as the base of its next push's merge
 # (sync.services.device_writes_prune).
 TESSERA_SYNC_DEVICE_WRITE_DAYS = int(env("TESSERA_SYNC_DEVICE_WRITE_DAYS", "30"))
+# Sync sockets: a heartbeat frame (and the device's re-check: revoked, workspace gone or moved to another
+# cell) this often; a socket streaming nothing and silent this long is closed (sync.consumers).
+TESSERA_SYNC_HEARTBEAT_SECONDS = float(env("TESSERA_SYNC_HEARTBEAT_SECONDS", "25"))
+TESSERA_SYNC_IDLE_SECONDS = float(env("TESSERA_SYNC_IDLE_SECONDS", "300"))
 
 # Outbound webhooks (webhooks/). Attempt n waits RETRY_SCHEDULE[n] seconds (±10 % jitter) after the
 # previous one: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h — 10 attempts over 3.2 days.

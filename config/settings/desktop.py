@@ -4,7 +4,7 @@ import secrets
 from pathlib import Path
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, logging_config
+from config.settings.base import MIDDLEWARE, SHARED_APPS, TENANT_APPS, env, env_bool, logging_config
 from core.data_folder import data_dir, database_file, files_dir, log_dir, private_folder, queue_dir
 
 TESSERA_MULTI_TENANT = False
@@ -16,6 +16,26 @@ private_folder(LOG_DIR)
 MEDIA_ROOT = files_dir(DATA_DIR)
 TESSERA_EXPORTS_DIR = Path(env("TESSERA_EXPORTS_DIR", str(MEDIA_ROOT / "exports")))  # the business's own files
 TESSERA_DEMO_CREDENTIALS_FILE = DATA_DIR / "demo-password"  # seed_demo keeps the demo password here
+
+
+# Mail: a desktop has no mail server. Unless one is configured (TESSERA_EMAIL_BACKEND, e.g. Django's
+# SMTP backend with EMAIL_HOST...), messages are written to the data folder's outbox, which an Admin
+# reads on the Desktop page (desktop.views.outbox); pages then show links instead of saying "we
+# e-mailed it", and an owner who forgot the password runs `tessera manage reset-password EMAIL`.
+TESSERA_MAIL_DELIVERED = bool(env("TESSERA_EMAIL_BACKEND"))
+if not TESSERA_MAIL_DELIVERED:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_HOST = env("TESSERA_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("TESSERA_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("TESSERA_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("TESSERA_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("TESSERA_EMAIL_USE_TLS")
+
+
+# Phones pair through the LAN hub when it listens (the console itself stays on 127.0.0.1).
+TESSERA_PAIRING_BASE_URL = "desktop.selectors.lan_pairing_base_url"
+TESSERA_PAIRING_SETUP_URL = "/settings/desktop/#lan-hub"
 
 
 def _persistent_secret_key() -> str:

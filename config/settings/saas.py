@@ -184,12 +184,26 @@ TESSERA_PUBLIC_URL = env(
 # this one included or not. A workspace of a cell is at <scheme>://<slug>.<its public URL's host>[:port].
 TESSERA_CELL = env("TESSERA_CELL", "main")
 TESSERA_REGION = env("TESSERA_REGION", "eu")
+# A cell may also name an "internal_url": where the other cells reach it (forwarded Stripe events).
 TESSERA_CELLS = {
-    name: {"region": str(cell["region"]), "public_url": str(cell["public_url"]).rstrip("/")}
+    name: {
+        "region": str(cell["region"]),
+        "public_url": str(cell["public_url"]).rstrip("/"),
+        "internal_url": str(cell.get("internal_url", "")).rstrip("/"),
+    }
     for name, cell in json.loads(env("TESSERA_CELLS", "") or "{}").items()
 }
-TESSERA_CELLS[TESSERA_CELL] = {"region": TESSERA_REGION, "public_url": TESSERA_PUBLIC_URL.rstrip("/")}
+TESSERA_CELLS[TESSERA_CELL] = {
+    **TESSERA_CELLS.get(TESSERA_CELL, {}),
+    "region": TESSERA_REGION,
+    "public_url": TESSERA_PUBLIC_URL.rstrip("/"),
+}
 TESSERA_DIRECTORY_ENABLED = True
+# Each cell's tasks on a queue of its own (beat's included): a worker consumes its cell's queue only,
+# so cells that share a broker (or a broker pointed at the wrong cell) never run each other's work,
+# which would write a workspace's data in a database of another region. `celery worker` without -Q
+# consumes exactly this queue; TESSERA_CELERY_QUEUE overrides the name (e.g. to split a cell's work).
+CELERY_TASK_DEFAULT_QUEUE = env("TESSERA_CELERY_QUEUE", f"tessera.{TESSERA_CELL}")
 
 LOGGING = logging_config(env("TESSERA_LOG_FORMAT", "json"), env("TESSERA_LOG_LEVEL", "INFO"))
 # Forms post to their own origin; the sign-up's answer redirects to the new workspace's subdomain (a

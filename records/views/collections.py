@@ -18,7 +18,7 @@ from records.forms import CollectionCreateForm, CollectionDeleteForm, form_error
 from records.query import collection_record_counts
 from records.selectors import collection_deletions, collection_list, record_list
 from records.services import DELETION_BATCH, collection_create, collection_delete
-from records.views.common import LIVE, _collection, _htmx, _page, writes_open
+from records.views.common import _collection, _htmx, _live, _page, writes_open
 
 # How long a finished deletion stays on the collections page (so whoever watched it sees it end).
 DELETION_SHOWN_FOR = timedelta(minutes=10)
@@ -26,7 +26,7 @@ DELETION_SHOWN_FOR = timedelta(minutes=10)
 
 def _deletions() -> list[dict]:
     out = []
-    for c in collection_deletions(livemode=LIVE, finished_since=timezone.now() - DELETION_SHOWN_FOR):
+    for c in collection_deletions(livemode=_live(), finished_since=timezone.now() - DELETION_SHOWN_FOR):
         total, deleted = c.deletion.get("total", 0), c.deletion.get("deleted", 0)
         finished = "finished_at" in c.deletion
         deleted = total if finished else min(deleted, total)
@@ -68,7 +68,7 @@ def collections(request: HttpRequest) -> HttpResponse:
                     slug=form.cleaned_data["slug"],
                     description=form.cleaned_data["description"],
                     fields=[],
-                    livemode=LIVE,
+                    livemode=_live(),
                 )
             except RecordError as exc:
                 form_errors_from(form, exc, field_for=lambda p: p if p in {"name", "slug"} else None)
@@ -76,7 +76,7 @@ def collections(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Collection “{collection.name}” created. Now add its fields.")
                 return redirect("records:collection", slug=collection.slug)
         status = 400
-    items = list(collection_list(livemode=LIVE))
+    items = list(collection_list(livemode=_live()))
     counts = collection_record_counts(items)
     for c in items:
         n, c.record_count_estimated = counts[c.pk]

@@ -16,13 +16,19 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from billing import entitlements
+from core.request_context import console_livemode
 from records.errors import NotFound
 from records.models import Collection, Record
 from records.query import record_titles
 from records.selectors import collection_get, record_get
 from tenants.runtime import workspace_current
 
-LIVE = True  # the console always works on live data; sandbox rows belong to test-mode API keys
+
+def _live() -> bool:
+    """The console's data in this request: live (True), or in test mode the sandbox rows that test-mode
+    API keys read and write (False). Every collection a page looks up is of this mode, so its records,
+    writes and references are too."""
+    return console_livemode()
 
 
 def writes_open() -> bool:
@@ -33,7 +39,7 @@ def writes_open() -> bool:
 
 def _collection(slug: str) -> Collection:
     try:
-        return collection_get(livemode=LIVE, slug=slug)
+        return collection_get(livemode=_live(), slug=slug)
     except NotFound as exc:
         raise Http404(exc.message) from exc
 
@@ -98,7 +104,7 @@ def _reference_titles(collection: Collection, records: list[Record]) -> dict[str
         if spec["type"] == "reference":
             ids = {r.data[spec["key"]] for r in records if isinstance(r.data.get(spec["key"]), str)}
             wanted.setdefault(spec["collection"], set()).update(ids)
-    return {slug: record_titles(livemode=LIVE, collection_slug=slug, ids=ids) for slug, ids in wanted.items() if ids}
+    return {slug: record_titles(livemode=_live(), collection_slug=slug, ids=ids) for slug, ids in wanted.items() if ids}
 
 
 def _cell(spec: dict, value: Any, tz: ZoneInfo, targets: set[str], titles: dict | None = None) -> dict:

@@ -20,11 +20,11 @@ from records.forms import CollectionDetailsForm, FieldForm, form_errors_from, me
 from records.models import Collection
 from records.selectors import collection_list, record_list
 from records.services import collection_update
-from records.views.common import LIVE, _collection, _htmx, _page, writes_open
+from records.views.common import _collection, _htmx, _live, _page, writes_open
 
 
 def _fields_context(collection: Collection) -> list[dict]:
-    targets = {c.slug: c for c in collection_list(livemode=LIVE)}
+    targets = {c.slug: c for c in collection_list(livemode=_live())}
     out = []
     for i, spec in enumerate(collection.fields):
         target = targets.get(spec.get("collection", "")) if spec["type"] == "reference" else None
@@ -107,7 +107,7 @@ def _settings_context(request: HttpRequest, collection: Collection, **extra: Any
 
 
 def _field_form(collection: Collection, existing: dict | None, data=None, prefix: str | None = None) -> FieldForm:
-    targets = list(collection_list(livemode=LIVE))
+    targets = list(collection_list(livemode=_live()))
     return FieldForm(data, collection=collection, existing=existing, targets=targets, prefix=prefix)
 
 

@@ -25,7 +25,15 @@ from records.errors import MergeConflict, NotFound, RecordError, VersionMismatch
 from records.forms import RecordForm, message_plain
 from records.models import Collection, Record
 from records.query import record_table_queryset, record_title, table_query_parse
-from records.services import BULK_MAX, UNDO_MAX, record_update, records_bulk_delete, records_bulk_update
+from records.services import (
+    BULK_INLINE,
+    BULK_JOB_MAX,
+    UNDO_MAX,
+    record_update,
+    records_bulk_delete,
+    records_bulk_job_start,
+    records_bulk_update,
+)
 from records.views.common import _cell, _collection, _htmx, _page, _record, _reference_titles, _tz, writes_open
 from records.views.record import _base_version, _reference_options
 from records.views.table import RowShown, row_context
@@ -203,7 +211,9 @@ def _conflict(request: HttpRequest, collection: Collection, record: Record, spec
 @require_POST
 @permission_required("records.edit")
 def records_bulk(request: HttpRequest, slug: str) -> HttpResponse:
-    """The table's selection: delete it, or set one field to one value on every selected record."""
+    """The table's selection: delete it, or set one field to one value on every selected record. Up to
+    BULK_INLINE records are changed before the answer (and can be undone); a bigger selection ("select
+    all N matching") is handed to a worker, and the table shows its progress (records.views.bulk_jobs)."""
     collection = _collection(slug)
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
@@ -216,35 +226,46 @@ def records_bulk(request: HttpRequest, slug: str) -> HttpResponse:
         except RecordError as exc:
             messages.error(request, message_plain(exc.message))
             return redirect(back)
-        ids = list(record_table_queryset(collection, query).values_list("id", flat=True)[: BULK_MAX + 1])
+        ids = list(record_table_queryset(collection, query).values_list("id", flat=True)[: BULK_JOB_MAX + 1])
     if not ids:
         messages.error(request, "Select the records first: tick their boxes in the first column.")
         return redirect(back)
     action = request.POST.get("action")
+    data, label = None, ""
+    if action == "set":
+        spec = collection.field(request.POST.get("field", ""))
+        if spec is None:
+            messages.error(request, "Choose the field to set.")
+            return redirect(back)
+        form = _cell_form(collection, spec, data={f"f-{spec['key']}": request.POST.get("value", "")})
+        if not form.is_valid():
+            errors = "; ".join(str(e) for e in form.errors.get(spec["key"], ["This value is not valid."]))
+            messages.error(request, f"{spec.get('label') or spec['key']}: {errors}")
+            return redirect(back)
+        data, label = {spec["key"]: _cell_value(form, spec, {})}, spec.get("label") or spec["key"]
+    elif action != "delete":
+        messages.error(request, "Choose what to do with the selected records.")
+        return redirect(back)
     try:
-        if action == "delete":
+        if len(set(ids)) > BULK_INLINE:
+            job = records_bulk_job_start(
+                actor=request.user,
+                collection=collection,
+                action=action,
+                record_ids=ids,
+                data=data,
+                label=f"“{label}” set" if label else "Delete",
+            )
+            what = "Deleting" if action == "delete" else f"Setting “{label}” on"
+            messages.success(request, f"{what} {job.total:,} records in the background: its progress is shown below.")
+        elif action == "delete":
             deleted = records_bulk_delete(actor=request.user, collection=collection, record_ids=ids)
             messages.success(request, f"{len(deleted):,} record{'s' if len(deleted) != 1 else ''} deleted.")
             _undo_bulk(request, collection, deleted, f"{len(deleted):,} deleted.", "bulk_delete")
-        elif action == "set":
-            spec = collection.field(request.POST.get("field", ""))
-            if spec is None:
-                messages.error(request, "Choose the field to set.")
-                return redirect(back)
-            form = _cell_form(collection, spec, data={f"f-{spec['key']}": request.POST.get("value", "")})
-            if not form.is_valid():
-                errors = "; ".join(str(e) for e in form.errors.get(spec["key"], ["This value is not valid."]))
-                messages.error(request, f"{spec.get('label') or spec['key']}: {errors}")
-                return redirect(back)
-            value = _cell_value(form, spec, {})
-            changed = records_bulk_update(
-                actor=request.user, collection=collection, record_ids=ids, data={spec["key"]: value}
-            )
-            label = spec.get("label") or spec["key"]
+        else:
+            changed = records_bulk_update(actor=request.user, collection=collection, record_ids=ids, data=data)
             messages.success(request, f"“{label}” set on {len(changed):,} record{'s' if len(changed) != 1 else ''}.")
             _undo_bulk(request, collection, changed, f"“{label}” set on {len(changed):,}.", "bulk_set")
-        else:
-            messages.error(request, "Choose what to do with the selected records.")
     except WriteForbidden as exc:
         raise PermissionDenied(exc.message) from exc
     except RecordError as exc:

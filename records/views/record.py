@@ -23,7 +23,7 @@ from records.models import Collection
 from records.query import record_title
 from records.selectors import collection_get, record_get, record_history, record_list
 from records.services import record_create, record_delete, record_merge_preview, record_update
-from records.views.common import LIVE, _cell, _collection, _page, _record, _reference_titles, _tz, writes_open
+from records.views.common import _cell, _collection, _live, _page, _record, _reference_titles, _tz, writes_open
 
 REFERENCE_SELECT_MAX = 200
 
@@ -35,7 +35,7 @@ def _reference_options(collection: Collection) -> dict[str, list[tuple[str, str]
         if spec["type"] != "reference":
             continue
         try:
-            target = collection_get(livemode=LIVE, slug=spec["collection"])
+            target = collection_get(livemode=_live(), slug=spec["collection"])
         except NotFound:
             out[spec["key"]] = None
             continue

@@ -30,6 +30,7 @@ from records.query import (
 )
 from records.sort_indexes import sort_index_request
 from records.table_views import table_views_visible
+from records.views.bulk_jobs import bulk_jobs_context
 from records.views.common import _cell, _collection, _htmx, _page, _qs, _reference_titles, _tz, writes_open
 from records.views.undo import undo_pending
 
@@ -128,6 +129,7 @@ def _table_context(
         per_page_links.append({"size": size, "url": base + _qs(p), "current": size == query.per_page})
     return {
         **_views_context(request, collection, query, base),
+        **bulk_jobs_context(collection),
         "undo": undo_pending(request, collection) if has_permission(request.user, "records.edit") else None,
         "collection": collection,
         "query": query,

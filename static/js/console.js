@@ -17,6 +17,21 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
   });
 });
 
+// A table wider than a phone's screen scrolls inside the page (console.css), as does a box of rows that
+// scrolls inside its own (.scroll): when nothing in it takes the focus, it does itself, so it can be
+// scrolled from the keyboard too (WCAG 2.1.1).
+const tablesScrollable = () => {
+  document.querySelectorAll(".table, .scroll").forEach((table) => {
+    const scrolls = table.scrollWidth > table.clientWidth + 1 || table.scrollHeight > table.clientHeight + 1;
+    const focusable = table.querySelector("a[href], button, input, select, textarea, summary, [tabindex]");
+    if (scrolls && !focusable) table.setAttribute("tabindex", "0");
+    else if (table.getAttribute("tabindex") === "0") table.removeAttribute("tabindex");
+  });
+};
+tablesScrollable();
+window.addEventListener("resize", tablesScrollable);
+document.addEventListener("htmx:afterSettle", tablesScrollable);
+
 // Theme: follows the OS until the person picks one here (auto → dark → light → auto). Kept in a cookie,
 // so the server renders the page in that theme from its first paint (no flash of the other one).
 (() => {

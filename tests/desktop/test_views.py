@@ -126,3 +126,50 @@ def test_only_admins_change_this_computers_preferences(make_user, client_for, te
     assert viewer.post("/settings/desktop/preferences/", {"on_close": "quit"}).status_code == 403
     assert viewer.post("/settings/desktop/update/check/").status_code == 403
     assert preferences_load().quit_on_close is False
+
+
+# --- mail without a mail server ---------------------------------------------------------------------
+
+
+def test_desktop_mail_waits_in_the_outbox_an_admin_reads_and_no_page_says_it_was_emailed(
+    admin_client, make_user, client_for, tenant, anon_client, tmp_path, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    member = make_user("manager", email="mia@alpha.test")
+
+    login = anon_client.get("/accounts/login/")
+    form = anon_client.get("/accounts/password-reset/")
+    sent = anon_client.post("/accounts/password-reset/", {"email": member.email}, follow=True)
+    outbox = admin_client.get("/settings/desktop/outbox/")
+
+    assert "tessera manage reset-password you@example.com" in login.content.decode()
+    assert "This computer sends no e-mail" in form.content.decode()
+    assert "Reset link in the outbox" in sent.content.decode() and "Check your e-mail" not in sent.content.decode()
+    page = outbox.content.decode()
+    assert outbox.status_code == 200 and outbox["Cache-Control"] == "no-store"
+    assert page.count('data-testid="outbox-message"') == 1 and "mia@alpha.test" in page
+    assert "/accounts/reset/" in page  # the link the Admin passes on
+    assert 'href="/settings/desktop/outbox/"' in admin_client.get("/settings/desktop/").content.decode()
+    assert client_for(tenant, member).get("/settings/desktop/outbox/").status_code == 403
+
+
+def test_an_owner_who_forgot_the_password_resets_it_with_tessera_manage(admin_user, anon_client, tenant):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from audit.models import AuditEvent
+    from tests.conftest import ADMIN_PASSWORD
+
+    out = io.StringIO()
+    call_command("reset-password", admin_user.email.upper(), stdout=out)
+    password = out.getvalue().split(": ", 1)[1].splitlines()[0]
+
+    refused = anon_client.post("/accounts/login/", {"username": admin_user.email, "password": ADMIN_PASSWORD})
+    let_in = anon_client.post("/accounts/login/", {"username": admin_user.email, "password": password})
+    assert refused.status_code == 400 and let_in.status_code == 302
+    event = AuditEvent.objects.get(action="user.password_changed")
+    assert event.changes == {"method": "tessera manage reset-password"} and event.target_id == str(admin_user.pk)
+    with pytest.raises(CommandError, match="No active member"):
+        call_command("reset-password", "nobody@alpha.test", stdout=io.StringIO())

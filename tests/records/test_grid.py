@@ -245,3 +245,95 @@ def test_select_all_matching_deletes_every_record_of_the_tables_query(admin_clie
 
     assert done.status_code == 302
     assert sorted(r.data["score"] for r in Record.objects.filter(deleted_at=None)) == [0, 1, 2]
+
+
+# --- bulk jobs: large selections carried out by a worker ----------------------------------------------
+
+
+@pytest.fixture
+def small_jobs(monkeypatch):
+    """A "large" selection is anything over 2 records here, and a worker's batch is 2 records."""
+    from records import services
+    from records.views import grid
+
+    monkeypatch.setattr(grid, "BULK_INLINE", 2)
+    monkeypatch.setattr(services, "BULK_JOB_BATCH", 2)
+
+
+def test_a_large_selection_is_deleted_by_a_worker_with_progress_above_the_table(admin_client, many, small_jobs):
+    """The worker's code is run in this process, a batch at a time (the broker between them is left out:
+    the test's transaction never commits, so the queued message is never sent)."""
+    from records.models import BulkJob
+    from records.services import records_bulk_job_run
+
+    done = admin_client.post(
+        "/records/customers/bulk/", {"action": "delete", "scope": "matching", "query": "score__gte=1"}, follow=True
+    )
+    job = BulkJob.objects.get()
+
+    assert "Deleting 5 records in the background" in text(done) and "0 of 5 records (0 %)" in text(done)
+    assert Record.objects.filter(deleted_at=None).count() == 6  # nothing yet: the worker does it
+    assert records_bulk_job_run(job_id=job.pk, limit=2) is False
+    polled = admin_client.get("/records/customers/bulk/jobs/", **HX)
+    assert "2 of 5 records (40 %)" in text(polled) and 'hx-trigger="every 1s"' in text(polled)
+    assert '<progress max="5" value="2"' in text(polled) and "<html" not in text(polled)
+    assert not AuditEvent.objects.filter(action="records.bulk_deleted").exists()  # audited when it ends
+
+    assert records_bulk_job_run(job_id=job.pk) is True
+    finished = admin_client.get("/records/customers/bulk/jobs/", **HX)
+    assert "Done: 5 records deleted" in text(finished) and "hx-trigger" not in text(finished)
+    assert [r.data["score"] for r in Record.objects.filter(deleted_at=None)] == [0]
+    event = AuditEvent.objects.get(action="records.bulk_deleted")
+    assert event.changes["count"] == 5 and event.changes["job"] == job.pk
+    assert sorted(event.changes["ids"]) == sorted(r.id for r in many if r.data["score"] >= 1)
+    assert Change.objects.filter(op="deleted").count() == 5 and not AuditEvent.objects.filter(action="record.deleted")
+    assert records_bulk_job_run(job_id=job.pk) is True  # a second worker on an ended job does nothing
+
+
+def test_a_background_set_runs_through_the_task_and_stops_when_its_author_may_no_longer_edit(
+    many, small_jobs, tenant, client_for, make_user, admin_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    from accounts.services import member_role_change
+    from config.celery_app import app
+    from records.models import BulkJob
+    from records.services import records_bulk_job_run
+
+    manager = make_user(role=Role.MANAGER)
+    client = client_for(tenant, manager)
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    with django_capture_on_commit_callbacks(execute=True):  # queued on commit; Celery eager runs it here
+        client.post("/records/customers/bulk/", {"action": "set", "field": "tier", "value": "pro", "scope": "matching"})
+    assert {r.data["tier"] for r in Record.objects.all()} == {"pro"}
+    assert AuditEvent.objects.get(action="records.bulk_updated").changes["set"] == {"tier": "pro"}
+    unique = client.post(
+        "/records/customers/bulk/", {"action": "set", "field": "email", "value": "a@x.test", "scope": "matching"}
+    )
+    assert unique.status_code == 302 and BulkJob.objects.count() == 1  # refused before any job is made
+
+    client.post("/records/customers/bulk/", {"action": "set", "field": "tier", "value": "free", "scope": "matching"})
+    job = BulkJob.objects.get(status="running")
+    records_bulk_job_run(job_id=job.pk, limit=2)
+    member_role_change(actor=admin_user, member=manager, role=Role.VIEWER)
+    records_bulk_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "failed" and job.position == 2 and "may no longer edit" in job.error
+    assert sorted(r.data["tier"] for r in Record.objects.all()) == ["free", "free", "pro", "pro", "pro", "pro"]
+    stopped = AuditEvent.objects.filter(action="records.bulk_updated").order_by("seq").last()
+    assert stopped.changes["count"] == 2 and "may no longer edit" in stopped.changes["stopped"]
+    polled = client_for(tenant, admin_user).get("/records/customers/bulk/jobs/", **HX)
+    assert "Stopped after 2 of 6" in text(polled)
+
+
+@pytest.mark.saas_only
+def test_another_workspace_sees_no_bulk_job_of_this_one(admin_client, many, small_jobs, tenant_b, client_for):
+    from accounts.models import User
+    from tenants.runtime import workspace_context
+
+    admin_client.post("/records/customers/bulk/", {"action": "delete", "scope": "matching", "query": ""})
+    with workspace_context(tenant_b):
+        beta_admin = User.objects.get(email="admin@beta.test")
+
+    polled = client_for(tenant_b, beta_admin).get("/records/customers/bulk/jobs/", **HX)
+
+    assert polled.status_code == 404

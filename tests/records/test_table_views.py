@@ -53,6 +53,22 @@ def test_a_personal_view_is_its_owners_and_a_shared_one_everyones(customers, adm
     assert list(TableView.objects.values_list("name", flat=True)) == ["Mine"]
 
 
+def test_saving_changing_and_deleting_a_view_are_audited(customers, admin_user):
+    from audit.models import AuditEvent
+
+    view = table_view_create(actor=admin_user, collection=customers, name="Pro", query="tier=pro", shared=True)
+    pk = str(view.pk)
+    table_view_update(actor=admin_user, view=view, query="tier=pro")  # nothing changed: nothing audited
+    table_view_update(actor=admin_user, view=view, query="tier=free")
+    table_view_delete(actor=admin_user, view=view)
+
+    events = list(AuditEvent.objects.filter(target_type="table_view").order_by("seq"))
+    assert [e.action for e in events] == ["table_view.created", "table_view.updated", "table_view.deleted"]
+    assert {e.target_id for e in events} == {pk} and events[0].actor_id == str(admin_user.pk)
+    assert events[1].changes["before"] == {"query": "tier=pro"} and events[1].changes["after"] == {"query": "tier=free"}
+    assert events[2].changes["collection"] == "customers" and events[2].changes["shared"] is True
+
+
 def test_a_view_keeps_the_tables_query_checked_and_without_its_page(customers, admin_user):
     view = table_view_create(
         actor=admin_user,

@@ -255,3 +255,37 @@ def test_the_devices_page_offers_the_sdk_as_an_npm_package(tenant, admin_client,
     assert source == (Path(__file__).resolve().parents[2] / "clients/js/src/index.js").read_bytes()
     # Only those who may pair devices see it (as the Devices page).
     assert client_for(tenant, make_user(Role.VIEWER)).get("/devices/sdk/tessera-sync.tgz").status_code == 403
+
+
+@pytest.mark.desktop_only
+def test_a_qr_code_no_phone_can_reach_warns_and_links_to_the_lan_hub(admin_client, admin_user, settings):
+    """The desktop's console is on 127.0.0.1: while the LAN hub is off the code holds that address and
+    the page says a phone cannot use it; with the hub listening, the code holds the LAN address."""
+    _, _, off = _start(admin_client, user=admin_user.pk, role=Role.MANAGER)
+    settings.TESSERA_PAIRING_BASE_URL = "tests.sync.test_pairing.lan_hub_listening"
+    _, _, on = _start(admin_client, user=admin_user.pk, role=Role.MANAGER)
+
+    assert 'data-testid="pairing-loopback"' in off.content.decode()
+    assert 'href="/settings/desktop/#lan-hub"' in off.content.decode()
+    assert "http://127.0.0.1" in re.search(r'data-testid="pair-url">([^<]+)<', off.content.decode()).group(1)
+    assert 'data-testid="pairing-loopback"' not in on.content.decode()
+    assert "http://192.168.1.20:47800/sync/v1/pair?code=" in on.content.decode()
+    assert "ws://192.168.1.20:47800/sync/v1/" in on.content.decode()
+
+
+def lan_hub_listening() -> str:
+    return "http://192.168.1.20:47800"
+
+
+def test_the_pairing_page_waits_for_the_phone_live_and_only_its_starter_sees_it(tenant, make_user, client_for):
+    manager, other = make_user(Role.MANAGER), make_user(Role.MANAGER)
+    client = client_for(tenant, manager)
+    pin, _, page = _start(client, user=manager.pk, role=Role.MANAGER)
+    status_url = re.search(r'hx-get="(/devices/pairing/\d+/)"', page.content.decode()).group(1)
+
+    waiting = client.get(status_url)
+    assert "Waiting for the phone…" in waiting.content.decode() and 'hx-trigger="every 2s"' in waiting.content.decode()
+    assert client_for(tenant, other).get(status_url).status_code == 404
+    assert _pair(client_for(tenant), pin=pin, name="Depot phone").status_code == 201
+    paired = client.get(status_url).content.decode()
+    assert "“Depot phone” is connected" in paired and "hx-trigger" not in paired  # polling stops

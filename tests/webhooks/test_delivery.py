@@ -649,7 +649,7 @@ def test_a_commit_sends_a_task_only_when_none_is_on_its_way_to_the_endpoint(
     assert endpoints_wake({endpoint.pk: first.pk}) == 1
     assert endpoints_wake({endpoint.pk: second.pk}) == 0  # the queued task will take it
     assert endpoints_wake({endpoint.pk: third.pk}) == 0
-    assert queue.llen("celery") == 1
+    assert queue.llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1
 
     assert delivery_attempt_task(first.pk, endpoint.pk) == "3 deliveries"  # what the worker runs
     assert len(receiver.received) == 3

@@ -1,12 +1,14 @@
-"""directory_register: record every workspace of this cell in the directory (once, when a deployment
-that predates the directory joins it, or a cell is added with workspaces of its own)."""
+"""directory_register: record every workspace of this cell (and its Stripe customer) in the directory
+(once, when a deployment that predates the directory joins it, or a cell is added with workspaces of
+its own)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from directory.services import workspace_location_register
+from billing.models import BillingAccount
+from directory.services import workspace_location_customer_set, workspace_location_register
 from tenants.runtime import public_context, workspace_list
 
 
@@ -26,4 +28,13 @@ class Command(BaseCommand):
                 self.stderr.write(f"{slug}: the directory has it in cell {location.cell}: rename one of them")
             else:
                 added += 1
+        # Stripe customers, so the events of this cell's customers reaching another cell come here
+        with public_context():
+            customers = list(
+                BillingAccount.objects.exclude(stripe_customer_id="").values_list(
+                    "workspace__slug", "stripe_customer_id"
+                )
+            )
+        for slug, customer in customers:
+            workspace_location_customer_set(slug=slug, stripe_customer_id=customer)
         self.stdout.write(f"{added} workspaces of cell {settings.TESSERA_CELL} in the directory; {clashes} clashes")

@@ -26,17 +26,28 @@ class Command(BaseCommand):
             help="The source cell's database URL (or TESSERA_MOVE_SOURCE_DATABASE_URL).",
         )
         parser.add_argument(
+            "--from-redis",
+            dest="source_redis",
+            default=os.environ.get("TESSERA_MOVE_SOURCE_REDIS_URL", ""),
+            help="The source cell's Redis URL (or TESSERA_MOVE_SOURCE_REDIS_URL): its API calls counted but not "
+            "yet flushed come along. Without it they stay behind, unbilled.",
+        )
+        parser.add_argument(
             "--source-cell", default="", help="The source cell's name, for a workspace the directory does not know yet."
         )
 
-    def handle(self, *args, slug: str, source: str, source_cell: str, **options):
+    def handle(self, *args, slug: str, source: str, source_cell: str, source_redis: str, **options):
         if not source:
             raise CommandError(
                 "Name the source cell's database: --from postgres://… (or TESSERA_MOVE_SOURCE_DATABASE_URL)."
             )
         try:
             report = workspace_move_in(
-                slug=slug, source_database_url=source, source_cell=source_cell, say=lambda m: self.stderr.write(m)
+                slug=slug,
+                source_database_url=source,
+                source_cell=source_cell,
+                source_redis_url=source_redis,
+                say=lambda m: self.stderr.write(m),
             )
         except ServiceError as exc:
             raise CommandError(exc.message) from exc
@@ -45,5 +56,10 @@ class Command(BaseCommand):
             f"{report.rows} rows, {report.tables_caught_up} tables caught up, "
             f"{report.audit_events_verified} audit events verified; "
             f"writes frozen {report.freeze_seconds:.2f} s (copy {report.copy_seconds:.2f} s); "
-            f"old schema kept in the source as {report.moved_schema}"
+            f"old schema kept in the source as {report.moved_schema}; "
+            + (
+                f"{report.counters_carried} usage counters carried"
+                if report.counters_carried is not None
+                else "usage counters NOT carried (no --from-redis)"
+            )
         )

@@ -14,6 +14,7 @@ export const DEFAULT_REQUEST_TIMEOUT = 15000;
 export const DEFAULT_RETRY_TIME = 2000;
 export const CLIENT_VERSION = '@tessera/sync 0.1.0';
 const CLOSE_REVOKED = 4401;
+const CLOSE_ELSEWHERE = 4421; // the workspace is served by another cell (moved): reconnect where told
 
 /** An error the server sent (its `code`), or one of the client's own: `timeout`, `connection_lost`,
  * `canceled`, `device_revoked`, `pairing_failed`. */
@@ -137,6 +138,7 @@ function socketUrl(url, token) {
 export class TesseraConnection {
   constructor({ url, token, WebSocket: WebSocketImpl, reconnectDelay = 1000, maxReconnectDelay = 15000 } = {}) {
     this.url = socketUrl(url, token);
+    this.token = token || new URL(this.url).searchParams.get('token');
     this.WebSocket = WebSocketImpl || globalThis.WebSocket;
     if (!this.WebSocket) throw new TesseraSyncError('invalid_request', 'No WebSocket here: pass one (e.g. from the `ws` package).', { retryable: false });
     this.reconnectDelay = reconnectDelay;
@@ -177,6 +179,10 @@ export class TesseraConnection {
       } catch {
         return;
       }
+      if (msg.id === 'workspace_elsewhere' && msg.error) {
+        this.moveTo(msg.error.url);
+        return;
+      }
       const waiting = this.pending.get(msg.id);
       if (waiting && waiting.sent) {
         this.pending.delete(msg.id);
@@ -188,7 +194,18 @@ export class TesseraConnection {
       this.messages$.next(msg);
     };
     socket.onerror = () => {}; // followed by onclose
-    socket.onclose = (event) => this.drop(socket, event && event.code);
+    socket.onclose = (event) => {
+      if (event && event.code === CLOSE_ELSEWHERE) this.moveTo(String(event.reason || '').split(' ')[1]);
+      this.drop(socket, event && event.code);
+    };
+  }
+
+  /** The server says the workspace lives at another address now (moved to another cell): every
+   * connection from now on goes there, with the same device token. Only ws:// or wss:// addresses. */
+  moveTo(url) {
+    if (!url || !/^wss?:\/\//.test(url)) return;
+    this.url = socketUrl(url, this.token);
+    this.moved = true;
   }
 
   /** The connection is gone (closed, or given up): what was sent on it fails at once, what was not
@@ -216,6 +233,12 @@ export class TesseraConnection {
       this.closed = true;
       this.failPending(new TesseraSyncError('device_revoked', 'This device was revoked: pair it again.', { retryable: false }));
       this.error$.next(new TesseraSyncError('device_revoked', 'This device was revoked: pair it again.', { retryable: false }));
+      return;
+    }
+    if (!this.closed && code === CLOSE_ELSEWHERE && this.moved) {
+      this.moved = false;
+      this.attempts = 0;
+      this.timer = setTimeout(() => this.open(), 0); // at once: the new address is known to serve
       return;
     }
     if (!this.closed) {
