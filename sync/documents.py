@@ -7,6 +7,10 @@ out (as in the REST API), never sent as null. The same record always gives the s
 whether it is read from the database or from a change notice: RxDB compares documents by deep
 equality.
 
+A record whose processing is restricted (GDPR art. 18: records.services.records_restriction_set) is
+sent as a tombstone without values (`"_deleted": true`), so phones drop their copy and cannot edit
+it; lifting the restriction sends it whole again.
+
 A checkpoint is `{"seq": <int>, "id": <record id>}`: the change sequence number of the last document
 sent (commit-ordered, so nothing committed later can appear below it) and that document's id.
 """
@@ -44,12 +48,13 @@ def document(*, record_id: str, data: dict, version: int, updated_at: datetime |
 
 
 def document_of(record) -> dict[str, Any]:
+    restricted = getattr(record, "restricted_at", None) is not None
     return document(
         record_id=record.id,
-        data=record.data,
+        data={} if restricted else record.data,
         version=record.version,
         updated_at=record.updated_at,
-        deleted=record.deleted_at is not None,
+        deleted=record.deleted_at is not None or restricted,
     )
 
 
