@@ -133,6 +133,7 @@ def test_a_restricted_subject_is_kept_but_not_processed_until_lifted(
     assert ADA["email"] in _export(admin_user, customers) and _counted() == 2
 
 
+@pytest.mark.saas_only  # one workspace per desktop
 def test_another_workspace_cannot_restrict_or_lift(tenant, tenant_b, admin_user, api, mapped):
     from tenants.runtime import workspace_context
 
