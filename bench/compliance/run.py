@@ -250,6 +250,7 @@ class Readers:
         self.samples: list[float] = []
         self.errors = 0
         self.threads: list[threading.Thread] = []
+        self.warm = threading.Semaphore(0)
 
     def _run(self, seed: int) -> None:
         from django.db import connection
@@ -259,6 +260,7 @@ class Readers:
         client = Client(HTTP_HOST=self.host, HTTP_AUTHORIZATION=f"Bearer {self.raw_key}")
         for _ in range(3):  # warm-up, not measured: the first requests load the URLconf and the API's modules
             client.get("/api/v1/collections/customers/records?limit=20")
+        self.warm.release()
         while not self.stop.is_set():
             url = (
                 "/api/v1/collections/customers/records?limit=20"
@@ -276,6 +278,8 @@ class Readers:
         self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(self.count)]
         for t in self.threads:
             t.start()
+        for _ in self.threads:  # measure from when every reader is warm (minutes on a loaded machine)
+            self.warm.acquire()
         return self
 
     def __exit__(self, *exc):
@@ -284,9 +288,12 @@ class Readers:
             t.join()
 
     def line(self, label: str, baseline: list[float] | None = None) -> None:
+        if not self.samples:
+            say(f"{label:34} no read finished meanwhile (errors {self.errors})")
+            return
         p50, p99 = statistics.median(self.samples), percentile(self.samples, 99)
         ratio = ""
-        if baseline:
+        if baseline and self.samples:
             base50, base99 = statistics.median(baseline), percentile(baseline, 99)
             ratio = f"   ×{p50 / base50:.2f} p50, ×{p99 / base99:.2f} p99 vs baseline"
         say(
