@@ -31,7 +31,7 @@ from analytics.exports import FORMATS, records_table, stream
 from analytics.models import ExportJob
 from analytics.queries import query_for, query_run, records_matching
 from audit.services import audit_event_record
-from core.actors import Actor, Principal
+from core.actors import Actor, ActorType, Principal
 from core.errors import NotFound
 from core.events import DomainEvent
 from rbac.permissions import permission_check
@@ -78,6 +78,8 @@ def export_job_start(
         records_matching(found, filters)  # refuses a bad filter now, not in the worker
         what, slug, spec_json = ExportJob.What.RECORDS, found.slug, None
     member = principal if isinstance(principal, get_user_model()) and principal.pk else None
+    who = Actor.of(actor)
+    key_id = who.id if who.type == ActorType.API_KEY else ""
     with transaction.atomic():
         job = ExportJob.objects.create(
             token="exp_" + secrets.token_urlsafe(18),
@@ -88,7 +90,8 @@ def export_job_start(
             spec=spec_json,
             fmt=fmt,
             requested_by=member,
-            requested_by_label=Actor.of(actor).display[:300],
+            requested_by_label=who.display[:300],
+            requested_by_key=key_id,
         )
         audit_event_record(
             action="analytics.exported",
@@ -202,11 +205,18 @@ def export_file_response(job: ExportJob) -> FileResponse:
 # --- reading jobs and their links ---------------------------------------------------------------------------
 
 
-def export_job_get(*, token: str, livemode: bool, member=None) -> ExportJob:
-    """A job of this data set; for a console member, one they asked for."""
+def export_job_get(*, token: str, livemode: bool, actor: Actor | Principal) -> ExportJob:
+    """A job of this data set that `actor` started: an API key sees only the exports made with it, a
+    member only their own (another key's, member's or workspace's export is NotFound, not Forbidden:
+    its existence is not theirs to learn)."""
+    who = Actor.of(actor)
     qs = ExportJob.objects.filter(token=token, livemode=livemode)
-    if member is not None:
-        qs = qs.filter(requested_by=member)
+    if who.type == ActorType.API_KEY:
+        qs = qs.filter(requested_by_key=who.id)
+    else:
+        principal = who.principal
+        member = principal if isinstance(principal, get_user_model()) and principal.pk else None
+        qs = qs.filter(requested_by=member) if member is not None else qs.none()
     job = qs.first() if isinstance(token, str) and len(token) <= 40 else None
     if job is None:
         raise NotFound("No such export.", param="export_id")

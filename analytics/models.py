@@ -76,14 +76,16 @@ class DashboardTile(models.Model):
 
 
 class ReportSchedule(models.Model):
-    """A saved query e-mailed on a schedule (in the workspace's time zone), its data attached."""
+    """A saved query or a dashboard e-mailed on a schedule (in the workspace's time zone), its data
+    attached: exactly one of `query` and `dashboard` is set."""
 
     class Frequency(models.TextChoices):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
         MONTHLY = "monthly", "Monthly"
 
-    query = models.ForeignKey(SavedQuery, on_delete=models.CASCADE, related_name="schedules")
+    query = models.ForeignKey(SavedQuery, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules")
+    dashboard = models.ForeignKey(Dashboard, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules")
     frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.WEEKLY)
     weekday = models.PositiveSmallIntegerField(default=0, help_text="Weekly: 0 = Monday … 6 = Sunday.")
     day_of_month = models.PositiveSmallIntegerField(default=1, help_text="Monthly: 1–28.")
@@ -98,9 +100,21 @@ class ReportSchedule(models.Model):
 
     class Meta:
         ordering = ["next_run_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(query__isnull=False, dashboard__isnull=True)
+                | models.Q(query__isnull=True, dashboard__isnull=False),
+                name="analytics_schedule_query_or_dashboard",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.query} ({self.frequency})"
+        return f"{self.subject} ({self.frequency})"
+
+    @property
+    def subject(self):
+        """What is e-mailed: the saved query or the dashboard."""
+        return self.query if self.query_id else self.dashboard
 
 
 class ReportDelivery(models.Model):
@@ -157,6 +171,9 @@ class ExportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     requested_by_label = models.CharField(max_length=300, blank=True, default="", help_text="The actor, as audited.")
+    # An export started with an API key belongs to that key: only it sees the job and its file (by id,
+    # not a foreign key: partners sits beside analytics, not under it).
+    requested_by_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

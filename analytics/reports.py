@@ -1,6 +1,6 @@
-"""Scheduled reports: a saved query e-mailed daily, weekly or monthly at a local time of the workspace,
-with a summary in the body and the data attached (CSV or XLSX); a delivery log with failures, retries,
-and pause/resume.
+"""Scheduled reports: a saved query or a whole dashboard e-mailed daily, weekly or monthly at a local
+time of the workspace, with a summary in the body and the data attached (CSV or XLSX; a dashboard's mail
+carries one file per tile); a delivery log with failures, retries, and pause/resume.
 
 Beat sends one task every minute (`analytics.reports_due_all_workspaces`), which fans out one task per
 workspace (tenants.runtime.task_in_each_workspace) — never one beat entry per workspace. Each runs the
@@ -24,7 +24,7 @@ from django.utils import timezone
 from analytics.charts import cell_label
 from analytics.errors import AnalyticsError
 from analytics.exports import stream
-from analytics.models import ReportDelivery, ReportSchedule, SavedQuery
+from analytics.models import Dashboard, ReportDelivery, ReportSchedule, SavedQuery
 from analytics.queries import query_for, query_run
 from analytics.selectors import report_schedules_count
 from billing import entitlements
@@ -86,7 +86,8 @@ def _recipients_clean(recipients: list[str]) -> list[str]:
 def report_schedule_create(
     *,
     actor: Actor | Principal,
-    query: SavedQuery,
+    query: SavedQuery | None = None,
+    dashboard: Dashboard | None = None,
     frequency: str,
     at_time: time,
     recipients: list[str],
@@ -95,6 +96,10 @@ def report_schedule_create(
     attachment: str = "csv",
 ) -> ReportSchedule:
     permission_check(actor, "analytics.use")
+    if (query is None) == (dashboard is None):
+        raise AnalyticsError("Schedule either a saved query or a dashboard.", param="query")
+    if dashboard is not None and not dashboard.tiles.exists():
+        raise AnalyticsError("This dashboard has no tiles yet: pin a saved query to it first.", param="dashboard")
     if frequency not in ReportSchedule.Frequency.values:
         raise AnalyticsError("Daily, weekly or monthly.", param="frequency")
     if not 0 <= weekday <= 6:
@@ -109,6 +114,7 @@ def report_schedule_create(
     principal = getattr(actor, "principal", actor)
     schedule = ReportSchedule(
         query=query,
+        dashboard=dashboard,
         frequency=frequency,
         weekday=weekday,
         day_of_month=day_of_month,
@@ -137,14 +143,15 @@ def report_schedule_delete(*, actor: Actor | Principal, schedule: ReportSchedule
     schedule.delete()
 
 
-def report_message(schedule: ReportSchedule, *, scheduled_for: datetime, tz: ZoneInfo) -> tuple[EmailMessage, int]:
-    """The e-mail of one run: the result's first rows as text, the whole result attached."""
-    query = schedule.query
+ATTACHMENT_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _section(query: SavedQuery, *, tz: ZoneInfo, fmt: str) -> tuple[list[str], bytes, int]:
+    """One saved query's part of a mail: its first rows as text lines, the whole result as a file, rows."""
     _collection, spec = query_for(raw=query.spec, livemode=True)
     result = query_run(spec=spec, livemode=True, time_zone=str(tz.key))
     buckets = {g.key: g.bucket for g in spec.group_by}
     lines = [
-        f"{query.name} — {scheduled_for.astimezone(tz):%A %-d %B %Y, %H:%M} ({tz.key})",
         f"{result.records_matched:,} records of `{spec.collection}`; {len(result.rows)} row(s).",
         "",
         " | ".join(c.label for c in result.columns),
@@ -153,21 +160,35 @@ def report_message(schedule: ReportSchedule, *, scheduled_for: datetime, tz: Zon
         lines.append(" | ".join(cell_label(v, buckets.get(c.key)) for c, v in zip(result.columns, row, strict=True)))
     if len(result.rows) > SUMMARY_ROWS:
         lines.append(f"… and {len(result.rows) - SUMMARY_ROWS} more rows in the attachment.")
+    data = b"".join(stream(fmt, [c.key for c in result.columns], result.rows))
+    return lines, data, len(result.rows)
+
+
+def report_message(schedule: ReportSchedule, *, scheduled_for: datetime, tz: ZoneInfo) -> tuple[EmailMessage, int]:
+    """The e-mail of one run: the result's first rows as text, the whole result attached. A dashboard's
+    mail has one such section and one attachment per tile, in the dashboard's order."""
+    subject = schedule.subject
+    fmt, stamp = schedule.attachment, scheduled_for.astimezone(tz).strftime("%Y-%m-%d")
+    heading = f"{subject.name} — {scheduled_for.astimezone(tz):%A %-d %B %Y, %H:%M} ({tz.key})"
     message = EmailMessage(
-        subject=f"[Tessera] {query.name}",
-        body="\n".join(lines) + "\n",
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=schedule.recipients,
+        subject=f"[Tessera] {subject.name}", from_email=settings.DEFAULT_FROM_EMAIL, to=schedule.recipients
     )
-    data = b"".join(stream(schedule.attachment, [c.key for c in result.columns], result.rows))
-    kind = (
-        "text/csv"
-        if schedule.attachment == "csv"
-        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    stamp = scheduled_for.astimezone(tz).strftime("%Y-%m-%d")
-    message.attach(f"{query.name[:60]} {stamp}.{schedule.attachment}", data, kind)
-    return message, len(result.rows)
+    if schedule.query_id:
+        lines, data, rows = _section(schedule.query, tz=tz, fmt=fmt)
+        message.body = "\n".join([heading, *lines]) + "\n"
+        message.attach(f"{subject.name[:60]} {stamp}.{fmt}", data, ATTACHMENT_TYPES[fmt])
+        return message, rows
+    tiles = list(schedule.dashboard.tiles.select_related("query").order_by("position", "id"))
+    if not tiles:
+        raise AnalyticsError("The dashboard has no tiles left to send.", param="dashboard")
+    body, rows = [heading, f"{len(tiles)} tile(s); each is attached as its own file.", ""], 0
+    for n, tile in enumerate(tiles, start=1):
+        lines, data, count = _section(tile.query, tz=tz, fmt=fmt)
+        body += [f"{n}. {tile.query.name}", *lines, ""]
+        rows += count
+        message.attach(f"{n:02d} {tile.query.name[:56]} {stamp}.{fmt}", data, ATTACHMENT_TYPES[fmt])
+    message.body = "\n".join(body)
+    return message, rows
 
 
 def reports_due_run(*, now: datetime | None = None) -> int:
@@ -178,8 +199,8 @@ def reports_due_run(*, now: datetime | None = None) -> int:
     while True:
         with transaction.atomic():
             schedule = (
+                # No select_related: PostgreSQL locks no row on the nullable side of an outer join.
                 ReportSchedule.objects.select_for_update(skip_locked=True)
-                .select_related("query")
                 .filter(paused=False, next_run_at__lte=now)
                 .order_by("next_run_at", "id")
                 .first()

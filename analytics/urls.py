@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics.views import dashboards, exports, queries, reports
+from analytics.views import builtin, dashboards, exports, queries, reports
 
 app_name = "analytics"
 
@@ -25,7 +25,9 @@ urlpatterns = [
     path("analytics/dashboards/", dashboards.dashboard_list, name="dashboards"),
     path("analytics/dashboards/<int:pk>/", dashboards.dashboard_detail, name="dashboard"),
     path("analytics/dashboards/<int:pk>/tiles/", dashboards.dashboard_tiles, name="dashboard_tiles"),
+    path("analytics/dashboards/<int:pk>/schedules/", reports.dashboard_schedule_add, name="dashboard_schedule_add"),
     path("analytics/dashboards/<int:pk>/settings/", dashboards.dashboard_settings, name="dashboard_settings"),
+    path("analytics/builtin/<slug:slug>/", builtin.builtin_dashboard, name="builtin"),
     path("analytics/tiles/", dashboards.tile_add, name="tile_add"),
     path("analytics/tiles/<int:pk>/", dashboards.tile_change, name="tile_change"),
 ]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from datetime import date, datetime, time, timedelta
 
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from audit.models import AuditEvent
 from records.models import Record
 from sync.models import Device, DeviceCheckpoint, PairingCode
+from sync.services import SEEN_EVERY
 
 
 def device_list() -> list[Device]:
@@ -27,8 +33,6 @@ def device_list() -> list[Device]:
 
 
 def pairing_active_count() -> int:
-    from django.utils import timezone
-
     return PairingCode.objects.filter(used_at=None, expires_at__gt=timezone.now()).count()
 
 
@@ -58,3 +62,72 @@ def member_devices_for_subject(user_id: int) -> dict:
             for d in Device.objects.filter(user_id=user_id).order_by("created_at")
         ]
     }
+
+
+# A connected phone is marked seen at most once a minute (sync.services.SEEN_EVERY) on its heartbeats;
+# seen within twice that, it counts as online.
+ONLINE_WITHIN = 2 * SEEN_EVERY
+RECORD_WRITES = ("record.created", "record.updated", "record.deleted")
+
+
+def sync_status_panels(*, date_from: date, date_to: date, tz) -> list[dict]:
+    """The built-in "Sync status" dashboard (analytics.builtin lists it through
+    settings.TESSERA_ANALYTICS_BUILTIN_DASHBOARDS): devices online now, each device's last sync and how
+    far behind it is, and the records phones sent (their writes, from the audit log) per local day of
+    `tz` from `date_from` to `date_to`."""
+    now = timezone.now()
+    start = datetime.combine(date_from, time(), tz)
+    end = datetime.combine(date_to + timedelta(days=1), time(), tz)
+    devices = device_list()
+    active = [d for d in devices if d.revoked_at is None]
+    online = [d for d in active if d.last_seen_at is not None and now - d.last_seen_at <= ONLINE_WITHIN]
+    writes = AuditEvent.objects.filter(
+        actor_type=AuditEvent.ActorType.DEVICE, action__in=RECORD_WRITES, occurred_at__gte=start, occurred_at__lt=end
+    )
+    per_day = {
+        row["day"]: row["n"]
+        for row in writes.annotate(day=TruncDate("occurred_at", tzinfo=tz)).values("day").annotate(n=Count("pk"))
+    }
+    per_device = {row["actor_id"]: row["n"] for row in writes.values("actor_id").annotate(n=Count("pk"))}
+    days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+    rows = []
+    for d in devices:
+        last_sync = max((cp.updated_at for cp in d.synced), default=None)
+        rows.append(
+            [
+                d.name,
+                d.user.email,
+                d.status,
+                "online" if d in online else "offline",
+                d.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "never",
+                last_sync.astimezone(tz).strftime("%Y-%m-%d %H:%M") if last_sync else "never",
+                per_device.get(str(d.pk), 0),
+                "—" if d.lag is None else d.lag,
+            ]
+        )
+    return [
+        {
+            "title": "Devices online",
+            "kind": "number",
+            "number": {
+                "text": f"{len(online):,}",
+                "label": f"of {len(active):,} paired devices (seen in the last 2 minutes)",
+            },
+            "columns": ["Online", "Paired"],
+            "rows": [[len(online), len(active)]],
+        },
+        {
+            "title": "Records sent by phones per day",
+            "kind": "bar",
+            "labels": [d.isoformat() for d in days],
+            "series": [{"label": "Records written", "data": [per_day.get(d, 0) for d in days]}],
+            "columns": ["Day", "Records written"],
+            "rows": [[d.isoformat(), per_day.get(d, 0)] for d in days],
+        },
+        {
+            "title": "Devices",
+            "kind": "table",
+            "columns": ["Device", "Member", "Status", "Now", "Last seen", "Last sync", "Records sent", "Behind"],
+            "rows": rows,
+        },
+    ]

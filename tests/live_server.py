@@ -181,6 +181,8 @@ def start_server(
             # The tests' identity providers and receivers listen on this machine (core.ssrf's allow-list)
             "TESSERA_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
+            # Background exports' files: the server's own folder, never the repository's var/
+            "TESSERA_EXPORTS_DIR": str(workdir / "exports"),
             **env_db,
             **(extra_env or {}),
         }

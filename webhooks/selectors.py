@@ -3,11 +3,13 @@ filters, the inspector's bins and what they received, the workspace's webhook se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlsplit
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.secrets_at_rest import secret_decrypt
@@ -179,3 +181,152 @@ def compliance_subprocessors_section(*, date_from: datetime, date_to: datetime) 
 def endpoints_live_count() -> int:
     """Live-mode webhook endpoints: the billing page's usage (the limit applies to each mode)."""
     return Endpoint.objects.filter(livemode=True).count()
+
+
+def _percentile(values: list[int], p: float) -> int | None:
+    """Nearest-rank percentile of sorted `values` (None when there are none)."""
+    if not values:
+        return None
+    return values[min(len(values) - 1, max(0, math.ceil(p / 100 * len(values)) - 1))]
+
+
+def webhook_delivery_panels(*, date_from: date, date_to: date, tz) -> list[dict]:
+    """The built-in "Webhook deliveries" dashboard (analytics.builtin lists it through
+    settings.TESSERA_ANALYTICS_BUILTIN_DASHBOARDS): attempts per day that succeeded (2xx) or failed, and
+    per endpoint its deliveries, success rate, latency (p50/p95 of the attempts' durations) and failures,
+    over the local days `date_from`..`date_to` of the time zone `tz`."""
+    start = datetime.combine(date_from, time(), tz)
+    end = datetime.combine(date_to + timedelta(days=1), time(), tz)
+    attempts = Attempt.objects.filter(started_at__gte=start, started_at__lt=end)
+    per_day = {
+        row["day"]: row
+        for row in attempts.annotate(day=TruncDate("started_at", tzinfo=tz))
+        .values("day")
+        .annotate(total=Count("pk"), ok=Count("pk", filter=_success()))
+    }
+    days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+    per_endpoint = {
+        row["delivery__endpoint_id"]: row
+        for row in attempts.values("delivery__endpoint_id").annotate(
+            total=Count("pk"), ok=Count("pk", filter=_success())
+        )
+    }
+    durations: dict[str, list[int]] = {}
+    for endpoint_id, ms in (
+        attempts.exclude(duration_ms=None).order_by("duration_ms").values_list("delivery__endpoint_id", "duration_ms")
+    ):
+        durations.setdefault(endpoint_id, []).append(ms)
+    deliveries = {
+        row["endpoint_id"]: row
+        for row in Delivery.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("endpoint_id")
+        .annotate(
+            total=Count("pk"),
+            succeeded=Count("pk", filter=Q(status=Delivery.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
+            pending=Count("pk", filter=Q(status=Delivery.Status.PENDING)),
+        )
+    }
+    ids = set(per_endpoint) | set(deliveries)
+    endpoints = sorted(Endpoint.objects.filter(pk__in=ids), key=lambda e: (e.url, e.pk))
+    last_failure = {}
+    for endpoint in endpoints:
+        failure = (
+            attempts.filter(delivery__endpoint_id=endpoint.pk)
+            .exclude(_success())
+            .order_by("-started_at", "-pk")
+            .values_list("response_status", "error")
+            .first()
+        )
+        if failure:
+            last_failure[endpoint.pk] = failure[1] or f"HTTP {failure[0]}"
+    total = sum(r["total"] for r in per_endpoint.values())
+    ok = sum(r["ok"] for r in per_endpoint.values())
+    table, labels, p50s, p95s = [], [], [], []
+    for e in endpoints:
+        a, d = per_endpoint.get(e.pk, {"total": 0, "ok": 0}), deliveries.get(e.pk, {})
+        p50, p95 = _percentile(durations.get(e.pk, []), 50), _percentile(durations.get(e.pk, []), 95)
+        label = e.url if e.livemode else f"{e.url} (test)"
+        labels.append(label)
+        p50s.append(p50)
+        p95s.append(p95)
+        table.append(
+            [
+                label,
+                "enabled" if e.enabled else f"disabled: {e.disabled_reason or 'by hand'}",
+                d.get("total", 0),
+                d.get("succeeded", 0),
+                d.get("failed", 0),
+                d.get("pending", 0),
+                a["total"],
+                a["total"] - a["ok"],
+                f"{a['ok'] / a['total']:.1%}" if a["total"] else "—",
+                "—" if p50 is None else p50,
+                "—" if p95 is None else p95,
+                last_failure.get(e.pk, ""),
+            ]
+        )
+    return [
+        {
+            "title": "Success rate",
+            "kind": "number",
+            "number": {
+                "text": f"{ok / total:.1%}" if total else "—",
+                "label": f"of {total:,} attempts answered 2xx; {total - ok:,} failed",
+            },
+            "columns": ["Attempts", "Succeeded", "Failed"],
+            "rows": [[total, ok, total - ok]],
+        },
+        {
+            "title": "Attempts per day",
+            "kind": "bar",
+            "stacked": True,
+            "labels": [d.isoformat() for d in days],
+            "series": [
+                {"label": "Succeeded", "data": [per_day.get(d, {}).get("ok", 0) for d in days]},
+                {
+                    "label": "Failed",
+                    "data": [per_day.get(d, {}).get("total", 0) - per_day.get(d, {}).get("ok", 0) for d in days],
+                },
+            ],
+            "columns": ["Day", "Succeeded", "Failed"],
+            "rows": [
+                [
+                    d.isoformat(),
+                    per_day.get(d, {}).get("ok", 0),
+                    per_day.get(d, {}).get("total", 0) - per_day.get(d, {}).get("ok", 0),
+                ]
+                for d in days
+            ],
+        },
+        {
+            "title": "Latency per endpoint (ms)",
+            "kind": "bar",
+            "labels": labels,
+            "series": [{"label": "p50", "data": p50s}, {"label": "p95", "data": p95s}],
+            "columns": ["Endpoint", "p50 ms", "p95 ms"],
+            "rows": [
+                [label, "—" if a is None else a, "—" if b is None else b]
+                for label, a, b in zip(labels, p50s, p95s, strict=True)
+            ],
+        },
+        {
+            "title": "Endpoints",
+            "kind": "table",
+            "columns": [
+                "Endpoint",
+                "State",
+                "Deliveries",
+                "Delivered",
+                "Gave up",
+                "Pending",
+                "Attempts",
+                "Failed attempts",
+                "Success rate",
+                "p50 ms",
+                "p95 ms",
+                "Last failure",
+            ],
+            "rows": table,
+        },
+    ]

@@ -196,14 +196,17 @@ class ExportApi(ApiView):
         operation_id="analytics_export_get",
         tags=[TAG],
         summary="An export's progress",
-        description="`status` is queued, running, done or failed (`error` says why); `rows_done` of `rows_total` "
+        description="Only the key that started an export sees it (another key of the workspace gets 404). "
+        "`status` is queued, running, done or failed (`error` says why); `rows_done` of `rows_total` "
         "tell the progress; once done, `url` downloads the file until `expires_at`.",
         parameters=[EXPORT_ID],
         responses={200: s.ExportOut, **error_responses(404)},
     )
     def get(self, request, export_id: str):
         self.query_params_check(set())
-        return Response(_export_body(request, export_job_get(token=export_id, livemode=self.livemode)))
+        return Response(
+            _export_body(request, export_job_get(token=export_id, livemode=self.livemode, actor=caller_of(request)))
+        )
 
 
 class ExportFileApi(ApiView):
@@ -219,7 +222,7 @@ class ExportFileApi(ApiView):
     )
     def get(self, request, export_id: str):
         self.query_params_check(set())
-        job = export_job_get(token=export_id, livemode=self.livemode)
+        job = export_job_get(token=export_id, livemode=self.livemode, actor=caller_of(request))
         if job.status != job.Status.DONE:
             raise ApiProblem(404, "export_not_ready", "The export is not finished (see its `status`).")
         return export_file_response(job)

@@ -13,9 +13,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from analytics import selectors, services
+from analytics.builtin import builtin_dashboards
 from analytics.forms import FILTER_OPS
 from analytics.models import DashboardTile
-from analytics.views.running import dashboard_or_404, query_show, saved_query_or_404
+from analytics.views.running import WEEKDAYS, dashboard_or_404, query_show, saved_query_or_404
 from core.errors import ServiceError
 from rbac.permissions import has_permission, permission_required
 from records.models import ChangeCounter, Collection
@@ -97,7 +98,11 @@ def dashboard_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "analytics/dashboards.html",
-        {"dashboards": dashboards, "can_build": has_permission(request.user, "analytics.use")},
+        {
+            "dashboards": dashboards,
+            "can_build": has_permission(request.user, "analytics.use"),
+            "builtins": builtin_dashboards(),
+        },
     )
 
 
@@ -118,6 +123,8 @@ def dashboard_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "seq": ChangeCounter.objects.filter(pk=1).values_list("value", flat=True).first() or 0,
         "bar_query": request.GET.urlencode(),
         "refresh_choices": [(0, "Off"), (30, "30 s"), (60, "1 min"), (300, "5 min"), (900, "15 min")],
+        "schedules": list(dashboard.schedules.all()),
+        "weekdays": WEEKDAYS,
     }
     return render(request, "analytics/dashboard.html", context)
 

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from analytics import exports, forms, selectors, services
 from analytics.models import CHARTS
 from analytics.queries import query_for, query_options, query_run
-from analytics.views.running import query_show, saved_query_or_404
+from analytics.views.running import WEEKDAYS, query_show, saved_query_or_404
 from core.errors import ServiceError
 from rbac.permissions import has_permission, permission_required
 from records.selectors import collection_list
@@ -60,7 +60,7 @@ def _builder_context(request: HttpRequest, params: QueryDict, saved=None) -> dic
         "compare_choices": forms.COMPARE_CHOICES,
         "dashboards": list(selectors.dashboard_list(viewer=request.user)) if saved else [],
         "schedules": list(saved.schedules.all()) if saved else [],
-        "weekdays": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+        "weekdays": WEEKDAYS,
         "can_build": has_permission(request.user, "analytics.use"),
         "export_query": exports_qs.urlencode(),
         "export_formats": list(exports.FORMATS),

@@ -14,6 +14,8 @@ from core.errors import NotFound, ServiceError
 from records.models import Collection
 from tenants.runtime import workspace_current
 
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
 
 @dataclass
 class Shown:

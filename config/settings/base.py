@@ -70,8 +70,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
-    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it.
-    "accounts.oidc.WorkspaceSessionRefresh",
+    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it
+    # (accounts.oidc.WorkspaceSessionRefresh, loaded for such sessions only).
+    "accounts.middleware.OIDCSessionRefresh",
     # A service's refusal in a console view (read-only workspace, plan limit): a page saying why.
     "config.middleware.ConsoleRefusalMiddleware",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
@@ -119,6 +120,15 @@ TESSERA_COMPLIANCE_REPORT_SECTIONS = [
     "partners.selectors.compliance_api_keys_section",
     "webhooks.selectors.compliance_subprocessors_section",
 ]
+
+# Built-in dashboards of Tessera's own data (analytics.builtin, which documents the panels a provider
+# returns): slug → (title, provider taking (date_from=, date_to=, tz=)). Analytics imports none of these
+# apps; they offer the data, this table connects them.
+TESSERA_ANALYTICS_BUILTIN_DASHBOARDS = {
+    "api-usage": ("API usage", "partners.selectors.api_usage_panels"),
+    "webhook-deliveries": ("Webhook deliveries", "webhooks.selectors.webhook_delivery_panels"),
+    "sync-status": ("Sync status", "sync.selectors.sync_status_panels"),
+}
 
 # Logs under retention policies (privacy.retention): name → (what it is, the callable taking
 # (cutoff=, dry_run=) that deletes, or counts, the entries older than the cutoff). The idempotency cache
@@ -187,8 +197,9 @@ AUTHENTICATION_BACKENDS = [
     # Axes first: it refuses locked-out credentials before any password is checked.
     "axes.backends.AxesStandaloneBackend",
     "accounts.backends.EmailPasswordBackend",
-    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py)
-    "accounts.oidc.WorkspaceOIDCBackend",
+    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py, loaded
+    # on demand: accounts.backends.WorkspaceOIDCBackendOnDemand)
+    "accounts.backends.WorkspaceOIDCBackendOnDemand",
     # SAML 2.0 (pysaml2, accounts/saml.py): the session's backend after an assertion is verified
     "accounts.backends.SAMLSessionBackend",
 ]

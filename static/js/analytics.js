@@ -29,6 +29,20 @@
         borderColor: round ? css("--surface") : palette[i % palette.length],
         spanGaps: true,
       }));
+      if (data.reference) {
+        // A limit (the API's rate limit) drawn across the chart as a dashed line.
+        datasets.push({
+          label: data.reference.label,
+          data: data.labels.map(() => data.reference.value),
+          type: "line",
+          borderColor: css("--danger") || "#c0392b",
+          borderDash: [6, 4],
+          pointRadius: 0,
+          fill: false,
+        });
+      }
+      const y = { beginAtZero: true, stacked: !!data.stacked };
+      if (data.scale === "logarithmic") Object.assign(y, { type: "logarithmic", beginAtZero: false });
       const chart = new Chart(canvas, {
         type,
         data: { labels: data.labels, datasets },
@@ -37,7 +51,7 @@
           maintainAspectRatio: false,
           animation: false,
           plugins: { legend: { display: datasets.length > 1 || round } },
-          scales: round ? {} : { y: { beginAtZero: true } },
+          scales: round ? {} : { x: { stacked: !!data.stacked }, y },
           onClick: (_event, elements) => {
             if (!elements.length) return;
             const link = (data.links || [])[elements[0].index];

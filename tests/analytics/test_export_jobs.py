@@ -181,3 +181,20 @@ def test_another_workspace_finds_neither_the_export_nor_its_link(orders, api, te
     problem(on_b.get(f"{EXPORTS}/{job['id']}"), 404)
     problem(on_b.get(f"{EXPORTS}/{job['id']}/file"), 404)
     assert ApiClient(tenant_b).get(path).status_code == 404  # alpha's signed link on beta's host
+
+
+def test_an_export_belongs_to_the_key_that_started_it(orders, api, admin_client):
+    """Another key of the same workspace (even with every scope) finds neither the export nor its file,
+    and a console member does not see it among theirs; the key that started it does."""
+    mine = api(scopes=["analytics:read", "records:read"], mode="live")
+    other = api(scopes=["analytics:read", "records:read"], mode="live")
+    job = mine.post(EXPORTS, {"collection": "orders", "format": "csv"}).json()
+    export_job_run(token=job["id"])
+    assert mine.get(f"{EXPORTS}/{job['id']}").json()["status"] == "done"
+    assert mine.get(f"{EXPORTS}/{job['id']}/file").status_code == 200
+    problem(other.get(f"{EXPORTS}/{job['id']}"), 404)
+    problem(other.get(f"{EXPORTS}/{job['id']}/file"), 404)
+    theirs = other.post(EXPORTS, {"collection": "orders", "format": "json"}).json()
+    problem(mine.get(f"{EXPORTS}/{theirs['id']}"), 404)
+    assert ExportJob.objects.get(token=job["id"]).requested_by_key == str(mine.key.pk)
+    assert job["id"] not in admin_client.get("/analytics/exports/").content.decode()

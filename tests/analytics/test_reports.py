@@ -127,3 +127,87 @@ def test_beat_sends_one_task_that_fans_out_to_each_workspace(by_region, admin_us
     sent = []
     monkeypatch.setattr(tasks.reports_due_task, "delay", lambda: sent.append(tasks.reports_due_task.run()))
     assert tasks.reports_due_all_workspaces.run() >= 1 and sent  # each workspace's task ran
+
+
+def _attachment_rows(content) -> list[list[str]]:
+    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content.lstrip("\ufeff")
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_a_dashboard_is_mailed_with_every_tiles_summary_and_data(by_region, admin_user, orders, admin_client):
+    """Scheduled from the dashboard's page (the console's form); the run mails each tile's numbers."""
+    from analytics.services import dashboard_create, tile_add
+
+    total = saved_query_create(
+        actor=admin_user,
+        name="Quantity sold",
+        spec={"collection": "orders", "aggregates": [{"fn": "sum", "field": "qty"}]},
+    )
+    board = dashboard_create(actor=admin_user, name="Monday board")
+    tile_add(actor=admin_user, dashboard=board, query=total)
+    tile_add(actor=admin_user, dashboard=board, query=by_region)
+    posted = admin_client.post(
+        f"/analytics/dashboards/{board.pk}/schedules/",
+        {
+            "frequency": "weekly",
+            "weekday": "0",
+            "at_time": "08:00",
+            "recipients": "boss@example.com",
+            "attachment": "csv",
+        },
+    )
+    assert posted.status_code == 302 and posted["Location"].endswith(f"/analytics/dashboards/{board.pk}/")
+    page = admin_client.get(f"/analytics/dashboards/{board.pk}/").content.decode()
+    assert "Weekly on Monday at 08:00" in page and "boss@example.com" in page
+    schedule = ReportSchedule.objects.get(dashboard=board)
+    assert schedule.query is None
+
+    assert reports_due_run(now=schedule.next_run_at) == 1
+    (message,) = mail.outbox
+    assert message.subject == "[Tessera] Monday board" and message.to == ["boss@example.com"]
+    _collection, stored = orders
+    regions = [s["data"].get("region") for s in stored]
+    qty = sum(
+        s["data"]["qty"]
+        for s in stored
+        if isinstance(s["data"].get("qty"), int) and not isinstance(s["data"]["qty"], bool)
+    )
+    assert message.body.index("1. Quantity sold") < message.body.index("2. Orders by region")
+    assert f"\n{qty:,}\n" in message.body and f"EU | {regions.count('EU')} |" in message.body
+    (first, first_data, _), (second, second_data, _) = message.attachments
+    assert first.startswith("01 Quantity sold") and second.startswith("02 Orders by region")
+    assert _attachment_rows(first_data) == [["sum_qty"], [str(qty)]]
+    assert {r[0]: int(r[1]) for r in _attachment_rows(second_data)[1:]} == {
+        (k or ""): regions.count(k) for k in set(regions)
+    }
+    delivery = ReportDelivery.objects.get(schedule=schedule)
+    assert delivery.status == "sent" and delivery.rows == 1 + 4
+    log = admin_client.get(f"/analytics/schedules/{schedule.pk}/log/").content.decode()
+    assert "Delivery log: Monday board" in log and f"/analytics/dashboards/{board.pk}/" in log
+
+
+def test_a_dashboard_schedule_needs_tiles_and_one_subject(by_region, admin_user, admin_client):
+    from analytics.services import dashboard_create
+
+    empty = dashboard_create(actor=admin_user, name="Empty")
+    with pytest.raises(AnalyticsError) as caught:
+        report_schedule_create(
+            actor=admin_user, dashboard=empty, frequency="daily", at_time=time(6), recipients=["a@x.test"]
+        )
+    assert caught.value.param == "dashboard"
+    with pytest.raises(AnalyticsError):
+        report_schedule_create(
+            actor=admin_user,
+            query=by_region,
+            dashboard=empty,
+            frequency="daily",
+            at_time=time(6),
+            recipients=["a@x.test"],
+        )
+    posted = admin_client.post(
+        f"/analytics/dashboards/{empty.pk}/schedules/",
+        {"frequency": "daily", "at_time": "06:00", "recipients": "a@x.test"},
+    )
+    assert posted.status_code == 302
+    assert "no tiles yet" in admin_client.get(f"/analytics/dashboards/{empty.pk}/").content.decode()
+    assert not ReportSchedule.objects.exists()

@@ -1,12 +1,16 @@
 """The analyst's path in a real browser against the real server: build "revenue by month" without
-SQL, see it charted (Chart.js drew it) and tabled, save it, pin it to a dashboard, narrow the
-dashboard's date range, and drill down from a row to the records behind it. Numbers are checked
-against a sum computed here over the same data."""
+SQL, see it charted (Chart.js drew it) and tabled, export it, save it, pin it to a dashboard, narrow
+the dashboard's date range, drill down from a row to the records behind it, and schedule it: the
+e-mail arrives with the same numbers. Numbers are checked against a sum computed here over the same
+data. (The background export and its exports page: test_analytics_exports.py.)"""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -135,6 +139,16 @@ def test_revenue_by_month_from_query_to_dashboard_and_records(
     expect(january).to_contain_text(str(revenue[1]))
     expect(january).to_contain_text(str(last_year[1]))
     assert chart_drawn(page)
+
+    # Exported as the builder shows it: the CSV's numbers are the table's.
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    exported = Path(download.value.path()).read_bytes().decode("utf-8-sig")
+    by_month = {r["closed_on_month"]: r for r in csv.DictReader(io.StringIO(exported))}
+    assert len(by_month) == 12
+    assert float(by_month["2026-01-01"]["sum_amount"]) == revenue[1]
+    assert float(by_month["2026-01-01"]["sum_amount_previous"]) == last_year[1]
+    assert float(by_month["2026-06-01"]["sum_amount"]) == revenue[6]
 
     page.get_by_test_id("query-name").fill("Revenue by month")
     page.get_by_test_id("save").click()
