@@ -33,6 +33,7 @@ from analytics.queries import query_for, query_run, records_matching
 from audit.services import audit_event_record
 from core.actors import Actor, ActorType, Principal
 from core.errors import NotFound
+from core.events import DomainEvent
 from rbac.permissions import permission_check
 from records.selectors import collection_get
 from tenants.runtime import workspace_current
@@ -239,3 +240,42 @@ def export_job_from_link(signed: str) -> ExportJob:
     if job is None or job.expires_at is None or job.expires_at < timezone.now() or not export_file_path(job).exists():
         raise NotFound("This download link is not valid (or has expired).")
     return job
+
+
+def _file_holds(path: Path, needles: list[bytes]) -> bool:
+    """Whether the file holds any needle (case-insensitively), read in chunks that overlap by the longest."""
+    overlap = max(len(n) for n in needles)
+    tail = b""
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                text = (tail + chunk).lower()
+                if any(n in text for n in needles):
+                    return True
+                tail = text[-overlap:]
+    except FileNotFoundError:
+        return False
+    return False
+
+
+def erased_export_files_forget(event: DomainEvent) -> None:
+    """Subscriber (in the transaction) of `record.erased`, `subject.erased` and `member.erased`: an export
+    file still on disk that holds the erased record (its id) or the person's values is deleted when the
+    erasure commits, and its job says why (its link stops working at once)."""
+    if event.type == "record.erased":
+        needles = [getattr(event, "record_id", "")]
+    elif event.type in ("subject.erased", "member.erased"):
+        needles = list(getattr(event, "erased_values", ()))
+    else:
+        return
+    needles = [n.lower().encode() for n in needles if n and len(n) >= 3]
+    if not needles:
+        return
+    for job in ExportJob.objects.filter(status=ExportJob.Status.DONE, livemode=event.livemode):
+        path = export_file_path(job)
+        if not _file_holds(path, needles):
+            continue
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportJob.Status.FAILED, error="Removed: it held data of a data subject who was erased."
+        )
+        transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))

@@ -284,12 +284,14 @@ def spec_parse(raw: Any, *, collection: Collection) -> QuerySpec:
 
 
 def records_matching(collection: Collection, filters: dict[str, str]) -> QuerySet[Record]:
-    """The collection's live records through the records engine's filter grammar (`field__op=value`)."""
+    """The collection's live records through the records engine's filter grammar (`field__op=value`),
+    without those whose processing is restricted (GDPR art. 18): analytics, its exports and scheduled
+    reports leave them out."""
     for name, value in filters.items():
         if "\x00" in name or "\x00" in value or len(value) > 500:
             raise QueryInvalid("A filter value is at most 500 characters, without NUL.", param=f"filters.{name}")
     try:
-        return record_filter(record_list(collection=collection), collection, filters)
+        return record_filter(record_list(collection=collection).filter(restricted_at=None), collection, filters)
     except InvalidQuery as exc:
         raise QueryInvalid(exc.message, param=f"filters.{exc.param}" if exc.param else "filters") from exc
 

@@ -78,6 +78,11 @@ PROBLEM_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "duplicate_id": ((409,), "A record with this id exists already."),
     "collection_not_empty": ((409,), "Delete the collection's records before the collection."),
     "unique_violation": ((409,), "Another record already has this value of a unique field (`param`)."),
+    "subject_restricted": (
+        (409,),
+        "The record's data subject asked that its processing be restricted (GDPR art. 18): it is kept as it "
+        "is and cannot be changed until the restriction is lifted (`record` names it). Do not retry.",
+    ),
     "merge_conflict": (
         (409,),
         "Your change was made against an older version (`Tessera-Base-Version`) and a field you changed was "

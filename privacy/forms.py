@@ -22,6 +22,10 @@ class ExtendForm(forms.Form):
     reason = forms.CharField(max_length=500, label="Why more time is needed")
 
 
+class LiftRestrictionForm(forms.Form):
+    reason = forms.CharField(max_length=500, label="Why the restriction is lifted (tell the subject first)")
+
+
 class RectifyForm(forms.Form):
     corrections = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),

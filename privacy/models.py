@@ -63,6 +63,9 @@ class SubjectRequest(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=300, blank=True, default="")
     certificate = models.JSONField(default=dict, blank=True)
+    # A restriction request (GDPR art. 18): when the subject's records were restricted, and when lifted.
+    restricted_at = models.DateTimeField(null=True, blank=True)
+    restriction_lifted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["due_at"]
@@ -74,6 +77,10 @@ class SubjectRequest(models.Model):
     @property
     def overdue(self) -> bool:
         return self.status == self.Status.OPEN and timezone.now() > self.due_at
+
+    @property
+    def restriction_active(self) -> bool:
+        return self.restricted_at is not None and self.restriction_lifted_at is None
 
     @property
     def days_left(self) -> int:

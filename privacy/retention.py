@@ -86,8 +86,11 @@ def retention_policy_set(
 
 
 def retention_candidates(policy: RetentionPolicy, *, cutoff: datetime) -> QuerySet[Record]:
-    """The live records the policy takes at `cutoff` (not changed since), oldest change first."""
-    qs = Record.objects.filter(collection_id=policy.collection_id, livemode=True, updated_at__lt=cutoff)
+    """The live records the policy takes at `cutoff` (not changed since), oldest change first. A record
+    whose processing is restricted is kept (GDPR art. 18(1)(c): the subject may need it for a claim)."""
+    qs = Record.objects.filter(
+        collection_id=policy.collection_id, livemode=True, updated_at__lt=cutoff, restricted_at=None
+    )
     if policy.status_field:
         qs = qs.filter(**{f"data__{policy.status_field}": policy.status_value})
     if policy.action == RetentionPolicy.Action.ANONYMISE:

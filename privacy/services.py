@@ -29,8 +29,8 @@ from privacy.selectors import subject_member_find, subject_records_find
 from privacy.subject_index import subject_index_rebuild
 from rbac.permissions import has_permission
 from rbac.roles import Role
-from records.models import Collection
-from records.services import record_erase, record_update
+from records.models import Collection, Record
+from records.services import record_erase, record_update, records_restriction_set
 
 ERASED = "[erased]"
 
@@ -294,6 +294,87 @@ def subject_request_rectify(
             actor=actor,
             target=("subject_request", request.id, request.id),
             changes={"records_rectified": len(done), "fields": sorted(corrections)},
+        )
+    return request
+
+
+def subject_request_restrict(*, actor: Actor | Principal, request: SubjectRequest) -> SubjectRequest:
+    """Restrict the processing of the subject's data (GDPR art. 18): each of their live records is kept
+    but no longer edited, exported, analysed, sent to webhooks or to phones
+    (records.services.records_restriction_set), until `subject_request_restriction_lift`. The request is
+    answered (completed, with its certificate); the restriction stays in force after that."""
+    compliance_require(actor)
+    _open_check(request)
+    if request.kind != SubjectRequest.Kind.RESTRICTION:
+        raise Conflict("Only a restriction request restricts.", code="wrong_kind")
+    with transaction.atomic():
+        records = [r for r in subject_records_find(request.subject_identifier) if r.deleted_at is None]
+        if not records:
+            raise ServiceError("No live record holds this subject's identifier: there is nothing to restrict.")
+        records_restriction_set(actor=actor, records=records, restricted=True, reason=f"subject request {request.id}")
+        now = timezone.now()
+        request.status = SubjectRequest.Status.COMPLETED
+        request.completed_at = now
+        request.restricted_at = now
+        request.certificate = {
+            "request": request.id,
+            "kind": request.kind,
+            "regime": request.regime,
+            "received_at": request.received_at.isoformat(),
+            "due_at": request.due_at.isoformat(),
+            "completed_at": now.isoformat(),
+            "on_time": now <= request.due_at,
+            "records_restricted": [{"collection": r.collection.slug, "id": r.id} for r in records],
+            "done": [
+                "the subject's records kept as they are: edits refused until the restriction is lifted",
+                "left out of exports, analytics and scheduled reports",
+                "webhook deliveries about them held; phones told to drop them",
+            ],
+            "by": Actor.of(actor).label,
+        }
+        request.save(update_fields=["status", "completed_at", "restricted_at", "certificate"])
+        audit_event_record(
+            action="subject_request.restricted",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            changes={"records_restricted": len(records)},
+        )
+    return request
+
+
+def subject_request_restriction_lift(
+    *, actor: Actor | Principal, request: SubjectRequest, reason: str
+) -> SubjectRequest:
+    """Lift a restriction (GDPR art. 18(3): the subject is told before it is lifted, hence the reason):
+    the records it restricted are processed again (edits, exports, analytics; held webhook deliveries go
+    out, phones get them back). Audited with the reason."""
+    compliance_require(actor)
+    if request.kind != SubjectRequest.Kind.RESTRICTION or not request.restriction_active:
+        raise Conflict("This request has no restriction in force.", code="not_restricted")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("Say why the restriction is lifted (the subject must be told first).", param="reason")
+    ids = [r["id"] for r in request.certificate.get("records_restricted", [])]
+    with transaction.atomic():
+        records = list(Record.objects.filter(livemode=True, id__in=ids))
+        lifted = records_restriction_set(
+            actor=actor, records=records, restricted=False, reason=f"subject request {request.id}"
+        )
+        now = timezone.now()
+        request.restriction_lifted_at = now
+        request.certificate = {
+            **request.certificate,
+            "restriction_lifted_at": now.isoformat(),
+            "restriction_lifted_by": Actor.of(actor).label,
+            "restriction_lifted_because": reason[:500],
+        }
+        request.save(update_fields=["restriction_lifted_at", "certificate"])
+        audit_event_record(
+            action="subject_request.restriction_lifted",
+            actor=actor,
+            target=("subject_request", request.id, request.id),
+            # the reason stays in the certificate, out of the chain: free text may name the subject
+            changes={"records": len(lifted)},
         )
     return request
 

@@ -18,6 +18,7 @@ from privacy import selectors, services
 from privacy.forms import (
     CloseForm,
     ExtendForm,
+    LiftRestrictionForm,
     LogRetentionPolicyForm,
     RectifyForm,
     ReportForm,
@@ -93,6 +94,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "extend_form": ExtendForm(),
         "close_form": CloseForm(),
         "rectify_form": RectifyForm(),
+        "lift_form": LiftRestrictionForm(),
         "package_link": None,
     }
     if request.method == "POST":
@@ -109,6 +111,18 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
                 corrections = form.cleaned_data["corrections"]
                 services.subject_request_rectify(actor=request.user, request=dsr, corrections=corrections)
                 messages.success(request, "The subject's data was corrected; the certificate is below.")
+            elif action == "restrict":
+                services.subject_request_restrict(actor=request.user, request=dsr)
+                messages.success(request, "The subject's records are restricted; the certificate is below.")
+            elif action == "lift":
+                form = LiftRestrictionForm(request.POST)
+                if not form.is_valid():
+                    context["lift_form"] = form
+                    return render(request, "privacy/request_detail.html", context, status=400)
+                services.subject_request_restriction_lift(
+                    actor=request.user, request=dsr, reason=form.cleaned_data["reason"]
+                )
+                messages.success(request, "The restriction was lifted: the records are processed again.")
             elif action == "extend":
                 form = ExtendForm(request.POST)
                 if not form.is_valid():

@@ -64,3 +64,10 @@ class MergeConflict(RecordError):
             current_version=current_version,
         )
         self.conflicts = conflicts
+
+
+class SubjectRestricted(RecordError):
+    """The record belongs to a data subject whose processing is restricted (GDPR art. 18): it is kept
+    but not changed until a compliance manager lifts the restriction."""
+
+    status, code = 409, "subject_restricted"

@@ -172,6 +172,28 @@ class RecordErased(DomainEvent):
     fields: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecordRestricted(DomainEvent):
+    """A record's processing was restricted (`restricted`) or the restriction lifted: `seq` is the new
+    sequence number the record took, so phones pulling from an older checkpoint see it again (as a
+    tombstone while restricted, whole again once lifted). Not a change of its data: no change-feed row,
+    no `record.*` webhook event; pending webhook deliveries about it are held, then released."""
+
+    type: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    restricted: bool
+    seq: int
+    stream: str
+    collection_id: int
+    collection_slug: str
+    record_id: str
+    version: int
+    updated_at: datetime
+
+    def __post_init__(self):
+        object.__setattr__(self, "type", "record.restricted" if self.restricted else "record.restriction_lifted")
+
+
 def collection_object(collection) -> dict[str, Any]:
     """A collection as events carry it."""
     data = {

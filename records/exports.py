@@ -37,7 +37,8 @@ def records_export(*, actor: Actor | Principal, collection: Collection, query: T
     permission_check(actor, "records.export")
     if fmt not in FORMATS:
         raise ValueError(f"Unknown export format {fmt!r}")
-    records = record_table_queryset(collection, query)
+    # a record whose processing is restricted (GDPR art. 18) is kept, never exported
+    records = record_table_queryset(collection, query).filter(restricted_at=None)
     audit_event_record(
         action="records.exported",
         actor=actor,

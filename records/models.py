@@ -85,6 +85,10 @@ class Record(models.Model):
     created_by = models.CharField(max_length=300, blank=True, default="")
     updated_by = models.CharField(max_length=300, blank=True, default="")
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Processing restricted (GDPR art. 18, a data-subject request): the record is kept, but no one edits it,
+    # and exports, analytics, webhook deliveries and phones leave it out until the restriction is lifted
+    # (records.services.records_restriction_set). Null: not restricted.
+    restricted_at = models.DateTimeField(null=True, blank=True)
 
     objects = RecordQuerySet.as_manager()
 

@@ -38,12 +38,13 @@ from records.errors import (
     MergeConflict,
     NotFound,
     RecordError,
+    SubjectRestricted,
     UniqueViolation,
     ValidationFailed,
     VersionMismatch,
     WriteForbidden,
 )
-from records.events import RecordChanged, RecordErased, collection_object, record_subject
+from records.events import RecordChanged, RecordErased, RecordRestricted, collection_object, record_subject
 from records.fields import RECORD_ID_RE, FieldDefinitionError, data_errors, field_definitions_clean, storable
 from records.merge import FieldConflict, merge_patch, three_way_merge
 from records.models import BulkJob, Change, ChangeCounter, Collection, Record, RecordUniqueValue, record_id_new
@@ -741,6 +742,65 @@ def _record_commit(
     event_emit(event)
 
 
+def _unrestricted_check(record: Record) -> None:
+    """Refuse to change a record whose processing is restricted (only lifting the restriction may)."""
+    if record.restricted_at is not None:
+        raise SubjectRestricted(
+            f"Record {record.id} is restricted: its data subject asked that it no longer be processed "
+            "(GDPR art. 18). It is kept as it is until a compliance manager lifts the restriction.",
+            param="id",
+            record=record.id,
+        )
+
+
+def records_restriction_set(
+    *, actor: Actor | Principal, records: Iterable[Record], restricted: bool, reason: str
+) -> list[Record]:
+    """Restrict the processing of records (GDPR art. 18), or lift the restriction. A restricted record is
+    kept as it is: writes to it are refused (SubjectRestricted) except its erasure, and exports,
+    analytics, webhook deliveries and phones leave it out. Each record changed takes a new sequence
+    number (no new version: its data is unchanged), so phones pull it again, as a tombstone while
+    restricted and whole once lifted; its `RecordRestricted` event is audited, holds or releases the
+    webhook deliveries about it and reaches connected phones. Needs compliance.manage. Returns the
+    records whose state changed (already so: left out)."""
+    if not has_permission(actor, "compliance.manage"):
+        raise WriteForbidden("Not allowed: this needs the compliance.manage permission.")
+    keys = [r.pk for r in records]
+    changed: list[Record] = []
+    if not keys:
+        return changed
+    with transaction.atomic(), _seq_locked_for_many():
+        rows = (
+            Record.objects.select_related("collection")
+            .filter(pk__in=keys, restricted_at__isnull=restricted)
+            .order_by("seq")
+        )
+        now = timezone.now()
+        for current in rows:
+            current.restricted_at = now if restricted else None
+            current.seq = _seq_next()
+            Record.objects.filter(pk=current.pk).update(restricted_at=current.restricted_at, seq=current.seq)
+            event_emit(
+                RecordRestricted(
+                    actor=Actor.of(actor),
+                    livemode=current.livemode,
+                    occurred_at=now,
+                    target=("record", current.id, f"{current.collection.slug}/{current.id}"),
+                    changes={"collection": current.collection.slug, "restricted": restricted, "reason": reason[:200]},
+                    restricted=restricted,
+                    seq=current.seq,
+                    stream=_stream.get(),
+                    collection_id=current.collection_id,
+                    collection_slug=current.collection.slug,
+                    record_id=current.id,
+                    version=current.version,
+                    updated_at=current.updated_at,
+                )
+            )
+            changed.append(current)
+    return changed
+
+
 def record_create(
     *, actor: Actor | Principal, collection: Collection, data: dict, record_id: str | None = None
 ) -> Record:
@@ -812,6 +872,7 @@ def record_update(
         current = Record.objects.select_related("collection").filter(pk=record.pk).first()
         if current is None or (current.deleted_at is not None and not undelete):
             raise NotFound("No such record.", param="id")
+        _unrestricted_check(current)
         collection = current.collection
         current.data = data_migrated(collection.data_migration, current.data)  # a field change not yet carried
         if expected_version is not None and current.version != expected_version:
@@ -887,6 +948,7 @@ def record_delete(*, actor: Actor | Principal, record: Record, expected_version:
         current = Record.objects.select_related("collection").filter(pk=record.pk).first()
         if current is None or current.deleted_at is not None:
             raise NotFound("No such record.", param="id")
+        _unrestricted_check(current)
         if expected_version is not None and current.version != expected_version:
             raise VersionMismatch(
                 f"The record is at version {current.version}, not {expected_version}.",
@@ -1094,6 +1156,9 @@ def records_bulk_delete(*, actor: Actor | Principal, collection: Collection, rec
     deleted: list[str] = []
     with _bulk_write():
         rows = Record.objects.filter(collection=collection, id__in=ids, deleted_at=None).order_by("id")
+        restricted = rows.filter(restricted_at__isnull=False).values_list("id", flat=True).first()
+        if restricted is not None:
+            _unrestricted_check(Record(id=restricted, restricted_at=timezone.now()))
         now = timezone.now()
         batch: list[Record] = []
         for current in rows.iterator(chunk_size=500):

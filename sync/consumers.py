@@ -18,6 +18,9 @@ Frames, all JSON text:
   The process's fan-out hub (sync/fanout.py) hands each change's frame, built once, to every
   socket streaming the collection; a socket sends them in order from its outbox, and one that cannot
   keep up (OUTBOX_MAX frames waiting) drops them for a `"RESYNC"`;
+- a `masterWrite` row refused because its record's processing is restricted (GDPR art. 18) is answered
+  with the master (a tombstone) like any refused row, then an error frame `subject_restricted` with the
+  request's id names those records;
 - `auth` (RxDB sends its `headers` option; the device was authenticated when connecting) → `true`;
 - anything that cannot be answered → `{id, collection, error: {code, message}}`.
 The server sends `{"id": "heartbeat", "collection": null, "result": {"at": …}}` every
@@ -292,16 +295,26 @@ class SyncConsumer(AsyncWebsocketConsumer):
         elif method == "masterWrite":
             if len(params) < 1:
                 raise ProtocolError("invalid_params", "masterWrite takes [rows].")
-            result = await self._db(self._write, collection.pk, params[0])
+            refused: list[str] = []
+            result = await self._db(self._write, collection.pk, params[0], refused)
             await self._reply(request_id, slug, result)
+            if refused:  # after the answer (RxDB takes the first frame with the request's id as it)
+                await self._error(
+                    request_id,
+                    slug,
+                    "subject_restricted",
+                    "Not saved: the processing of these records is restricted at their data subject's request "
+                    "(GDPR art. 18); they are kept as they are until the restriction is lifted.",
+                    records=refused,
+                )
         else:
             await self._stream_start(request_id, slug, collection)
 
-    def _write(self, collection_id: int, rows):
+    def _write(self, collection_id: int, rows, refused: list[str]):
         collection = Collection.objects.filter(pk=collection_id, livemode=True, deleted_at=None).first()
         if collection is None:
             raise ProtocolError("unknown_collection", "This collection was deleted.")
-        return replication.master_write(actor=self.device, collection=collection, rows=rows)
+        return replication.master_write(actor=self.device, collection=collection, rows=rows, refused=refused)
 
     async def _collection(self, slug) -> Collection:
         if not isinstance(slug, str) or not slug:

@@ -7,6 +7,10 @@ out (as in the REST API), never sent as null. The same record always gives the s
 whether it is read from the database or from a change notice: RxDB compares documents by deep
 equality.
 
+A record whose processing is restricted (GDPR art. 18: records.services.records_restriction_set) is
+sent as a tombstone without values (`"_deleted": true`), so phones drop their copy and cannot edit
+it; lifting the restriction sends it whole again.
+
 A checkpoint is `{"seq": <int>, "id": <record id>}`: the change sequence number of the last document
 sent (commit-ordered, so nothing committed later can appear below it) and that document's id.
 """
@@ -47,12 +51,13 @@ def document(*, record_id: str, data: dict, version: int, updated_at: datetime |
 
 
 def document_of(record) -> dict[str, Any]:
+    restricted = getattr(record, "restricted_at", None) is not None
     return document(
         record_id=record.id,
-        data=record.data,
+        data={} if restricted else record.data,
         version=record.version,
         updated_at=record.updated_at,
-        deleted=record.deleted_at is not None,
+        deleted=record.deleted_at is not None or restricted,
     )
 
 
@@ -69,13 +74,19 @@ def document_from_notice(notice: RecordChanged) -> dict[str, Any]:
 class DocumentText(Func):
     """A record row's document as compact JSON text, built by the database (the initial pull's pages:
     no row is decoded into Python objects and encoded again). Parsed, it is exactly `document_of(record)`:
-    the record's data members spliced from the stored JSON text between the server's keys."""
+    the record's data members spliced from the stored JSON text between the server's keys; a restricted
+    record goes as a tombstone without values, as there."""
 
     output_field = TextField()
 
     def __init__(self):
         super().__init__(
-            JsonStringText("id"), JsonMembersText("data"), F("version"), InstantText("updated_at"), F("deleted_at")
+            JsonStringText("id"),
+            JsonMembersText("data"),
+            F("version"),
+            InstantText("updated_at"),
+            F("deleted_at"),
+            F("restricted_at"),
         )
 
     def as_sql(self, compiler, connection, **extra):
@@ -84,10 +95,11 @@ class DocumentText(Func):
             sql, expression_params = compiler.compile(expression)
             parts.append(sql)
             params.extend(expression_params)
-        record_id, members, version, updated_at, deleted_at = parts
+        record_id, members, version, updated_at, deleted_at, restricted_at = parts
         sql = (
-            f"""('{{"id":' || {record_id} || {members} || ',"version":' || {version} || ',"updated_at":"' """
-            f"""|| {updated_at} || '","_deleted":' || CASE WHEN {deleted_at} IS NULL THEN 'false' ELSE 'true' END """
+            f"""('{{"id":' || {record_id} || CASE WHEN {restricted_at} IS NULL THEN {members} ELSE '' END """
+            f"""|| ',"version":' || {version} || ',"updated_at":"' || {updated_at} || '","_deleted":' """
+            f"""|| CASE WHEN {deleted_at} IS NULL AND {restricted_at} IS NULL THEN 'false' ELSE 'true' END """
             "|| '}')"
         )
         return sql, params

@@ -34,9 +34,9 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from core.events import DomainEvent
-from records.events import RecordChanged
-from records.models import Change
-from sync.documents import document_from_notice, json_text, result_frame
+from records.events import RecordChanged, RecordRestricted
+from records.models import Change, Record
+from sync.documents import document_from_notice, document_of, json_text, result_frame
 from tenants.runtime import workspace_current_or_none
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _workspace_of(notice: DomainEvent):
 def change_publish(notice: DomainEvent) -> None:
     """Subscriber (on commit) of record changes: send a live change to its collection's group. Never
     raises: the change is committed already, and a device that misses it catches up on its next pull."""
-    if not isinstance(notice, RecordChanged) or not notice.livemode:
+    if not isinstance(notice, RecordChanged | RecordRestricted) or not notice.livemode:
         return  # devices sync live record data only
     try:
         published_at = time.time()
@@ -183,7 +183,13 @@ def change_publish(notice: DomainEvent) -> None:
         layer = get_channel_layer()
         if tenant is None or layer is None:
             return
-        doc = document_from_notice(notice)
+        if isinstance(notice, RecordRestricted):  # a tombstone while restricted, the record once lifted
+            record = Record.objects.filter(livemode=True, id=notice.record_id).first()
+            if record is None:
+                return
+            doc = document_of(record)
+        else:
+            doc = document_from_notice(notice)
         group = collection_group(tenant, notice.collection_id)
         message = {
             "type": "sync.change",

@@ -47,7 +47,7 @@ from audit.services import audit_event_record
 from core.actors import Actor, Principal
 from core.errors import ServiceError
 from rbac.permissions import has_permission
-from records.errors import RecordError
+from records.errors import RecordError, SubjectRestricted
 from records.fields import RECORD_ID_RE
 from records.models import Collection, Record
 from records.services import record_create, record_delete, record_update
@@ -149,11 +149,15 @@ def _rows_check(rows: Any) -> list[dict]:
     return rows
 
 
-def master_write(*, actor: Actor | Principal, collection: Collection, rows: Any) -> list[dict]:
-    """`masterWrite`: apply each row; answer the master documents of the rows that differ from it."""
+def master_write(
+    *, actor: Actor | Principal, collection: Collection, rows: Any, refused: list[str] | None = None
+) -> list[dict]:
+    """`masterWrite`: apply each row; answer the master documents of the rows that differ from it.
+    The ids of rows refused because the record's processing is restricted are added to `refused` (the
+    consumer follows the answer with a `subject_restricted` error frame naming them)."""
     conflicts = []
     for row in _rows_check(rows):
-        answer = _row_write(actor, collection, row["newDocumentState"], row.get("assumedMasterState"))
+        answer = _row_write(actor, collection, row["newDocumentState"], row.get("assumedMasterState"), refused)
         if answer is not None:
             conflicts.append(answer)
     return conflicts
@@ -192,10 +196,12 @@ def _version_of(doc: dict | None) -> int:
     return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
 
-def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None) -> dict | None:
+def _row_write(
+    actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None, refused: list[str] | None
+) -> dict | None:
     device = _device_of(actor)
     if device is None:
-        return _row_merge(actor, collection, new, assumed, None)
+        return _row_merge(actor, collection, new, assumed, None, refused)
     with transaction.atomic():
         # One device's writes one after another, whichever socket or process they came through.
         Device.objects.select_for_update().filter(pk=device.pk).values_list("pk", flat=True).first()
@@ -204,7 +210,7 @@ def _row_write(actor: Actor | Principal, collection: Collection, new: dict, assu
             # The device wrote this record since the state it names: that write is its own, not a
             # concurrent one (the module docstring says why). Its document is the merge base.
             assumed = {"id": new["id"], **own.data, "version": own.version, "_deleted": own.deleted}
-        answer = _row_merge(actor, collection, new, assumed, device)
+        answer = _row_merge(actor, collection, new, assumed, device, refused)
     return answer
 
 
@@ -219,7 +225,12 @@ def _own_write_note(device: Device | None, record: Record, new: dict) -> None:
 
 
 def _row_merge(
-    actor: Actor | Principal, collection: Collection, new: dict, assumed: dict | None, device: Device | None
+    actor: Actor | Principal,
+    collection: Collection,
+    new: dict,
+    assumed: dict | None,
+    device: Device | None,
+    refused: list[str] | None = None,
 ) -> dict | None:
     record_id = new["id"]
     record, master = _master(collection, record_id)
@@ -254,7 +265,9 @@ def _row_merge(
             record = written.record
             if written.conflicts:
                 _conflict_record(actor, record, written.conflicts)
-    except RecordError:
+    except RecordError as exc:
+        if isinstance(exc, SubjectRestricted) and refused is not None:
+            refused.append(record_id)
         _, master = _master(collection, record_id)
         return master or tombstone(record_id)
     _own_write_note(device, record, new)

@@ -34,6 +34,7 @@ from webhooks.errors import EndpointDisabled, WebhookError, WebhookForbidden
 from webhooks.inspector import inspector_url_is_own
 from webhooks.models import Delivery, Endpoint, EndpointSecret
 from webhooks.outbox import deliveries_enqueue_on_commit
+from webhooks.restriction import HELD
 from webhooks.selectors import endpoint_secrets_valid
 from webhooks.signing import secret_new
 
@@ -299,7 +300,8 @@ def endpoint_update(
                 changes={"before": {k: before[k] for k in diff}, "after": diff},
             )
     if changes.get("enabled") is True:  # deliveries paused while it was off go out now
-        paused = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING)
+        # (not those held while their record's processing is restricted: webhooks.restriction)
+        paused = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING).exclude(last_error=HELD)
         ids = list(paused.values_list("pk", flat=True))
         paused.update(next_attempt_at=timezone.now(), locked_until=None)
         deliveries_enqueue_on_commit(ids)

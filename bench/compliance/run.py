@@ -13,9 +13,13 @@
    webhook events and deliveries like any record.
 3. Baseline: --readers threads read the API (a page of records, one record by id) for --seconds;
    p50/p99 of those reads.
-4. The same readers run while the subject is found (privacy.selectors.subject_records_find, timed alone
+4. The subject's access package (privacy.package.package_chunks: the ZIP an access request's link
+   streams), timed and sized, with the process's peak resident memory above where the step started.
+5. The same readers run while the subject is found (privacy.selectors.subject_records_find, timed alone
    first) and erased (privacy.services.subject_request_erase, the whole transaction); p50/p99 of the reads
    meanwhile, as a ratio of the baseline's. Target: find and erase < 10 s.
+
+Each step prints the load average (the machine is shared: read figures with it).
 """
 
 from __future__ import annotations
@@ -47,6 +51,44 @@ def say(text: str = "") -> None:
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)] if ordered else float("nan")
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} on {len(os.sched_getaffinity(0))} CPUs"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PeakMemory:
+    """The process's peak resident memory during a block, above what it was when the block began (MB),
+    sampled every 20 ms (the readers' threads share the process: their share is in the baseline)."""
+
+    def __enter__(self):
+        self.start = self.peak = rss_mb()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+    @property
+    def grew(self) -> float:
+        return self.peak - self.start
 
 
 def workspace_make(saas: bool):
@@ -154,7 +196,7 @@ def seed(customers, total: int, deliveries: int, admin) -> list[str]:
                 batch_size=2000,
             )
         ids.extend(r.id for r in records)
-    say(f"seeded {total:,} records and their change feed: {time.perf_counter() - started:.0f} s")
+    say(f"seeded {total:,} records and their change feed: {time.perf_counter() - started:.0f} s ({load()})")
     stream = ChangeCounter.objects.get(pk=1).stream
     endpoint = Endpoint.objects.create(url="https://partner.example.com/hook", event_types=["record.*"])
     started = time.perf_counter()
@@ -208,6 +250,7 @@ class Readers:
         self.samples: list[float] = []
         self.errors = 0
         self.threads: list[threading.Thread] = []
+        self.warm = threading.Semaphore(0)
 
     def _run(self, seed: int) -> None:
         from django.db import connection
@@ -217,6 +260,7 @@ class Readers:
         client = Client(HTTP_HOST=self.host, HTTP_AUTHORIZATION=f"Bearer {self.raw_key}")
         for _ in range(3):  # warm-up, not measured: the first requests load the URLconf and the API's modules
             client.get("/api/v1/collections/customers/records?limit=20")
+        self.warm.release()
         while not self.stop.is_set():
             url = (
                 "/api/v1/collections/customers/records?limit=20"
@@ -234,6 +278,8 @@ class Readers:
         self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(self.count)]
         for t in self.threads:
             t.start()
+        for _ in self.threads:  # measure from when every reader is warm (minutes on a loaded machine)
+            self.warm.acquire()
         return self
 
     def __exit__(self, *exc):
@@ -242,9 +288,12 @@ class Readers:
             t.join()
 
     def line(self, label: str, baseline: list[float] | None = None) -> None:
+        if not self.samples:
+            say(f"{label:34} no read finished meanwhile (errors {self.errors})")
+            return
         p50, p99 = statistics.median(self.samples), percentile(self.samples, 99)
         ratio = ""
-        if baseline:
+        if baseline and self.samples:
             base50, base99 = statistics.median(baseline), percentile(baseline, 99)
             ratio = f"   ×{p50 / base50:.2f} p50, ×{p99 / base99:.2f} p99 vs baseline"
         say(
@@ -287,6 +336,7 @@ def main() -> None:
         from django.db import connection
 
         from partners.services import api_key_create
+        from privacy.package import package_chunks
         from privacy.selectors import subject_records_find
         from privacy.services import personal_data_map_set, subject_request_erase, subject_request_open
         from records.services import collection_create, record_create, record_update
@@ -315,31 +365,47 @@ def main() -> None:
                 cursor.execute("VACUUM ANALYZE" if saas else "ANALYZE")
             connection.close()
 
-        say(f"\n== API reads, {args.readers} readers")
+        say(f"\n== API reads, {args.readers} readers ({load()})")
         with Readers(tenant, host, raw_key, ids, args.readers) as baseline:
             time.sleep(args.seconds)
         baseline.line("baseline (no erasure)")
 
         with workspace_context(tenant):
-            started = time.perf_counter()
-            found = subject_records_find(SUBJECT.upper())
-            find_s = time.perf_counter() - started
+            say(f"({load()})")
+            with PeakMemory() as find_mem:
+                started = time.perf_counter()
+                found = subject_records_find(SUBJECT.upper())
+                find_s = time.perf_counter() - started
+            access = subject_request_open(
+                actor=admin, kind="access", subject_identifier=SUBJECT, requested_by="bench", verification="bench"
+            )
+            with PeakMemory() as package_mem:
+                started = time.perf_counter()
+                package_bytes = sum(len(chunk) for chunk in package_chunks(access))
+                package_s = time.perf_counter() - started
+            say(f"({load()})")
             request = subject_request_open(
                 actor=admin, kind="erasure", subject_identifier=SUBJECT, requested_by="bench", verification="bench"
             )
             with Readers(tenant, host, raw_key, ids, args.readers) as during:
                 time.sleep(0.5)
-                started = time.perf_counter()
-                request = subject_request_erase(actor=admin, request=request)
-                erase_s = time.perf_counter() - started
+                with PeakMemory() as erase_mem:
+                    started = time.perf_counter()
+                    request = subject_request_erase(actor=admin, request=request)
+                    erase_s = time.perf_counter() - started
                 time.sleep(0.5)
             connection.close()
         during.line("during the erasure", baseline.samples)
-        say(f"\nfind the subject: {len(found)} records in {find_s:.2f} s")
+        say(f"\nfind the subject: {len(found)} records in {find_s:.2f} s (peak memory +{find_mem.grew:.0f} MB)")
+        say(
+            f"access package (ZIP, {package_bytes:,} bytes): {package_s:.2f} s (peak memory +{package_mem.grew:.0f} MB)"
+        )
         say(
             f"find + erase (one transaction, {request.certificate['records_erased']} records): {erase_s:.2f} s "
-            f"(target < 10 s) in a workspace of {args.records:,} records and {args.deliveries:,} deliveries"
+            f"(target < 10 s; peak memory +{erase_mem.grew:.0f} MB) in a workspace of {args.records:,} records "
+            f"and {args.deliveries:,} deliveries"
         )
+        say(f"process resident memory at the end: {rss_mb():.0f} MB; {load()}")
 
 
 if __name__ == "__main__":

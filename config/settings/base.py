@@ -92,7 +92,10 @@ TESSERA_EVENT_SUBSCRIBERS = {
         "audit.services.subject_erased_shred",  # the subject's audit vault keys (crypto-shredding)
         "webhooks.erasure.record_erased_forget",  # event bodies and the delivery log
         "api.idempotency.erased_responses_forget",  # cached idempotent responses
+        "analytics.export_jobs.erased_export_files_forget",  # export files on disk (also subject/member.erased)
         "privacy.subject_index.record_index_update",  # where each person's identifiers occur (hashed)
+        # record.restricted / record.restriction_lifted (GDPR art. 18): webhook deliveries about it held / sent
+        "webhooks.restriction.record_restriction_deliveries",
         "sync.services.member_devices_revoke",  # a removed member's phones: revoked, sockets closed on commit
         # member.erased / subject.erased: a person's values held outside records are forgotten too
         "webhooks.erasure.subject_values_forget",  # member, invitation and device event bodies

@@ -35,6 +35,10 @@ class SubjectRequestRectifyIn(StrictSerializer):
         return value
 
 
+class SubjectRequestLiftIn(StrictSerializer):
+    reason = TextField(max_length=500, help_text="Why the restriction is lifted (the subject is told first).")
+
+
 class SubjectRequestCloseIn(StrictSerializer):
     status = serializers.ChoiceField(choices=["completed", "rejected"])
     note = TextField(max_length=1000, required=False, default="")
@@ -56,6 +60,8 @@ class SubjectRequestOut(serializers.Serializer):
     overdue = serializers.BooleanField()
     days_left = serializers.IntegerField()
     completed_at = serializers.DateTimeField(allow_null=True)
+    restricted_at = serializers.DateTimeField(allow_null=True)
+    restriction_lifted_at = serializers.DateTimeField(allow_null=True)
     certificate = serializers.JSONField()
 
     def get_object(self, obj) -> str:

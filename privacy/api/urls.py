@@ -21,6 +21,16 @@ urlpatterns = [
         name="subject_request_rectify",
     ),
     path(
+        "subject_requests/<str:request_id>/restrict",
+        views.SubjectRequestRestrictApi.as_view(),
+        name="subject_request_restrict",
+    ),
+    path(
+        "subject_requests/<str:request_id>/lift_restriction",
+        views.SubjectRequestLiftApi.as_view(),
+        name="subject_request_lift_restriction",
+    ),
+    path(
         "subject_requests/<str:request_id>/package",
         views.SubjectRequestPackageApi.as_view(),
         name="subject_request_package",

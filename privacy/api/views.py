@@ -178,6 +178,38 @@ class SubjectRequestRectifyApi(_SubjectRequestActionApi):
         )
 
 
+class SubjectRequestRestrictApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "restrict",
+        "Restrict the processing of the subject's data",
+        "GDPR art. 18: every live record of the subject is kept but no longer processed: edits are refused "
+        "(409 `subject_restricted`), exports and analytics leave it out, webhook deliveries about it are held "
+        "and phones drop it. Completes the request with its `certificate`; the restriction stays in force "
+        "until lifted (`lift_restriction`).",
+    )
+    def post(self, request, request_id: str):
+        self.query_params_check(set())
+        dsr = self._get(request_id)
+        return Response(_out(services.subject_request_restrict(actor=request.user, request=dsr)))
+
+
+class SubjectRequestLiftApi(_SubjectRequestActionApi):
+    @_action_schema(
+        "lift_restriction",
+        "Lift the restriction",
+        "The records the request restricted are processed again (held webhook deliveries go out, phones get "
+        "them back). Audited. 409 `not_restricted` when no restriction of this request is in force.",
+        request=s.SubjectRequestLiftIn,
+    )
+    def post(self, request, request_id: str):
+        self.query_params_check(set())
+        dsr = self._get(request_id)
+        data = validated(s.SubjectRequestLiftIn, request.data)
+        return Response(
+            _out(services.subject_request_restriction_lift(actor=request.user, request=dsr, reason=data["reason"]))
+        )
+
+
 class SubjectRequestPackageApi(_SubjectRequestActionApi):
     @_action_schema(
         "package",

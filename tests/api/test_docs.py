@@ -39,6 +39,8 @@ OPERATIONS = {
     "subject_requests_erase",
     "subject_requests_package",
     "subject_requests_rectify",
+    "subject_requests_restrict",
+    "subject_requests_lift_restriction",
     "subject_requests_close",
     "analytics_query",
     "analytics_saved_queries_list",

@@ -4,13 +4,15 @@ One subject (Ada) is seeded in every store a workspace keeps: a record created t
 Idempotency-Key (the cached response), edited (change history and audit events), an order naming her,
 webhook events delivered to a real HTTP receiver on loopback (outbox bodies and the delivery log), and a
 paired phone that pulled her record (its checkpoint) and streams the collection over the real websocket
-consumer. After the erasure every table of the workspace's schema is read in full and searched for her
-values: none may be left; the audit chain verifies before and after; the phone and the receiver got
-the deletion; Grace, another subject, is untouched.
+consumer, and a background export's file holding her record (plus one holding only Grace, which stays).
+After the erasure every table of the workspace's schema is read in full and searched for her values, and
+so is every file in the exports folder: none may be left; the audit chain verifies before and after; the
+phone and the receiver got the deletion; Grace, another subject, is untouched.
 
 What this leaves out: the database files themselves (PostgreSQL keeps dead row versions until VACUUM,
 SQLite free pages until they are reused; the test's transaction never commits); a real RxDB client
-(the in-process websocket client speaks the same frames); a Celery worker (deliveries are attempted in
+(the in-process websocket client speaks the same frames; tests/sync/test_rxdb_clients.py has stock
+RxDB phones through an erasure); a Celery worker (deliveries are attempted in
 this process, as tests/webhooks/test_delivery.py does).
 """
 
@@ -18,10 +20,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from django.db import connection
 
+from analytics.export_jobs import export_file_path, export_job_run, export_job_start
 from audit.models import AuditEvent, AuditVaultKey
 from audit.selectors import audit_chain_verify
 from audit.vault import ERASED, changes_open
@@ -46,6 +50,20 @@ def _cell_text(cell) -> str:
     if isinstance(cell, (dict, list)):
         return json.dumps(cell, ensure_ascii=False)
     return str(cell)
+
+
+def file_hits(values: list[str]) -> dict[str, list[str]]:
+    """{file: [values found]} over every file in the exports folder (every workspace's)."""
+    from django.conf import settings
+
+    hits: dict[str, list[str]] = {}
+    for path in Path(settings.TESSERA_EXPORTS_DIR).rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", "replace").lower()
+            hits.update(
+                {str(path): [v for v in values if v.lower() in text]} if any(v.lower() in text for v in values) else {}
+            )
+    return hits
 
 
 def workspace_hits(values: list[str]) -> dict[str, list[str]]:
@@ -93,7 +111,15 @@ def test_erasure_leaves_no_value_in_any_table_and_the_chain_verifies(
     grace = record_create(actor=admin_user, collection=customers, data=GRACE)
     for delivery in Delivery.objects.filter(endpoint=endpoint):
         assert delivery_attempt(delivery.pk).result == "succeeded"
+    # an export file of all customers (Ada and Grace), and one of Grace alone
+    everyone = export_job_start(actor=admin_user, livemode=True, fmt="csv", collection="customers")
+    only_grace = export_job_start(
+        actor=admin_user, livemode=True, fmt="json", collection="customers", filters={"email": GRACE["email"]}
+    )
+    for job in (everyone, only_grace):
+        export_job_run(token=job.token)
     assert workspace_hits(ADA_VALUES), "the seed put Ada's values in the stores"
+    assert list(file_hits(ADA_VALUES)) == [str(export_file_path(everyone))]
 
     device, token = pair()
 
@@ -132,8 +158,12 @@ def test_erasure_leaves_no_value_in_any_table_and_the_chain_verifies(
     assert sorted(r["id"] for r in erased["data"]["object"]["records"]) == sorted([ada.id, order.id])
     assert not any(v.lower() in json.dumps(erased).lower() for v in ADA_VALUES)
 
-    # nothing of Ada is left in any table of the workspace
+    # nothing of Ada is left in any table of the workspace, nor in any file; the export that held her is gone
     assert workspace_hits(ADA_VALUES) == {}
+    assert file_hits(ADA_VALUES) == {}
+    everyone.refresh_from_db()
+    assert everyone.status == "failed" and not export_file_path(everyone).exists()
+    assert GRACE["email"] in export_file_path(only_grace).read_text()
     # the chain still verifies; her audit events are there, with their values erased
     assert audit_chain_verify().ok
     updated = AuditEvent.objects.filter(action="record.updated", target_id=ada.id).get()

@@ -165,3 +165,72 @@ def test_a_revoked_device_is_cut_off_at_once(live, rx):
     assert rx.call("dump", name="lost")["docs"][r1]["title"] != "after revoke"
     assert live.server_docs(slug)[r2]["title"] != "written after revocation"
     assert 4401 in after["closeCodes"], after
+
+
+def test_an_erased_subject_leaves_the_phones_and_an_old_offline_edit_does_not_bring_it_back(live, rx):
+    """Issue 18: stock RxDB phones hold a data subject's record; after the erasure (a data-subject request
+    made through the API) they no longer hold its values, and a phone that edited it offline pushes that
+    edit afterwards without bringing anything back."""
+    subject, secret = "ada.rx@example.org", "prefers calls before 9, code zq9x"
+    slug = live.collection("rx-erase", records=2)
+
+    def compliance_key() -> str:
+        from partners.services import api_key_create
+        from privacy.services import personal_data_map_set
+        from records.models import Collection
+
+        collection = Collection.objects.get(slug=slug, livemode=True, deleted_at=None)
+        personal_data_map_set(actor=Live.admin(), collection=collection, personal=["notes"], identifying=["title"])
+        return api_key_create(actor=Live.admin(), name="rxdb harness", mode="live", scopes=["compliance:manage"])[1]
+
+    key = live.committed(compliance_key)
+    created = live.rest("POST", f"/collections/{slug}/records", json={"data": {"title": subject, "notes": secret}})
+    assert created.status_code == 201, created.text
+    ada = created.json()["id"]
+    devices = {name: live.pair(name) for name in ("stock", "phone")}
+    seqs = {
+        name: rx.send(
+            "open", name=name, url=devices[name]["url"], collection=slug, fields=FIELDS, stock=name == "stock"
+        )
+        for name in devices
+    }
+    for seq in seqs.values():
+        rx.result(seq, timeout=120)
+    for name in devices:
+        rx.call("wait", name=name, id=ada, fields={"title": subject, "notes": secret})
+    rx.call("offline", name="phone")
+    rx.call("patch", name="phone", id=ada, set={"notes": secret + " (edited offline)"})
+
+    with live.http() as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        opened = http.post(
+            "/api/v1/subject_requests",
+            headers=auth,
+            json={"kind": "erasure", "subject": subject, "requested_by": "Ada, by e-mail", "verification": "ID seen"},
+        )
+        assert opened.status_code == 201, opened.text
+        erased = http.post(f"/api/v1/subject_requests/{opened.json()['id']}/erase", headers=auth)
+    assert erased.status_code == 200 and erased.json()["certificate"]["records_erased"] == 1, erased.text
+
+    # The online stock client drops the record; what its storage keeps is a tombstone without values.
+    rx.call("wait", name="stock", gone=ada)
+    kept = rx.call("stored", name="stock", id=ada)["doc"]
+    assert kept is None or (kept["_deleted"] and subject not in str(kept) and "zq9x" not in str(kept))
+
+    # The phone comes back and pushes its old edit: the delete wins, nothing comes back anywhere.
+    rx.call("online", name="phone")
+    rx.call("insync", name="phone")
+    rx.call("wait", name="phone", gone=ada)
+    kept = rx.call("stored", name="phone", id=ada)["doc"]
+    assert kept is None or (kept["_deleted"] and subject not in str(kept) and "zq9x" not in str(kept))
+
+    def server_state():
+        from records.models import Change, Record
+
+        record = Record.objects.get(livemode=True, id=ada)
+        return record.data, record.deleted_at is not None, [c.data for c in Change.objects.filter(record_id=ada)]
+
+    data, deleted, history = live.committed(server_state)
+    assert data == {} and deleted and all(h == {} for h in history), (data, history)
+    server = converged(rx, live, slug, list(devices))
+    assert ada not in server and len(server) == 2

@@ -385,6 +385,12 @@ async function dump({ name }) {
   return { docs: out, count: docs.length };
 }
 
+// A document as the client's storage keeps it, deleted or not (a tombstone keeps what it was given).
+async function stored({ name, id }) {
+  const [doc] = await client(name).col.storageInstance.findDocumentsById([id], true);
+  return { doc: doc || null };
+}
+
 async function insert({ name, doc }) {
   await client(name).col.insert(doc);
   return {};
@@ -745,7 +751,7 @@ function memory() {
   return { rss: m.rss, heapUsed: m.heapUsed, clients: clients.size, raw: raws.size };
 }
 
-const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, insert, patch, bulkPatch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, inspect, trace, mute, retarget, versions, offline, online, stats, close, memory, cpu };
+const COMMANDS = { rest, openRaw, closeRaw, pullRaw, open, dump, stored, insert, patch, bulkPatch, burst, remove, wait, arrival, insync, pause, resume, cancel, reopen, errors, inspect, trace, mute, retarget, versions, offline, online, stats, close, memory, cpu };
 
 function reply(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
