@@ -44,13 +44,20 @@ _entries: dict[tuple[object, Hashable], tuple[object, str, float]] = {}
 _lock = threading.Lock()
 
 
-def workspace_generation_set(tenant_id, generation: str | None) -> contextvars.Token:
-    """For the rate limiter: the workspace generation it has just read for this request (None: unknown)."""
-    return _generation.set((tenant_id, generation) if generation is not None else None)
+def workspace_generation_set(tenant_id, generation: str | None) -> tuple[contextvars.Token, contextvars.Token]:
+    """For the rate limiter: the workspace generation it has just read for this request (None: unknown);
+    undone with workspace_generation_reset when the request is answered."""
+    return _generation.set((tenant_id, generation) if generation is not None else None), _changed.set(False)
 
 
-def workspace_generation_reset(token: contextvars.Token) -> None:
-    _generation.reset(token)
+def workspace_generation_reset(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    _generation.reset(tokens[0])
+    _changed.reset(tokens[1])
+
+
+def entries_clear() -> None:
+    with _lock:
+        _entries.clear()
 
 
 def workspace_memo(workspace_id: Callable[[], object], key: Hashable, read: Callable[[], T]) -> T:
