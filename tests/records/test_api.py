@@ -655,7 +655,9 @@ def statements(client, method: str, path: str, body: dict | None = None) -> tupl
     return len(sql), sql
 
 
-def test_statements_per_request_are_pinned(live, customers, admin_user, ada):
+def test_statements_per_request_are_pinned(live, customers, admin_user, ada, monkeypatch):
+    # the month's API calls, re-read when the figure a process keeps runs out: not per request
+    monkeypatch.setattr("partners.ratelimit.MONTH_CALLS_SECONDS", 3600)
     other = record_create(actor=admin_user, collection=customers, data={"name": "Bo", "score": 9})
     requests = {
         "read": ("GET", f"{RECORDS}/{ada.id}"),
