@@ -44,15 +44,19 @@ _entries: dict[tuple[object, Hashable], tuple[object, str, float]] = {}
 _lock = threading.Lock()
 
 
-def workspace_generation_set(tenant_id, generation: str | None) -> tuple[contextvars.Token, contextvars.Token]:
-    """For the rate limiter: the workspace generation it has just read for this request (None: unknown);
-    undone with workspace_generation_reset when the request is answered."""
-    return _generation.set((tenant_id, generation) if generation is not None else None), _changed.set(False)
+def workspace_generation_set(tenant_id, generation: str | None) -> None:
+    """For the rate limiter: the workspace generation it has just read for this request (None: unknown),
+    seen by the view it lets through; workspace_generation_clear when the request is answered."""
+    _generation.set((tenant_id, generation) if generation is not None else None)
+    _changed.set(False)
 
 
-def workspace_generation_reset(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
-    _generation.reset(tokens[0])
-    _changed.reset(tokens[1])
+def workspace_generation_clear() -> None:
+    """Not a token reset: under ASGI the view runs in a copy of the context the middleware's call runs in
+    (a reset there fails), and where both share one (WSGI threads, the test client) the next request of
+    the thread must not inherit this one's generation."""
+    _generation.set(None)
+    _changed.set(False)
 
 
 def entries_clear() -> None:

@@ -36,7 +36,7 @@ from billing.entitlements import api_calls_check, api_rate_limits
 from core.errors import LimitExceeded
 from core.request_context import client_ip
 from core.token_buckets import EPSILON, Limit, bucket_name, buckets_now, token_buckets
-from core.workspace_memo import workspace_generation_reset, workspace_generation_set
+from core.workspace_memo import workspace_generation_clear, workspace_generation_set
 from tenants.hostcache import host_entry_confirm
 
 logger = logging.getLogger(__name__)
@@ -196,9 +196,7 @@ class ApiRateLimitMiddleware:
         try:
             response = self.get_response(request)
         finally:
-            token = getattr(request, "tessera_generation_token", None)
-            if token is not None:
-                workspace_generation_reset(token)
+            workspace_generation_clear()
         decision: Decision | None = getattr(request, "tessera_ratelimit", None)
         if decision is not None:
             for name, value in decision.headers().items():
@@ -234,7 +232,7 @@ class ApiRateLimitMiddleware:
             api_key_confirm(request, decision.key_generation)
         request.tessera_ratelimit = decision
         # what the view asks of core.workspace_memo is trusted under this generation
-        request.tessera_generation_token = workspace_generation_set(request.tenant.pk, decision.key_generation)
+        workspace_generation_set(request.tenant.pk, decision.key_generation)
         if not decision.allowed:
             return throttled_response(request, decision)
         if key is not None:
