@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
 from audit.models import AuditVaultKey, AuditVaultShred
 from core.secrets_at_rest import secret_decrypt, secret_encrypt
@@ -48,15 +50,30 @@ def _key_get_or_create(subject: str, cache: dict[str, Fernet] | None = None) -> 
 
     if cache is not None and subject in cache:
         return cache[subject]
-    row = AuditVaultKey.objects.filter(subject=subject).first()
-    if row is None:
-        row, _ = AuditVaultKey.objects.get_or_create(
-            subject=subject, defaults={"key_encrypted": secret_encrypt(Fernet.generate_key().decode())}
-        )
-    fernet = Fernet(secret_decrypt(row.key_encrypted).encode())
+    key_encrypted = AuditVaultKey.objects.filter(subject=subject).values_list("key_encrypted", flat=True).first()
+    if key_encrypted is None:
+        key_encrypted = _key_insert(subject, secret_encrypt(Fernet.generate_key().decode()))
+    fernet = Fernet(secret_decrypt(key_encrypted).encode())
     if cache is not None:
         cache[subject] = fernet
     return fernet
+
+
+def _key_insert(subject: str, key_encrypted: str) -> str:
+    """The subject's new key, or the one a concurrent writer made first: one statement, no savepoint
+    (ON CONFLICT ... RETURNING: PostgreSQL, and SQLite since 3.35). A record's first write makes its key,
+    so this is on every create's path."""
+    table = connection.ops.quote_name(AuditVaultKey._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (subject, key_encrypted, created_at) VALUES (%s, %s, %s) "  # noqa: S608
+            "ON CONFLICT (subject) DO NOTHING RETURNING key_encrypted",
+            [subject, key_encrypted, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    return AuditVaultKey.objects.values_list("key_encrypted", flat=True).get(subject=subject)
 
 
 def is_sealed(value: Any) -> bool:

@@ -36,6 +36,7 @@ from billing.entitlements import api_calls_check, api_rate_limits
 from core.errors import LimitExceeded
 from core.request_context import client_ip
 from core.token_buckets import EPSILON, Limit, bucket_name, buckets_now, token_buckets
+from core.workspace_memo import workspace_generation_clear, workspace_generation_set
 from tenants.hostcache import host_entry_confirm
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,10 @@ class ApiRateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            workspace_generation_clear()
         decision: Decision | None = getattr(request, "tessera_ratelimit", None)
         if decision is not None:
             for name, value in decision.headers().items():
@@ -227,6 +231,8 @@ class ApiRateLimitMiddleware:
         if key is not None:
             api_key_confirm(request, decision.key_generation)
         request.tessera_ratelimit = decision
+        # what the view asks of core.workspace_memo is trusted under this generation
+        workspace_generation_set(request.tenant.pk, decision.key_generation)
         if not decision.allowed:
             return throttled_response(request, decision)
         if key is not None:

@@ -22,6 +22,7 @@ from audit.vault import EMAIL, email_subject
 from core.actors import Actor, Principal
 from core.errors import Conflict, Forbidden, ServiceError
 from core.events import DomainEvent, event_emit
+from core.workspace_memo import workspace_memo_forget
 from privacy.events import SubjectErased, subject_erased_data
 from privacy.models import PersonalDataField, RetentionRun, SubjectRequest
 from privacy.package import package_token
@@ -31,6 +32,7 @@ from rbac.permissions import has_permission
 from rbac.roles import Role
 from records.models import Collection, Record
 from records.services import record_erase, record_update, records_restriction_set
+from tenants.runtime import workspace_current
 
 ERASED = "[erased]"
 
@@ -62,6 +64,7 @@ def personal_data_map_set(
     with transaction.atomic():
         before = {r.field_key: r.identifies_subject for r in PersonalDataField.objects.filter(collection=collection)}
         PersonalDataField.objects.filter(collection=collection).delete()
+        workspace_memo_forget(workspace_current().pk)  # the subject index's remembered identifying fields
         rows = PersonalDataField.objects.bulk_create(
             [PersonalDataField(collection=collection, field_key=k, identifies_subject=k in identifying) for k in keys]
         )

@@ -14,9 +14,11 @@ from typing import Any
 from django.conf import settings
 
 from core.events import DomainEvent
+from core.workspace_memo import workspace_memo
 from privacy.models import PersonalDataField, SubjectKey
 from records.events import RecordChanged
 from records.models import Collection, Record, record_key
+from tenants.runtime import workspace_current_or_none
 
 
 def identifier_hash(value: Any) -> str:
@@ -24,14 +26,25 @@ def identifier_hash(value: Any) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), b"subject:" + text.encode(), hashlib.sha256).hexdigest()
 
 
+def _workspace_id():
+    tenant = workspace_current_or_none()
+    return tenant and tenant.pk
+
+
 def _identifying(collection_id: int, batch: dict | None) -> list[str]:
+    """The collection's identifying fields: read once per bulk write, and remembered by an API request's
+    server process between requests (core.workspace_memo; personal_data_map_set makes it forget)."""
     cache_key = ("privacy.identifying", collection_id)
     if batch is not None and cache_key in batch:
         return batch[cache_key]
-    keys = list(
-        PersonalDataField.objects.filter(collection_id=collection_id, identifies_subject=True).values_list(
-            "field_key", flat=True
-        )
+    keys = workspace_memo(
+        _workspace_id,
+        cache_key,
+        lambda: list(
+            PersonalDataField.objects.filter(collection_id=collection_id, identifies_subject=True).values_list(
+                "field_key", flat=True
+            )
+        ),
     )
     if batch is not None:
         batch[cache_key] = keys

@@ -11,8 +11,10 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from audit.models import AuditEvent
 from core.prepared_queries import PreparedQuery
+from core.workspace_memo import workspace_memo
 from records.errors import InvalidQuery, NotFound
 from records.models import Change, ChangeCounter, Collection, Record
+from tenants.runtime import workspace_current_or_none
 
 FILTER_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull"}
 ORDERED_TYPES = {"number", "integer", "date", "datetime", "text", "email", "url", "choice"}
@@ -233,7 +235,18 @@ def change_events(*, livemode: bool, op: str | None = None, collection: Collecti
 
 
 def change_stream() -> str:
-    """The workspace's change stream name (event ids: records.events), made with the counter if none yet."""
+    """The workspace's change stream name (event ids: records.events), made with the counter if none yet.
+    Made once and never changed, so an API request's server process remembers it (core.workspace_memo):
+    the event feed is one query."""
+    return workspace_memo(_workspace_id, ("records.stream",), _change_stream_read)
+
+
+def _workspace_id():
+    tenant = workspace_current_or_none()
+    return tenant and tenant.pk
+
+
+def _change_stream_read() -> str:
     counter = ChangeCounter.objects.filter(pk=1).only("stream").first()
     if counter is None:
         counter, _ = ChangeCounter.objects.get_or_create(pk=1)

@@ -50,10 +50,12 @@ def _directory_database_allowed(item) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     import accounts.selectors
+    from core import workspace_memo
     from partners import keycache
     from tenants import hostcache
 
     accounts.selectors._setup_done = False
+    workspace_memo.entries_clear()  # and what it remembers of a workspace (its webhook endpoints, ...)
     keycache.entries_clear()  # keys remembered by "this server process" belong to one test
     hostcache.entries_clear()  # and so do the workspaces it remembers for hosts
     yield

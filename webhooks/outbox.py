@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.events import DomainEvent
+from core.workspace_memo import workspace_memo
 from tenants.runtime import workspace_context, workspace_current_or_none
 from webhooks.catalogue import CATALOGUE
 from webhooks.models import Delivery, Endpoint, Event
@@ -27,10 +28,20 @@ def event_outbox_write(event: DomainEvent) -> None:
         outbox_event_write(event)
 
 
+def _workspace_id():
+    tenant = workspace_current_or_none()
+    return tenant and tenant.pk
+
+
 def _endpoints_of_batch(event: DomainEvent) -> list[Endpoint]:
-    """The enabled endpoints of the event's mode; a bulk write reads them once for all its events."""
+    """The enabled endpoints of the event's mode; a bulk write reads them once for all its events, an
+    API request's server process remembers them between requests (core.workspace_memo; endpoint changes
+    make it forget: webhooks.services)."""
     if event.batch is None:
-        return endpoints_enabled(livemode=event.livemode)
+        livemode = event.livemode
+        return workspace_memo(
+            _workspace_id, ("webhooks.endpoints", livemode), lambda: endpoints_enabled(livemode=livemode)
+        )
     key = ("webhooks.endpoints", event.livemode)
     if key not in event.batch:
         event.batch[key] = endpoints_enabled(livemode=event.livemode)

@@ -26,6 +26,7 @@ from billing.entitlements import webhook_endpoints_check
 from core import ssrf
 from core.actors import Actor, Principal
 from core.secrets_at_rest import secret_encrypt
+from core.workspace_memo import workspace_memo_forget
 from rbac.permissions import has_permission
 from rbac.roles import Role
 from tenants.runtime import workspace_current
@@ -240,6 +241,7 @@ def endpoint_create(
             created_by=actor if getattr(actor, "email", None) else None,
         )
         EndpointSecret.objects.create(endpoint=endpoint, secret_encrypted=secret_encrypt(secret))
+        workspace_memo_forget(workspace_current().pk)  # the outbox's remembered endpoints
         audit_event_record(
             action="webhook_endpoint.created", actor=actor, target=endpoint, changes={"after": _facts(endpoint)}
         )
@@ -290,6 +292,7 @@ def endpoint_update(
         elif changes.get("enabled") is False and not endpoint.disabled_at:
             endpoint.disabled_reason, endpoint.disabled_at = "Disabled by an Admin", timezone.now()
         endpoint.save()
+        workspace_memo_forget(workspace_current().pk)  # the outbox's remembered endpoints
         after = _facts(endpoint)
         if before != after:
             diff = {k: after[k] for k in after if before[k] != after[k]}
@@ -316,6 +319,7 @@ def endpoint_delete(*, actor: Actor | Principal, endpoint: Endpoint) -> None:
             action="webhook_endpoint.deleted", actor=actor, target=endpoint, changes={"before": _facts(endpoint)}
         )
         endpoint.delete()
+        workspace_memo_forget(workspace_current().pk)  # the outbox's remembered endpoints
 
 
 def endpoint_secret_reveal(*, actor: Actor | Principal, endpoint: Endpoint) -> str:
@@ -371,6 +375,7 @@ def endpoint_disable_for_failures(*, endpoint: Endpoint, reason: str) -> bool:
         endpoint.disabled_reason = reason[:200]
         endpoint.disabled_at = now
         endpoint.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
+        workspace_memo_forget(workspace_current().pk)  # the outbox's remembered endpoints
         Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING).update(
             status=Delivery.Status.FAILED,
             last_error="Endpoint disabled: " + reason[:150],

@@ -36,7 +36,7 @@ from records.api import serializers as s
 from records.data_migrations import data_migrated
 from records.events import EVENT_ID_RE, record_body, record_event_body, record_event_seq
 from records.fields import RECORD_ID_RE
-from records.models import record_etag
+from records.models import Record, record_etag, record_key
 from records.services import (
     SLUG_RE,
     collection_create,
@@ -438,17 +438,19 @@ class RecordApi(ApiView):
         self.query_params_check(set())
         base_version = _base_version(request)
         data = validated(serializer_class, request.data)["data"]
-        collection, record = self._get(slug, record_id)
-        expected = if_match_version(request, etag=record.etag, version=record.version)
+        # The write reads the record (once, in its transaction) and checks If-Match against it.
         write = record_update(
             actor=request.user,
-            record=record,
+            record=Record(
+                key=record_key(livemode=self.livemode, record_id=record_id), id=record_id, livemode=self.livemode
+            ),
+            in_collection=slug,
+            precondition=lambda current: if_match_version(request, etag=current.etag, version=current.version),
             data=data,
             partial=partial,
-            expected_version=expected,
             base_version=base_version,
         )
-        return _record_response(write.record, collection)
+        return _record_response(write.record, write.record.collection)
 
     @extend_schema(
         operation_id="records_delete",
