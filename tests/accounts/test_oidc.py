@@ -51,6 +51,8 @@ def test_new_person_joins_just_in_time_with_the_default_role(tenant, admin_user,
     )
     assert SSOIdentity.objects.filter(user=user, issuer=idp_a.issuer, subject="carol").exists()
     assert logged_in_as(anon_client) == "carol@alpha.test"
+    home = anon_client.get("/")  # the page a sign-in lands on lets its log-out form go to the IdP
+    assert idp_a.issuer in home["Content-Security-Policy"].split("form-action")[1].split(";")[0]
     assert AuditEvent.objects.filter(action="member.joined", target_label__icontains="carol").exists()
     assert AuditEvent.objects.filter(action="user.logged_in", actor_label="carol@alpha.test").exists()
 
@@ -59,6 +61,8 @@ def test_the_login_page_offers_the_idp_and_routes_its_domains_there(tenant, admi
     sso_configure(admin_user, idp_a)
     page = anon_client.get("/accounts/login/")
     assert b"Sign in with IdP A" in page.content
+    # The browser may follow the form's redirect to the IdP only if the page's CSP form-action allows it.
+    assert idp_a.issuer in page["Content-Security-Policy"].split("form-action")[1].split(";")[0]
 
     typed = anon_client.post("/accounts/login/", {"username": "Dora@alpha.test", "password": ""})
     assert typed.status_code == 302
