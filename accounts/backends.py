@@ -45,3 +45,22 @@ class SAMLSessionBackend(EmailPasswordBackend):
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         return None
+
+
+class WorkspaceOIDCBackendOnDemand:
+    """The OpenID Connect backend as settings list it: it loads accounts.oidc (mozilla-django-oidc with
+    requests, PyJWT and cryptography, about 20 MB resident) only for what needs it, an OpenID callback
+    or a session that one began. A password log-in asks every backend and must not pay for it; nor
+    must the desktop's always-on process, where SSO is rare."""
+
+    def authenticate(self, request, **kwargs):
+        if request is None or not request.GET.get("code") or not request.GET.get("state") or "nonce" not in kwargs:
+            return None  # not an OpenID Connect callback
+        from accounts.oidc import WorkspaceOIDCBackend
+
+        return WorkspaceOIDCBackend().authenticate(request, **kwargs)
+
+    def get_user(self, user_id):
+        from accounts.oidc import WorkspaceOIDCBackend
+
+        return WorkspaceOIDCBackend().get_user(user_id)

@@ -526,6 +526,17 @@ class WorkspaceSessionRefresh(SessionRefresh):
         finally:
             self._config_cache.config = None
 
+    def is_refreshable_url(self, request):
+        """A GET of a session the workspace's OpenID provider began (accounts.middleware.OIDCSessionRefresh
+        sends only those here; the session names the on-demand backend, which mozilla-django-oidc's own
+        check, a subclass of its backend, would not recognise)."""
+        return (
+            request.method == "GET"
+            and request.user.is_authenticated
+            and request.path not in self.exempt_urls
+            and not any(pattern.match(request.path) for pattern in self.exempt_url_patterns)
+        )
+
     @property
     def exempt_urls(self):
         return {

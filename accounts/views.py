@@ -23,7 +23,6 @@ from accounts.forms import (
 )
 from accounts.identity import email_domain
 from accounts.models import Invitation, User
-from accounts.oidc import oidc_logout_url
 from accounts.onboarding import workspace_admin_setup, workspace_settings_update, workspace_signup
 from accounts.selectors import invitation_list_pending, member_list, workspace_needs_setup
 from accounts.services import (
@@ -111,7 +110,11 @@ class LogoutView(auth_views.LogoutView):
     offers an end_session_endpoint."""
 
     def post(self, request, *args, **kwargs):
-        idp_logout = oidc_logout_url(request)
+        idp_logout = None
+        if request.session.get("oidc_id_token"):  # signed in with the provider
+            from accounts.oidc import oidc_logout_url  # mozilla-django-oidc loads with OpenID's use only
+
+            idp_logout = oidc_logout_url(request)
         response = super().post(request, *args, **kwargs)
         return HttpResponseRedirect(idp_logout) if idp_logout else response
 

@@ -562,7 +562,7 @@ class WindowHost:
         if proc is not self.proc:
             return
         self.proc = None
-        if closed and (self.quit_on_close() or not self.tray_available):
+        if closed and (self.quit_on_close() or not self.tray_available()):
             logger.info("window: closed; Tessera quits")
             self.on_quit()
         elif closed:
@@ -604,11 +604,15 @@ def run_gui(desktop: Desktop, *, minimized: bool) -> int:
             loop.quit()
 
     tray = Tray(on_open=lambda: desktop.window.open(), on_quit=quit_app, status_text=desktop.sync_status_text)
-    tray_available = tray.start()
-    desktop.tray = tray if tray_available else None
+    on_bus = tray.start()
+    desktop.tray = tray if on_bus else None
     desktop.notifier = Notifier()
+    # Closing the window keeps Tessera in the tray only while a panel shows the icon (one may start
+    # after Tessera, or go away): otherwise nothing would be left to open it again.
     desktop.window = WindowHost(
-        on_quit=quit_app, quit_on_close=lambda: preferences_load().quit_on_close, tray_available=tray_available
+        on_quit=quit_app,
+        quit_on_close=lambda: preferences_load().quit_on_close,
+        tray_available=lambda: tray.registered,
     )
     for signum in STOP_SIGNALS:
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, lambda *_: quit_app() or GLib.SOURCE_REMOVE)
@@ -635,7 +639,7 @@ def run_gui(desktop: Desktop, *, minimized: bool) -> int:
             GLib.idle_add(lambda: tray.status_refresh() and False)
 
     threading.Thread(target=start_backend, name="backend-start", daemon=True).start()
-    if not minimized or not tray_available:
+    if not minimized or not tray.panel_present():
         desktop.window.open()  # shows "Starting…" until the console answers
     loop.run()
     desktop.window.close()

@@ -127,9 +127,13 @@ class Tray:
         self.bus_name = f"org.kde.StatusNotifierItem-{os.getpid()}-1"
         self.registered = False
         self._ids: list[int] = []
+        self._watch = 0
 
     def start(self) -> bool:
-        """Show the icon. False when there is no session bus or no tray host to show it."""
+        """Put the icon on the session bus; False when there is no session bus. A panel (the
+        StatusNotifierWatcher) shows it whenever one is there: now, or later when the panel starts after
+        Tessera (an autostart at log-in often wins that race), and again after the panel restarts, as the
+        protocol asks. `registered` says whether a panel shows it now."""
         try:
             from gi.repository import Gio, GLib
 
@@ -149,27 +153,94 @@ class Tray:
                 2000,
                 None,
             )
-            self.bus.call_sync(
-                *WATCHER,
-                "RegisterStatusNotifierItem",
-                GLib.Variant("(s)", (self.bus_name,)),
-                None,
+            self._watch = Gio.bus_watch_name_on_connection(
+                self.bus, WATCHER[0], Gio.BusNameWatcherFlags.NONE, self._watcher_appeared, self._watcher_vanished
+            )
+        except Exception as exc:  # no session bus
+            logger.info("no tray icon: %s", getattr(exc, "message", exc))
+            self.stop()
+            return False
+        return True
+
+    def panel_present(self) -> bool:
+        """Whether a panel that shows tray icons is running now (asked once, at start)."""
+        if self.bus is None:
+            return False
+        try:
+            from gi.repository import Gio, GLib
+
+            reply = self.bus.call_sync(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "NameHasOwner",
+                GLib.Variant("(s)", (WATCHER[0],)),
+                GLib.VariantType("(b)"),
                 Gio.DBusCallFlags.NONE,
                 2000,
                 None,
             )
-        except Exception as exc:  # no session bus, no tray host (StatusNotifierWatcher)
-            logger.info("no tray icon: %s", getattr(exc, "message", exc))
-            self.stop()
+            return bool(reply.unpack()[0])
+        except Exception:
             return False
+
+    def _watcher_appeared(self, connection, name, owner) -> None:
+        from gi.repository import Gio, GLib
+
+        # Asynchronous, with room for a busy panel: a timed-out call would leave the panel to register
+        # an item that had already given up (it asks for the icon and finds nothing).
+        connection.call(
+            *WATCHER,
+            "RegisterStatusNotifierItem",
+            GLib.Variant("(s)", (self.bus_name,)),
+            None,
+            Gio.DBusCallFlags.NONE,
+            30000,
+            None,
+            self._registration_done,
+        )
+
+    def _registration_done(self, connection, result) -> None:
+        try:
+            connection.call_finish(result)
+        except Exception as exc:
+            self.registered = False
+            logger.warning("tray: the panel did not take the icon: %s", getattr(exc, "message", exc))
+            return
         self.registered = True
         logger.info("tray: icon shown (%s)", self.bus_name)
-        return True
+
+    def _watcher_vanished(self, connection, name) -> None:
+        if self.registered:
+            logger.info("tray: the panel went away; the icon comes back when it does")
+        self.registered = False
 
     def stop(self) -> None:
         if self.bus is not None:
+            if self._watch:
+                from gi.repository import Gio
+
+                Gio.bus_unwatch_name(self._watch)
+                self._watch = 0
             for reg in self._ids:
                 self.bus.unregister_object(reg)
+            if self._ids:
+                try:
+                    from gi.repository import Gio, GLib
+
+                    self.bus.call_sync(
+                        "org.freedesktop.DBus",
+                        "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus",
+                        "ReleaseName",
+                        GLib.Variant("(s)", (self.bus_name,)),
+                        None,
+                        Gio.DBusCallFlags.NONE,
+                        2000,
+                        None,
+                    )
+                except Exception as exc:  # the bus is gone with the session: nothing to release
+                    logger.debug("tray: name not released: %s", exc)
         self._ids = []
         self.registered = False
 

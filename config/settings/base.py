@@ -70,8 +70,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
-    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it.
-    "accounts.oidc.WorkspaceSessionRefresh",
+    # A session from the workspace's OpenID provider ends when the provider no longer vouches for it
+    # (accounts.oidc.WorkspaceSessionRefresh, loaded for such sessions only).
+    "accounts.middleware.OIDCSessionRefresh",
     # A service's refusal in a console view (read-only workspace, plan limit): a page saying why.
     "config.middleware.ConsoleRefusalMiddleware",
     # Last: /api/ views only, once the workspace and the caller are known (limits, usage metering).
@@ -184,8 +185,9 @@ AUTHENTICATION_BACKENDS = [
     # Axes first: it refuses locked-out credentials before any password is checked.
     "axes.backends.AxesStandaloneBackend",
     "accounts.backends.EmailPasswordBackend",
-    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py)
-    "accounts.oidc.WorkspaceOIDCBackend",
+    # OpenID Connect on each workspace's own provider (mozilla-django-oidc, accounts/oidc.py, loaded
+    # on demand: accounts.backends.WorkspaceOIDCBackendOnDemand)
+    "accounts.backends.WorkspaceOIDCBackendOnDemand",
     # SAML 2.0 (pysaml2, accounts/saml.py): the session's backend after an assertion is verified
     "accounts.backends.SAMLSessionBackend",
 ]

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import re
+import select
 import shutil
 import signal
 import sqlite3
@@ -193,11 +194,8 @@ def _screenshot_stats(display: str, path: Path) -> tuple[int, float]:
     return int(out[0]), float(out[1])
 
 
-@pytest.fixture
-def session_bus(tmp_path):
-    """A private D-Bus session bus with a tray host (a StatusNotifierWatcher) on it."""
-    out = _run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"], timeout=30).stdout.split()
-    address, pid = out[0], int(out[1])
+def _watcher_start(address: str) -> subprocess.Popen:
+    """A panel's StatusNotifierWatcher (tests/desktop/sni_watcher.py); prints each icon it is given."""
     watcher = subprocess.Popen(
         ["/usr/bin/python3.11", "-I", str(REPO / "tests/desktop/sni_watcher.py"), "/usr/lib/tessera/app_packages"],
         env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
@@ -205,10 +203,25 @@ def session_bus(tmp_path):
         text=True,
     )
     assert watcher.stdout.readline().strip() == "ready"
-    yield address, watcher
+    return watcher
+
+
+@pytest.fixture
+def bare_session_bus():
+    """A private D-Bus session bus with no panel on it yet."""
+    out = _run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"], timeout=30).stdout.split()
+    address, pid = out[0], int(out[1])
+    yield address
+    os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def session_bus(bare_session_bus):
+    """A private D-Bus session bus with a tray host (a StatusNotifierWatcher) on it."""
+    watcher = _watcher_start(bare_session_bus)
+    yield bare_session_bus, watcher
     watcher.terminate()
     watcher.wait(10)
-    os.kill(pid, signal.SIGTERM)
 
 
 def _webkit_of(app_pid: int) -> set[int]:
@@ -262,27 +275,7 @@ def test_installed_app_window_tray_and_close_to_tray_under_xvfb(installed_deb, t
 
     # The tray icon registered with the panel; its menu, as the panel reads it: Open, status, Quit.
     item = watcher.stdout.readline().strip()
-    layout = _run(
-        [
-            "gdbus",
-            "call",
-            "--session",
-            "--dest",
-            item,
-            "--object-path",
-            "/MenuBar",
-            "--method",
-            "com.canonical.dbusmenu.GetLayout",
-            "--",
-            "0",
-            "-1",
-            "[]",
-        ],
-        timeout=30,
-        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
-    ).stdout
-    labels = re.findall(r"'label': <'([^']*)'>", layout)
-    assert labels == ["Open Tessera", "LAN sync hub: off", "Quit Tessera"], layout
+    assert _menu_labels(item, address) == ["Open Tessera", "LAN sync hub: off", "Quit Tessera"]
 
     # Closed (as a window manager's close button asks): the window's process and WebKit's are gone,
     # Tessera goes on serving from the tray. The console's cookies were kept in the data folder.
@@ -522,3 +515,53 @@ def test_a_locked_database_and_a_full_disk_give_503s_with_the_reason(installed_d
     holder.close()
     assert failed.returncode == 1 and "locked by another program" in failed.stderr, failed.stderr
     print(f"locked database named at start after {took:.2f} s")
+
+
+def _menu_labels(item: str, address: str) -> list[str]:
+    layout = _run(
+        [
+            "gdbus",
+            "call",
+            "--session",
+            "--dest",
+            item,
+            "--object-path",
+            "/MenuBar",
+            "--method",
+            "com.canonical.dbusmenu.GetLayout",
+            "--",
+            "0",
+            "-1",
+            "[]",
+        ],
+        timeout=30,
+        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
+    ).stdout
+    return re.findall(r"'label': <'([^']*)'>", layout)
+
+
+def test_a_panel_that_starts_after_tessera_still_gets_the_tray_icon(installed_deb, tmp_path, xvfb, bare_session_bus):
+    """Tessera started at log-in often wins the race with the desktop's panel. It used to ask once, find
+    no panel, and live with no tray icon (closing the window then quit it); the icon now appears when
+    the panel does. The model leaves out the panel's drawing (tests/desktop/sni_watcher.py)."""
+    from tests.desktop.x11 import window_close
+
+    address = bare_session_bus
+    data = tmp_path / "late-panel"
+    app = app_start([TESSERA], data, DISPLAY=xvfb, NO_AT_BRIDGE="1", DBUS_SESSION_BUS_ADDRESS=address).wait_ready()
+    _wait(lambda: "window: console shown" in app.log(), 60, f"the window to show the console:\n{app.log()}")
+    watcher = _watcher_start(address)  # the panel starts now
+    try:
+        ready, _, _ = select.select([watcher.stdout], [], [], 30)
+        assert ready, f"no tray icon came to the panel started after Tessera:\n{app.log()}"
+        item = watcher.stdout.readline().strip()
+        assert item.startswith("org.kde.StatusNotifierItem-"), item
+        assert _menu_labels(item, address) == ["Open Tessera", "LAN sync hub: off", "Quit Tessera"]
+        _wait(lambda: "tray: icon shown" in app.log(), 20, "the icon to be taken")
+        assert window_close(xvfb, "Tessera") == 1
+        _wait(lambda: "closed to the tray" in app.log(), 20, "the window to close to the tray")
+        assert app.proc.poll() is None and Console(app.url).http.get("/health").status_code == 200
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+    assert app.stop(signal.SIGTERM) == 0, app.log()

@@ -50,9 +50,20 @@ def test_settle_later_runs_once_in_the_background():
     assert not timer.is_alive() and timer.daemon and timer.name == "memory-settle"
 
 
-# (cryptography is no longer among them: mozilla-django-oidc's backend and middleware, loaded with the
-# URLs and middleware for the desktop's OpenID log-in, import PyJWT, which imports it.)
-LOADED_ON_FIRST_USE = ["segno", "xlsxwriter", "fpdf", "saml2"]  # saml2: pysaml2, ~26 MB with xmlschema
+# saml2: pysaml2, ~26 MB with xmlschema; mozilla_django_oidc (with PyJWT and cryptography) and
+# scim2_models (with pydantic): ~23 MB together, loaded with the first OpenID or SCIM request
+# (core/views_on_demand.py, accounts.backends.WorkspaceOIDCBackendOnDemand, accounts.middleware).
+LOADED_ON_FIRST_USE = [
+    "segno",
+    "xlsxwriter",
+    "fpdf",
+    "saml2",
+    "mozilla_django_oidc",
+    "jwt",
+    "cryptography",
+    "scim2_models",
+    "pydantic",
+]
 PROBE = """
 import os, sys, django
 django.setup()

@@ -26,7 +26,9 @@ class Proc:
 )
 def test_what_closing_the_window_does(quit_on_close, tray, closed, quits):
     quit_calls = []
-    host = WindowHost(on_quit=lambda: quit_calls.append(1), quit_on_close=lambda: quit_on_close, tray_available=tray)
+    host = WindowHost(
+        on_quit=lambda: quit_calls.append(1), quit_on_close=lambda: quit_on_close, tray_available=lambda: tray
+    )
     proc = Proc()
     host.proc = proc
     host._ended(proc, 0, closed)
