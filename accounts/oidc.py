@@ -34,6 +34,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from accounts.identity import IdPAssertion, SSOLoginRefused, sso_login_failure_record, sso_login_resolve
 from accounts.models import SSOConfig, SSOGroupRole, User
+from accounts.sso import sso_config_enabled
 from core import ssrf
 from core.secrets_at_rest import secret_decrypt
 
@@ -52,9 +53,11 @@ class OIDCNotConfigured(Exception):
     pass
 
 
-def oidc_config_active() -> SSOConfig | None:
-    config = SSOConfig.objects.filter(enabled=True, protocol=SSOConfig.Protocol.OIDC).first()
-    if config is None or not config.issuer or not config.discovery.get("authorization_endpoint"):
+def oidc_config_active(request=None) -> SSOConfig | None:
+    config = sso_config_enabled(request)
+    if config is None or config.protocol != SSOConfig.Protocol.OIDC:
+        return None
+    if not config.issuer or not config.discovery.get("authorization_endpoint"):
         return None
     return config
 
@@ -217,8 +220,8 @@ class WorkspaceOIDCBackend(OIDCAuthenticationBackend):
     def get_settings(self, name, *default):
         return _setting_from(self.config, name, *default)
 
-    def _configure(self) -> None:
-        self.config = oidc_config_active()
+    def _configure(self, request) -> None:
+        self.config = oidc_config_active(request)
         if self.config is None:
             raise SSOFailure("Single sign-on is not set up for this workspace.", "not_configured")
         for name in (
@@ -236,7 +239,7 @@ class WorkspaceOIDCBackend(OIDCAuthenticationBackend):
         if request is None or not request.GET.get("code") or not request.GET.get("state") or "nonce" not in kwargs:
             return None  # not an OpenID Connect callback (a password log-in asks every backend)
         try:
-            self._configure()
+            self._configure(request)
             return super().authenticate(request, **kwargs)
         except SSOFailure as exc:
             request.sso_failure = exc

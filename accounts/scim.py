@@ -58,9 +58,19 @@ from rbac.roles import Role
 
 class MemberResource(ScimUser):
     """SCIM's User as Tessera serves it: a member is always either active or not, so `active` is
-    required (published so in /Schemas: that is how a SCIM client learns it)."""
+    required (published so in /Schemas: that is how a SCIM client learns it). Requests that leave it
+    out are still taken (RFC 7643 makes it optional, and some IdPs omit it): see _active_defaulted."""
 
     active: Annotated[bool | None, Required.true] = None
+
+
+def _active_defaulted(body: dict, active: bool) -> dict:
+    """A User body without `active` (any case, as SCIM attribute names are): a new member is active,
+    a replaced one keeps their state. Without this scim2-models refuses the request (the attribute is
+    required above), and a member an IdP created that way could never be created nor deactivated."""
+    if any(key.lower() == "active" and value is not None for key, value in body.items()):
+        return body
+    return {**{k: v for k, v in body.items() if k.lower() != "active"}, "active": active}
 
 
 CONTENT_TYPE = "application/scim+json"
@@ -410,7 +420,7 @@ def users(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _list(request, [([user_resource(request, u) for u in _users()], MemberResource)])
     if request.method == "POST":
-        resource = _parse(MemberResource, _body(request), Context.RESOURCE_CREATION_REQUEST)
+        resource = _parse(MemberResource, _active_defaulted(_body(request), True), Context.RESOURCE_CREATION_REQUEST)
         user = member_provision(resource=resource)
         body = _user_dump(request, user, Context.RESOURCE_CREATION_RESPONSE)
         return _respond(body, 201, location=body["meta"]["location"])
@@ -423,7 +433,8 @@ def user_detail(request: HttpRequest, pk: str) -> HttpResponse:
     if request.method == "GET":
         return _respond(_user_dump(request, user))
     if request.method == "PUT":
-        resource = _parse(MemberResource, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+        body = _active_defaulted(_body(request), user.is_active)
+        resource = _parse(MemberResource, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         user = member_replace(user=user, resource=resource)
         return _respond(_user_dump(request, user, Context.RESOURCE_REPLACEMENT_RESPONSE))
     if request.method == "PATCH":

@@ -48,10 +48,23 @@ def sso_config_get() -> SSOConfig:
     return config if config is not None else SSOConfig()
 
 
-def sso_config_active() -> SSOConfig | None:
+def sso_config_enabled(request=None) -> SSOConfig | None:
+    """The workspace's SSO settings if switched on. Given the request, read once for it: a log-in's
+    callback, its console page's security policy (sso_form_action_origins) and the log-in page all
+    ask (bench/sso). Nothing changes the settings between those reads and the response: the console
+    page that saves them redirects, and the next request reads them afresh."""
+    if request is not None and hasattr(request, "_tessera_sso_config"):
+        return request._tessera_sso_config
+    config = SSOConfig.objects.filter(enabled=True).first()
+    if request is not None:
+        request._tessera_sso_config = config
+    return config
+
+
+def sso_config_active(request=None) -> SSOConfig | None:
     """The workspace's provider when single sign-on is on and usable: an OpenID provider whose
     discovery document was read, or a SAML IdP whose metadata was."""
-    config = SSOConfig.objects.filter(enabled=True).first()
+    config = sso_config_enabled(request)
     if config is None:
         return None
     if config.protocol == SSOConfig.Protocol.SAML:
@@ -68,11 +81,11 @@ def sso_start_url(config: SSOConfig, *, email: str = "", next_url: str = "") -> 
     return reverse("accounts:oidc_login") + ("?" + urlencode(params) if params else "")
 
 
-def sso_form_action_origins() -> list[str]:
+def sso_form_action_origins(request=None) -> list[str]:
     """Where a console form's answer may redirect for this workspace: its IdP's log-in (an e-mail of a
     listed domain) and, for OpenID Connect, log-out (end_session_endpoint). The CSP's form-action must
     allow them, or the browser stops at the redirect."""
-    config = sso_config_active()
+    config = sso_config_active(request)
     if config is None:
         return []
     if config.protocol == SSOConfig.Protocol.SAML:

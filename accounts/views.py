@@ -86,7 +86,7 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
         return response
 
     def post(self, request, *args, **kwargs):
-        config = sso_config_active()
+        config = sso_config_active(request)
         email = (request.POST.get("username") or "").strip().lower()
         if config is not None and email and not request.POST.get("password") and email_domain(email) in config.domains:
             return HttpResponseRedirect(sso_start_url(config, email=email, next_url=request.POST.get("next", "")))
@@ -100,7 +100,7 @@ class LoginView(FormErrorStatusMixin, auth_views.LoginView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["sso"] = config = sso_config_active()
+        context["sso"] = config = sso_config_active(self.request)
         context["sso_start"] = sso_start_url(config, next_url=self.get_redirect_url()) if config else ""
         return context
 

@@ -58,18 +58,18 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = _policy_for(response)
+            response["Content-Security-Policy"] = _policy_for(request, response)
         return response
 
 
-def _policy_for(response: HttpResponse) -> str:
+def _policy_for(request: HttpRequest, response: HttpResponse) -> str:
     """The console's policy; a page of a workspace with single sign-on also lets its forms go on to
     the workspace's identity provider (log-in by e-mail, log-out there)."""
     policy = settings.CONTENT_SECURITY_POLICY
     if not response.get("Content-Type", "").startswith("text/html") or workspace_current_or_none() is None:
         return policy
     try:
-        origins = sso_form_action_origins()
+        origins = sso_form_action_origins(request)
     except DatabaseError:  # a page answering a failed transaction: the console's own policy
         return policy
     return policy.replace("form-action 'self'", " ".join(["form-action 'self'", *origins]), 1) if origins else policy

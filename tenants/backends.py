@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import connection
@@ -63,6 +64,12 @@ class SchemaTenancy:
         return "t_" + slug.replace("-", "_")
 
 
+# Desktop: the workspace row read once for the request (SingleTenantMiddleware), as django-tenants
+# keeps it on the connection in SaaS; without it each "which workspace?" during a request was a read
+# (bench/sso: three per request).
+_request_tenant: ContextVar[Tenant | None] = ContextVar("tessera_request_tenant", default=None)
+
+
 class SingleTenancy:
     """Desktop: one business, one SQLite database; 'inside a tenant' is simply the database."""
 
@@ -70,7 +77,20 @@ class SingleTenancy:
     SINGLE_SLUG = "workspace"
 
     def current(self) -> Tenant | None:
+        bound = _request_tenant.get()
+        if bound is not None:
+            return bound
         return Tenant.objects.filter(is_template=False).order_by("pk").first()
+
+    @contextlib.contextmanager
+    def request_bound(self, tenant: Tenant) -> Iterator[Tenant]:
+        """For one request: `current()` answers `tenant` (the same object, so a change made to it during
+        the request is seen by the rest of it) without reading the row again."""
+        token = _request_tenant.set(tenant)
+        try:
+            yield tenant
+        finally:
+            _request_tenant.reset(token)
 
     @contextlib.contextmanager
     def inside(self, tenant: Tenant) -> Iterator[Tenant]:

@@ -129,4 +129,5 @@ class SingleTenantMiddleware:
         from tenants.services import tenant_single_ensure
 
         request.tenant = tenant_single_ensure()
-        return self.get_response(request)
+        with tenancy_backend().request_bound(request.tenant):
+            return self.get_response(request)

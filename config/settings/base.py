@@ -229,6 +229,7 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 
 # Sessions and CSRF cookies are host-only (no Domain attribute): a cookie set on one tenant's host is
 # never sent to another's, and sessions live in the tenant's own data anyway.
+SESSION_ENGINE = "core.sessions"  # Django's database sessions, lighter per log-in (core/sessions.py)
 SESSION_COOKIE_NAME = "tessera_session"
 SESSION_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True

@@ -51,6 +51,8 @@ def test_new_person_joins_just_in_time_with_the_default_role(tenant, admin_user,
     )
     assert SSOIdentity.objects.filter(user=user, issuer=idp_a.issuer, subject="carol").exists()
     assert logged_in_as(anon_client) == "carol@alpha.test"
+    home = anon_client.get("/")  # the page a sign-in lands on lets its log-out form go to the IdP
+    assert idp_a.issuer in home["Content-Security-Policy"].split("form-action")[1].split(";")[0]
     assert AuditEvent.objects.filter(action="member.joined", target_label__icontains="carol").exists()
     assert AuditEvent.objects.filter(action="user.logged_in", actor_label="carol@alpha.test").exists()
 
@@ -59,6 +61,8 @@ def test_the_login_page_offers_the_idp_and_routes_its_domains_there(tenant, admi
     sso_configure(admin_user, idp_a)
     page = anon_client.get("/accounts/login/")
     assert b"Sign in with IdP A" in page.content
+    # The browser may follow the form's redirect to the IdP only if the page's CSP form-action allows it.
+    assert idp_a.issuer in page["Content-Security-Policy"].split("form-action")[1].split(";")[0]
 
     typed = anon_client.post("/accounts/login/", {"username": "Dora@alpha.test", "password": ""})
     assert typed.status_code == 302
@@ -275,3 +279,45 @@ def test_password_members_are_not_sent_to_the_idp(tenant, admin_user, idp_a, adm
     session["oidc_id_token_expiration"] = 0
     session.save()
     assert admin_client.get("/").status_code == 200
+
+
+@pytest.mark.saas_only
+def test_workspace_a_providers_code_id_token_and_session_are_refused_on_workspace_b(
+    tenant, tenant_b, admin_user, idp_a, idp_b, client_for
+):
+    """Two workspaces, two providers (the Must show): what A's provider issued means nothing on B."""
+    from tenants.runtime import workspace_context
+
+    sso_configure(admin_user, idp_a)
+    client_a = client_for(tenant)
+    signed_a = sso_sign_in(client_a, idp_a, "alice")
+    assert signed_a.response.status_code == 302 and logged_in_as(client_a) == "alice@alpha.test"
+    id_token_a = idp_a.last_id_token()
+    code_a = parse_qs(urlsplit(signed_a.callback_url).query)["code"][0]
+    session_a = client_a.cookies["tessera_session"].value
+
+    with workspace_context(tenant_b):
+        admin_b = User.objects.filter(role=Role.ADMIN).first()
+        sso_configure(admin_b, idp_b, name="b")
+
+        # A's code, brought to B's callback in a sign-in B started: B's provider never issued it.
+        client_b = client_for(tenant_b)
+        state_b = parse_qs(urlsplit(client_b.get("/accounts/oidc/login/")["Location"]).query)["state"][0]
+        stolen = client_b.get("/accounts/oidc/callback/", {"code": code_a, "state": state_b})
+        assert stolen.status_code == 403 and b'data-code="code_refused"' in stolen.content
+        assert logged_in_as(client_b) is None
+
+        # A's ID token handed over by B's token endpoint (a hostile network): issuer, audience and keys
+        # are A's, so B refuses it.
+        idp_b.tamper(f"foreign:{id_token_a}")
+        forged = sso_sign_in(client_for(tenant_b), idp_b, "alice")
+        assert forged.response.status_code == 403
+        assert (
+            b'data-code="wrong_' in forged.response.content or b'data-code="bad_signature"' in forged.response.content
+        )
+
+        # A's session cookie on B's host: a stranger there.
+        stranger = client_for(tenant_b)
+        stranger.cookies["tessera_session"] = session_a
+        assert logged_in_as(stranger) is None
+        assert not User.objects.filter(email="alice@alpha.test").exists()

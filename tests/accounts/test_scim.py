@@ -230,3 +230,32 @@ def test_delete_deactivates_and_hides_the_member(scim):
     user = User.objects.get(pk=created["id"])
     assert not user.is_active
     assert scim("GET", "Users").json_body["totalResults"] == User.objects.filter(is_active=True).count()
+
+
+def test_a_member_created_without_active_is_active_and_can_be_deactivated(scim):
+    """RFC 7643 leaves `active` optional: a create without it is an active member, and the IdP can
+    later deactivate them the way Okta (value object) and Entra ID ("Replace", the string "False") do."""
+    body = {"schemas": [USER], "userName": "nadia@acme-corp.com", "emails": [{"value": "nadia@acme-corp.com"}]}
+    created = scim("POST", "Users", body)
+    assert created.status_code == 201, created.json_body
+    assert created.json_body["active"] is True
+    member = User.objects.get(pk=created.json_body["id"])
+    assert member.is_active
+
+    okta = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    patched = scim("PATCH", f"Users/{member.pk}", okta)
+    assert patched.status_code == 200 and patched.json_body["active"] is False
+    member.refresh_from_db()
+    assert not member.is_active
+
+    # A PUT without `active` keeps the member's state (here: still deactivated).
+    replaced = scim("PUT", f"Users/{member.pk}", {**body, "displayName": "Nadia N"})
+    assert replaced.status_code == 200 and replaced.json_body["active"] is False
+
+    reactivate = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]}
+    assert scim("PATCH", f"Users/{member.pk}", reactivate).json_body["active"] is True
+    entra = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
+    patched = scim("PATCH", f"Users/{member.pk}", entra)
+    assert patched.status_code == 200 and patched.json_body["active"] is False
+    member.refresh_from_db()
+    assert not member.is_active

@@ -11,6 +11,7 @@ from accounts.services import invitation_create
 from rbac.roles import Role
 from tests.accounts.conftest import sso_configure, sso_sign_in
 from tests.conftest import ADMIN_PASSWORD
+from tests.sync.conftest import own_channel_layer  # noqa: F401 - a fixture
 
 WHY = "requires single sign-on"
 
@@ -59,9 +60,11 @@ def test_invitations_cannot_set_a_password_and_lead_to_sso(sso_only, admin_user,
     assert sso_sign_in(anon_client, idp_a, "ivy").response.status_code == 302
 
 
+@pytest.mark.usefixtures("own_channel_layer")
 def test_api_keys_and_paired_devices_keep_working(sso_only, admin_user, client_for, tenant):
     from partners.services import api_key_create
     from sync.services import device_for_token, pairing_exchange, pairing_start
+    from tests.sync.conftest import Socket, run
 
     _, raw = api_key_create(actor=admin_user, name="ERP", mode="live", scopes=["collections:read"])
     response = client_for(tenant, HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/v1/collections")
@@ -70,3 +73,11 @@ def test_api_keys_and_paired_devices_keep_working(sso_only, admin_user, client_f
     started = pairing_start(actor=admin_user, user=admin_user, role=Role.MANAGER)
     device, token = pairing_exchange(tenant=tenant, code=started.code, name="Phone")
     assert device_for_token(token) == device
+
+    async def sync_connects():  # the phone's websocket is let in (sync ignores SSO-only)
+        sock = Socket(tenant, token)
+        accepted = (await sock.connect())[0]
+        await sock.close()
+        return accepted
+
+    assert run(sync_connects)

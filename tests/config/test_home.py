@@ -94,3 +94,25 @@ def test_help_texts_are_announced_and_the_page_has_an_icon(admin_client, admin_u
         for one in ids.split():
             assert f'id="{one}"' in page, one
     assert re.search(r'<link rel="icon" href="/static/favicon\.svg"', page)
+
+
+def test_sync_and_webhook_health_follow_devices_and_endpoints(admin_client, admin_user, tenant):
+    from django.utils import timezone
+
+    from sync.services import pairing_exchange, pairing_start
+    from webhooks import services as webhook_services
+    from webhooks.models import Endpoint
+
+    for name in ("A", "B"):
+        started = pairing_start(actor=admin_user, user=admin_user, role=Role.MANAGER)
+        pairing_exchange(tenant=tenant, code=started.code, name=f"Phone {name}")
+    endpoints = [webhook_services.endpoint_create(actor=admin_user, url=f"https://example.com/{n}")[0] for n in "abc"]
+    Endpoint.objects.filter(pk=endpoints[1].pk).update(failing_since=timezone.now())  # its deliveries fail
+    webhook_services.endpoint_disable_for_failures(endpoint=endpoints[2], reason="410 Gone")
+
+    page = text(admin_client.get("/"))
+
+    assert re.search(r'data-testid="count-devices">2<', page)
+    assert re.search(r"2 paired, \d seen in the last 24 h", page)
+    assert re.search(r'2 active, <span class="error">1 disabled</span>, <span class="error">1 failing</span>', page)
+    assert steps_of(page)["Pair a phone"]
