@@ -170,3 +170,55 @@ class ExportJob(models.Model):
     @property
     def file_name(self) -> str:
         return f"{self.token}.{self.fmt}"
+
+
+class ExactNumberField(models.Field):
+    """An unconstrained `numeric` column: sums kept exact at the scale their inputs had (PostgreSQL's
+    numeric; SQLite's NUMERIC affinity keeps integers whole). Read and written by analytics.rollups' SQL."""
+
+    def db_type(self, connection):
+        return "numeric"
+
+
+class Rollup(models.Model):
+    """A collection's analytics rollup (analytics.rollups): its records counted and summed per cell of
+    its low-cardinality fields (choices, booleans, local days of dates), kept current by the write spine's
+    record events. `signature` is the collection's shape the cells were computed for; a query uses the
+    rollup only while it is `ready` and the collection still has that shape."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        STALE = "stale", "Stale"
+
+    collection = models.OneToOneField("records.Collection", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STALE)
+    signature = models.JSONField(default=dict)
+    records = models.BigIntegerField(default=0, help_text="Live records counted when it was built.")
+    built_at = models.DateTimeField(null=True, blank=True)
+    build_seconds = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rollup of collection {self.collection_id} ({self.status})"
+
+
+class RollupCell(models.Model):
+    """One cell of a rollup and one of its measures: `measure` "" counts the cell's records (`n`);
+    a numeric field's key sums its JSON numbers (`total`, `n` of them, `frac` with a fraction part)."""
+
+    rollup = models.ForeignKey(Rollup, on_delete=models.CASCADE, related_name="cells")
+    cell = models.CharField(max_length=40, help_text="SHA-1 of the cell's dims, canonical JSON.")
+    measure = models.CharField(max_length=64, blank=True, default="")
+    dims = models.JSONField(default=dict, help_text="field key → value token or local day (None: missing)")
+    n = models.BigIntegerField(default=0)
+    total = ExactNumberField(default=0)
+    frac = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rollup", "cell", "measure"], name="analytics_rollupcell_unique")
+        ]
+        indexes = [models.Index(fields=["rollup", "measure"], name="analytics_rollupcell_measure")]
+
+    def __str__(self) -> str:
+        return f"{self.cell[:8]}/{self.measure or 'n'}"
