@@ -202,23 +202,53 @@ class Rollup(models.Model):
         return f"rollup of collection {self.collection_id} ({self.status})"
 
 
+ROLLUP_DIMS = 8  # the choice/boolean/date fields a rollup keeps (the first ones of the collection)
+ROLLUP_MEASURES = 8  # the number/integer fields it sums
+
+
 class RollupCell(models.Model):
-    """One cell of a rollup and one of its measures: `measure` "" counts the cell's records (`n`);
-    a numeric field's key sums its JSON numbers (`total`, `n` of them, `frac` with a fraction part)."""
+    """One cell of a rollup: the values of its dims (`d0`… as the rollup's signature orders them: a value
+    token, or a local day as YYYY-MM-DD; NULL: missing), its records (`n`), and per measure (`m0`…) the
+    sum of its JSON numbers (`sN`), how many there were (`cN`) and how many had a fraction (`fN`)."""
 
     rollup = models.ForeignKey(Rollup, on_delete=models.CASCADE, related_name="cells")
     cell = models.CharField(max_length=40, help_text="SHA-1 of the cell's dims, canonical JSON.")
-    measure = models.CharField(max_length=64, blank=True, default="")
-    dims = models.JSONField(default=dict, help_text="field key → value token or local day (None: missing)")
     n = models.BigIntegerField(default=0)
-    total = ExactNumberField(default=0)
-    frac = models.BigIntegerField(default=0)
+    d0 = models.TextField(null=True)
+    d1 = models.TextField(null=True)
+    d2 = models.TextField(null=True)
+    d3 = models.TextField(null=True)
+    d4 = models.TextField(null=True)
+    d5 = models.TextField(null=True)
+    d6 = models.TextField(null=True)
+    d7 = models.TextField(null=True)
+    s0 = ExactNumberField(default=0)
+    c0 = models.BigIntegerField(default=0)
+    f0 = models.BigIntegerField(default=0)
+    s1 = ExactNumberField(default=0)
+    c1 = models.BigIntegerField(default=0)
+    f1 = models.BigIntegerField(default=0)
+    s2 = ExactNumberField(default=0)
+    c2 = models.BigIntegerField(default=0)
+    f2 = models.BigIntegerField(default=0)
+    s3 = ExactNumberField(default=0)
+    c3 = models.BigIntegerField(default=0)
+    f3 = models.BigIntegerField(default=0)
+    s4 = ExactNumberField(default=0)
+    c4 = models.BigIntegerField(default=0)
+    f4 = models.BigIntegerField(default=0)
+    s5 = ExactNumberField(default=0)
+    c5 = models.BigIntegerField(default=0)
+    f5 = models.BigIntegerField(default=0)
+    s6 = ExactNumberField(default=0)
+    c6 = models.BigIntegerField(default=0)
+    f6 = models.BigIntegerField(default=0)
+    s7 = ExactNumberField(default=0)
+    c7 = models.BigIntegerField(default=0)
+    f7 = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["rollup", "cell", "measure"], name="analytics_rollupcell_unique")
-        ]
-        indexes = [models.Index(fields=["rollup", "measure"], name="analytics_rollupcell_measure")]
+        constraints = [models.UniqueConstraint(fields=["rollup", "cell"], name="analytics_rollupcell_unique")]
 
     def __str__(self) -> str:
-        return f"{self.cell[:8]}/{self.measure or 'n'}"
+        return f"{self.cell[:8]}: {self.n}"

@@ -40,7 +40,7 @@ import math
 import re
 import time as clock
 from datetime import date, datetime
-from decimal import Context, Decimal
+from decimal import MAX_PREC, Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,7 +50,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.expressions import _PG_DATE_RE, _PG_DATETIME_RE
-from analytics.models import Rollup, RollupCell
+from analytics.models import ROLLUP_DIMS, ROLLUP_MEASURES, Rollup, RollupCell
 from records.dialect import JsonKeyText
 from records.models import Change, ChangeCounter, Collection, Record
 
@@ -70,9 +70,10 @@ BUILD_CHUNK = 5000
 
 
 def rollup_signature(collection: Collection, time_zone: str) -> dict:
-    """The shape of the collection that its cells depend on (a change of it makes the rollup stale)."""
-    dims = [[f["key"], f["type"]] for f in collection.fields if f["type"] in GROUP_TYPES | DAY_TYPES]
-    measures = [f["key"] for f in collection.fields if f["type"] in MEASURE_TYPES]
+    """The shape of the collection that its cells depend on (a change of it makes the rollup stale):
+    dims and measures in column order (d0…, m0…)."""
+    dims = [[f["key"], f["type"]] for f in collection.fields if f["type"] in GROUP_TYPES | DAY_TYPES][:ROLLUP_DIMS]
+    measures = [f["key"] for f in collection.fields if f["type"] in MEASURE_TYPES][:ROLLUP_MEASURES]
     zoned = any(kind == "datetime" for _k, kind in dims)
     return {"dims": dims, "measures": measures, "time_zone": (time_zone or "UTC") if zoned else ""}
 
@@ -131,67 +132,81 @@ def _has_fraction(value: int | float) -> bool:
     return isinstance(value, float) and Decimal(repr(value)).as_tuple().exponent < 0
 
 
-def _cell_of(signature: dict, data: dict) -> tuple[str, dict, list[tuple[str, int | float, int]]]:
-    """A record's cell (its id and dims) and its numbers: [(measure, value, has a fraction)]."""
+def _cell_of(signature: dict, data: dict) -> tuple[str, list, list[tuple[int, int | float, int]]]:
+    """A record's cell (its id and dims in column order) and its numbers: [(measure slot, value, has a
+    fraction)]."""
     zone = ZoneInfo(signature["time_zone"]) if signature["time_zone"] else None
-    dims = {}
+    dims = []
     for key, kind in signature["dims"]:
         value = data.get(key)
-        dims[key] = _day(value, kind, zone) if kind in DAY_TYPES else _token(value)
-    cell = hashlib.sha1(json.dumps(dims, sort_keys=True).encode()).hexdigest()  # noqa: S324 - an id, not a secret
+        dims.append(_day(value, kind, zone) if kind in DAY_TYPES else _token(value))
+    cell = hashlib.sha1(json.dumps(dims).encode()).hexdigest()  # noqa: S324 - an id, not a secret
     numbers = []
-    for key in signature["measures"]:
+    for slot, key in enumerate(signature["measures"]):
         number = _number(data.get(key))
         if number is not None:
-            numbers.append((key, number, int(_has_fraction(number))))
+            numbers.append((slot, number, int(_has_fraction(number))))
     return cell, dims, numbers
 
 
+def _exact(value: int | float) -> int | Decimal:
+    """A JSON number as PostgreSQL's numeric reads its text (SQLite sums floats as floats)."""
+    if connection.vendor == "postgresql" and isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+# Exact sums of numbers such as 1e300 + 21 (PostgreSQL's numeric keeps every digit; so must we).
+_EXACT = Context(prec=MAX_PREC)
+
+
 def _deltas_add(deltas: dict, signature: dict, data: dict, sign: int) -> None:
+    """Add a record's contribution (sign +1) or take it away (-1): cell → [dims, n, [sum, count, frac]…]."""
     cell, dims, numbers = _cell_of(signature, data)
-    entry = deltas.setdefault((cell, ""), [dims, 0, 0, 0])
+    entry = deltas.get(cell)
+    if entry is None:
+        entry = deltas[cell] = [dims, 0, *([0, 0, 0] for _ in range(ROLLUP_MEASURES))]
     entry[1] += sign
-    for key, number, frac in numbers:
-        entry = deltas.setdefault((cell, key), [dims, 0, 0, 0])
-        entry[1] += sign
-        entry[2] += sign * number
-        entry[3] += sign * frac
+    for slot, number, frac in numbers:
+        measure = entry[2 + slot]
+        value = _exact(number)
+        if sign < 0:
+            value = value.copy_negate() if isinstance(value, Decimal) else -value
+        exact = isinstance(value, Decimal) or isinstance(measure[0], Decimal)
+        measure[0] = _EXACT.add(measure[0], value) if exact else measure[0] + value
+        measure[1] += sign
+        measure[2] += sign * frac
 
 
 # --- writing cells -----------------------------------------------------------------------------------------
 
-
-def _exact(value: int | float) -> int | Decimal:
-    return Decimal(repr(value)) if isinstance(value, float) else value
+_MEASURE_COLUMNS = [f"{c}{i}" for i in range(ROLLUP_MEASURES) for c in ("s", "c", "f")]
+_DIM_COLUMNS = [f"d{i}" for i in range(ROLLUP_DIMS)]
 
 
 def _cells_apply(rollup_id: int, deltas: dict) -> None:
-    """Add (cell, measure) → [dims, n, total, frac] to the rollup's cells; cells left empty are removed."""
+    """Add cell → [dims, n, [sum, count, frac]…] to the rollup's cells; cells left empty are removed."""
     table = connection.ops.quote_name(RollupCell._meta.db_table)
-    pg = connection.vendor == "postgresql"
     rows, emptied = [], []
-    for (cell, measure), (dims, n, total, frac) in deltas.items():
-        if n == 0 and total == 0 and frac == 0:
+    for cell, (dims, n, *measures) in deltas.items():
+        if n == 0 and all(m[1] == 0 and m[0] == 0 for m in measures):
             continue  # a change that left the record in its cell with the same numbers
-        rows.append((rollup_id, cell, measure, json.dumps(dims), n, _exact(total) if pg else total, frac))
+        padded = [*dims, *([None] * (ROLLUP_DIMS - len(dims)))]
+        rows.append((rollup_id, cell, n, *padded, *(v for m in measures for v in m)))
         if n < 0:
-            emptied.append((rollup_id, cell, measure))
+            emptied.append((rollup_id, cell))
     if not rows:
         return
-    dims_sql = "%s::jsonb" if pg else "%s"
+    columns = ["rollup_id", "cell", "n", *_DIM_COLUMNS, *_MEASURE_COLUMNS]
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in ["n", *_MEASURE_COLUMNS])
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {table} (rollup_id, cell, measure, dims, n, total, frac) "  # noqa: S608
-            f"VALUES (%s, %s, %s, {dims_sql}, %s, %s, %s) "
-            "ON CONFLICT (rollup_id, cell, measure) DO UPDATE SET n = "
-            f"{table}.n + excluded.n, total = {table}.total + excluded.total, frac = {table}.frac + excluded.frac",
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+            f"ON CONFLICT (rollup_id, cell) DO UPDATE SET {adds}",
             rows,
         )
         if emptied:
-            cursor.executemany(
-                f"DELETE FROM {table} WHERE rollup_id = %s AND cell = %s AND measure = %s AND n <= 0",  # noqa: S608
-                emptied,
-            )
+            cursor.executemany(f"DELETE FROM {table} WHERE rollup_id = %s AND cell = %s AND n <= 0", emptied)  # noqa: S608
 
 
 # --- keeping it current: the record events' subscriber ---------------------------------------------------
@@ -339,14 +354,6 @@ def rollup_usable(collection: Collection, time_zone: str, *, records_seen: int |
 # --- answering a query ------------------------------------------------------------------------------------
 
 
-def _json_text(key: str) -> str:
-    if not re.fullmatch(r"[a-z0-9_]+", key):
-        raise ValueError(key)
-    if connection.vendor == "postgresql":
-        return f"(dims ->> '{key}')"
-    return f"json_extract(dims, '$.\"{key}\"')"
-
-
 def _sum_out(total: Any, frac: int) -> int | float:
     """A sum as analytics.queries gives it: whole when the engine's sum would be (see _has_fraction)."""
     if total is None:
@@ -370,11 +377,12 @@ def rollup_aggregate(
     bucket_start,
 ) -> tuple[dict[tuple, tuple[tuple, list]], int] | None:
     """{group identity: (group key, [value per aggregate])} and the records matched, from the cells; None
-    when the rollup cannot answer this query exactly (the caller reads the records). `bucket_start(day, bucket)` is
-    analytics.queries' bucket rule (weeks and quarters are folded from days here)."""
+    when the rollup cannot answer this query exactly (the caller reads the records). `bucket_start(day,
+    bucket)` is analytics.queries' bucket rule (weeks and quarters are folded from days here)."""
     signature = rollup.signature
     kinds = dict(signature["dims"])
-    measures = set(signature["measures"])
+    dim = {key: f"d{i}" for i, (key, _kind) in enumerate(signature["dims"])}
+    measure = {key: i for i, key in enumerate(signature["measures"])}
     where, params = ["rollup_id = %s"], [rollup.pk]
     for name, raw in filters.items():
         key, _, op = name.partition("__")
@@ -383,49 +391,44 @@ def rollup_aggregate(
         values = [v for v in raw.split(",") if v != ""] if op == "in" else [raw]
         if not values:
             return None
-        where.append(f"{_json_text(key)} IN ({', '.join(['%s'] * len(values))})")
+        where.append(f"{dim[key]} IN ({', '.join(['%s'] * len(values))})")
         params += ["s:" + v for v in values]
     if date_field and (first or last):
         if kinds.get(date_field) not in DAY_TYPES:
             return None
-        day = _json_text(date_field)
-        where.append(f"{day} IS NOT NULL")
+        where.append(f"{dim[date_field]} IS NOT NULL")
         for op, bound in ((">=", first), ("<=", last)):
             if bound is not None:
-                where.append(f"{day} {op} %s")
+                where.append(f"{dim[date_field]} {op} %s")
                 params.append(bound.isoformat())
-    groups_sql, folds = [], []
+    groups_sql = []
     for key, bucket in group_by:
         kind = kinds.get(key)
         if bucket is None and kind in GROUP_TYPES:
-            groups_sql.append(_json_text(key))
-            folds.append(None)
+            groups_sql.append(dim[key])
         elif bucket is not None and kind in DAY_TYPES:
             length = SQL_BUCKETS.get(bucket, 10)
-            groups_sql.append(f"substr({_json_text(key)}, 1, {length})")
-            folds.append(bucket)
+            groups_sql.append(dim[key] if length == 10 else f"substr({dim[key]}, 1, {length})")
         else:
             return None
-    folded = any(b in {"week", "quarter"} for b in folds)
-    selects, needed = ["SUM(CASE WHEN measure = '' THEN n END)"], {""}
+    folded = any(b in {"week", "quarter"} for _k, b in group_by)
+    selects = ["SUM(n)"]
     for fn, key in aggregates:
         if fn == "count":
             continue
         if fn == "count_distinct" and kinds.get(key) in GROUP_TYPES and not folded:
-            selects.append(f"COUNT(DISTINCT CASE WHEN measure = '' THEN {_json_text(key)} END)")
-        elif fn in {"sum", "avg"} and key in measures:
-            needed.add(key)
-            selects += [f"SUM(CASE WHEN measure = %s THEN {part} END)" for part in ("total", "n", "frac")]
+            selects.append(f"COUNT(DISTINCT {dim[key]})")
+        elif fn in {"sum", "avg"} and key in measure:
+            i = measure[key]
+            selects += [f"SUM(s{i})", f"SUM(c{i})", f"SUM(f{i})"]
         else:
             return None
-    measure_params = [key for fn, key in aggregates if fn in {"sum", "avg"} for _ in range(3)]
-    where.append(f"measure IN ({', '.join(['%s'] * len(needed))})")
     table = connection.ops.quote_name(RollupCell._meta.db_table)
     sql = f"SELECT {', '.join(groups_sql + selects)} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608
     if groups_sql:
         sql += f" GROUP BY {', '.join(str(i + 1) for i in range(len(groups_sql)))}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*measure_params, *params, *sorted(needed)])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
 
     # Fold the rows into groups: week and quarter buckets gather several days' rows.
@@ -444,7 +447,7 @@ def rollup_aggregate(
         found = gathered.setdefault(_identity(tuple(key)), [tuple(key), [0] * (len(row) - width)])
         for i, value in enumerate(row[width:]):
             if value is not None:
-                found[1][i] += value
+                found[1][i] = _EXACT.add(found[1][i], value) if isinstance(value, Decimal) else found[1][i] + value
     out, matched = {}, 0
     for key, parts in gathered.values():
         n = parts[0]
