@@ -381,6 +381,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--dashboard-runs", type=int, default=5, help="renders of the 8-tile dashboard timed")
+    parser.add_argument(
+        "--skip-engine-dashboard", action="store_true", help="no dashboard renders before the rollup (slow on SQLite)"
+    )
     parser.add_argument("--write-runs", type=int, default=50, help="record updates timed before/after the rollup")
     parser.add_argument(
         "--python-runs", type=int, default=3, help="runs of the former Python aggregation, side by side (0: none)"
@@ -432,7 +435,8 @@ def main() -> None:
             before = measure_queries(saas, collection, args.runs, args.python_runs, "the records engine alone")
             say("\n== Writes and the dashboard, before the rollup")
             w0 = measure_writes(collection, admin, args.write_runs, "no rollup")
-            measure_dashboard(saas, tenant, admin, dashboard, args.dashboard_runs, "(records engine)")
+            if not args.skip_engine_dashboard:
+                measure_dashboard(saas, tenant, admin, dashboard, args.dashboard_runs, "(records engine)")
             rollup_build_timed(collection)
             after = measure_queries(saas, collection, args.runs, 0, "Tessera's query path (rollup)")
             say("\n== Writes and the dashboard, with the rollup")

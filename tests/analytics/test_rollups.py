@@ -168,3 +168,27 @@ def test_another_time_zone_or_a_deleted_collection_is_not_answered_from_the_roll
     assert rollup_usable(rolled, "America/New_York") is None  # its days are Berlin's
     collection_delete(actor=admin_user, collection=rolled, with_records=True)
     assert not Rollup.objects.filter(collection=rolled).exists()
+
+
+@pytest.mark.saas_only
+def test_rollups_and_their_backfill_stay_in_their_workspace(rolled, tenant_b, admin_user):
+    """Beta has a collection of the same slug: the command builds each workspace's rollup from its own
+    records, and a query in beta never reads alpha's cells."""
+    from django.core.management import call_command
+
+    from analytics.models import Rollup
+    from records.services import collection_create, record_create
+    from tenants.runtime import workspace_context
+
+    with workspace_context(tenant_b):
+        from accounts.models import User
+
+        beta_admin = User.objects.get(email="admin@beta.test")
+        beta = collection_create(actor=beta_admin, name="Orders", slug="orders", fields=rolled.fields)
+        record_create(actor=beta_admin, collection=beta, data={"region": "EU", "amount": 5})
+    call_command("analytics_rollups_build", "--collection", "orders", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    with workspace_context(tenant_b):
+        assert Rollup.objects.get(collection__slug="orders").records == 1
+        _c, spec = query_for(raw={"collection": "orders", **SPECS[0]}, livemode=True)
+        assert query_run(spec=spec, livemode=True, time_zone=TZ).rows == [["EU", 1, 5]]
+    assert Rollup.objects.get(collection=rolled).records == 93
