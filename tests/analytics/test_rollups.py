@@ -184,7 +184,8 @@ def test_rollups_and_their_backfill_stay_in_their_workspace(rolled, tenant_b, ad
         from accounts.models import User
 
         beta_admin = User.objects.get(email="admin@beta.test")
-        beta = collection_create(actor=beta_admin, name="Orders", slug="orders", fields=rolled.fields)
+        fields = [{k: v for k, v in f.items() if k != "id"} for f in rolled.fields]
+        beta = collection_create(actor=beta_admin, name="Orders", slug="orders", fields=fields)
         record_create(actor=beta_admin, collection=beta, data={"region": "EU", "amount": 5})
     call_command("analytics_rollups_build", "--collection", "orders", stdout=open("/dev/null", "w"))  # noqa: SIM115
     with workspace_context(tenant_b):
