@@ -187,3 +187,85 @@ class ExportJob(models.Model):
     @property
     def file_name(self) -> str:
         return f"{self.token}.{self.fmt}"
+
+
+class ExactNumberField(models.Field):
+    """An unconstrained `numeric` column: sums kept exact at the scale their inputs had (PostgreSQL's
+    numeric; SQLite's NUMERIC affinity keeps integers whole). Read and written by analytics.rollups' SQL."""
+
+    def db_type(self, connection):
+        return "numeric"
+
+
+class Rollup(models.Model):
+    """A collection's analytics rollup (analytics.rollups): its records counted and summed per cell of
+    its low-cardinality fields (choices, booleans, local days of dates), kept current by the write spine's
+    record events. `signature` is the collection's shape the cells were computed for; a query uses the
+    rollup only while it is `ready` and the collection still has that shape."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        STALE = "stale", "Stale"
+
+    collection = models.OneToOneField("records.Collection", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STALE)
+    signature = models.JSONField(default=dict)
+    records = models.BigIntegerField(default=0, help_text="Live records counted when it was built.")
+    built_at = models.DateTimeField(null=True, blank=True)
+    build_seconds = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rollup of collection {self.collection_id} ({self.status})"
+
+
+ROLLUP_DIMS = 8  # the choice/boolean/date fields a rollup keeps (the first ones of the collection)
+ROLLUP_MEASURES = 8  # the number/integer fields it sums
+
+
+class RollupCell(models.Model):
+    """One cell of a rollup: the values of its dims (`d0`… as the rollup's signature orders them: a value
+    token, or a local day as YYYY-MM-DD; NULL: missing), its records (`n`), and per measure (`m0`…) the
+    sum of its JSON numbers (`sN`), how many there were (`cN`) and how many had a fraction (`fN`)."""
+
+    rollup = models.ForeignKey(Rollup, on_delete=models.CASCADE, related_name="cells")
+    cell = models.CharField(max_length=40, help_text="SHA-1 of the cell's dims, canonical JSON.")
+    n = models.BigIntegerField(default=0)
+    d0 = models.TextField(null=True)
+    d1 = models.TextField(null=True)
+    d2 = models.TextField(null=True)
+    d3 = models.TextField(null=True)
+    d4 = models.TextField(null=True)
+    d5 = models.TextField(null=True)
+    d6 = models.TextField(null=True)
+    d7 = models.TextField(null=True)
+    s0 = ExactNumberField(default=0)
+    c0 = models.BigIntegerField(default=0)
+    f0 = models.BigIntegerField(default=0)
+    s1 = ExactNumberField(default=0)
+    c1 = models.BigIntegerField(default=0)
+    f1 = models.BigIntegerField(default=0)
+    s2 = ExactNumberField(default=0)
+    c2 = models.BigIntegerField(default=0)
+    f2 = models.BigIntegerField(default=0)
+    s3 = ExactNumberField(default=0)
+    c3 = models.BigIntegerField(default=0)
+    f3 = models.BigIntegerField(default=0)
+    s4 = ExactNumberField(default=0)
+    c4 = models.BigIntegerField(default=0)
+    f4 = models.BigIntegerField(default=0)
+    s5 = ExactNumberField(default=0)
+    c5 = models.BigIntegerField(default=0)
+    f5 = models.BigIntegerField(default=0)
+    s6 = ExactNumberField(default=0)
+    c6 = models.BigIntegerField(default=0)
+    f6 = models.BigIntegerField(default=0)
+    s7 = ExactNumberField(default=0)
+    c7 = models.BigIntegerField(default=0)
+    f7 = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollup", "cell"], name="analytics_rollupcell_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.cell[:8]}: {self.n}"

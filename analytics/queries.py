@@ -29,6 +29,7 @@ from django.db.models import Avg, Count, DecimalField, F, Max, Min, QuerySet, Su
 
 from analytics.errors import QueryInvalid
 from analytics.expressions import DayInBucket, InRange, JsonGroupKey, JsonNumber, LocalDay, Percentile, percentile
+from analytics.rollups import rollup_aggregate, rollup_usable
 from records.dialect import JsonKeyText
 from records.errors import InvalidQuery
 from records.models import Collection, Record
@@ -482,7 +483,35 @@ def _aggregate(
     thing SQL does not say alike in both databases (the earliest/latest of a date field, by instant)."""
     if any(a.fn in {"min", "max"} and field_type(collection, a.field) in DATE_TYPES for a in spec.aggregates):
         return _aggregate_python(collection, spec, first, last, tz)
-    return _aggregate_sql(collection, spec, first, last, tz)
+    rollup = rollup_usable(collection, str(tz.key))
+    if rollup is not None:
+        found = _aggregate_rollup(rollup, spec, first, last)
+        if found is not None:
+            return found
+    groups, matched = _aggregate_sql(collection, spec, first, last, tz)
+    if rollup is None and not spec.filters:
+        rollup_usable(collection, str(tz.key), records_seen=matched)  # a big collection gets a rollup built
+    return groups, matched
+
+
+def _aggregate_rollup(
+    rollup, spec: QuerySpec, first: date | None, last: date | None
+) -> tuple[dict[tuple, Group], int] | None:
+    """The groups from the collection's rollup (analytics.rollups), or None when it cannot answer exactly."""
+    found = rollup_aggregate(
+        rollup,
+        filters=spec.filters,
+        group_by=[(g.field, g.bucket) for g in spec.group_by],
+        aggregates=[(a.fn, a.field) for a in spec.aggregates],
+        date_field=spec.date_field,
+        first=first,
+        last=last,
+        bucket_start=bucket_start,
+    )
+    if found is None:
+        return None
+    by_id, matched = found
+    return {gid: Group(key, values) for gid, (key, values) in by_id.items()}, matched
 
 
 @dataclass

@@ -8,6 +8,8 @@ from celery import shared_task
 
 from analytics.export_jobs import export_job_run, export_jobs_expired_delete
 from analytics.reports import reports_due_run
+from analytics.rollups import rollup_build
+from records.models import Collection
 from tenants.runtime import task_in_each_workspace
 
 
@@ -35,3 +37,11 @@ def export_files_expire_task() -> int:
 @shared_task(name="analytics.export_files_expire_all_workspaces")
 def export_files_expire_all_workspaces() -> int:
     return task_in_each_workspace(export_files_expire_task)
+
+
+@shared_task(name="analytics.rollup_build")
+def rollup_build_task(collection_id: int, time_zone: str) -> str:
+    collection = Collection.objects.filter(pk=collection_id).first()
+    if collection is None:
+        return "missing"
+    return rollup_build(collection=collection, time_zone=time_zone).status

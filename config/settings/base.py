@@ -101,12 +101,19 @@ TESSERA_EVENT_SUBSCRIBERS = {
         "webhooks.erasure.subject_values_forget",  # member, invitation and device event bodies
         "records.stamps.member_erased_stamps_forget",  # who created / changed records
         "privacy.services.member_erased_stamps_forget",  # who opened requests and ran retention
+        # analytics rollups: a changed record moves between cells; a collection's new fields make it stale
+        "analytics.rollups.record_change_apply",
+        "analytics.rollups.collection_change_apply",
     ],
     "on_commit": [
         "sync.fanout.change_publish",  # record changes to the phones connected to this workspace
         "accounts.notices.billing_admins_mail",  # payment failed / trial ending: e-mail the Admins
     ],
 }
+
+# Analytics: a collection with at least this many live records gets a rollup (analytics.rollups) built by a
+# worker the first time it is queried; 0 turns that off (`manage.py analytics_rollups_build` still builds).
+TESSERA_ANALYTICS_ROLLUP_MIN_RECORDS = int(os.environ.get("TESSERA_ANALYTICS_ROLLUP_MIN_RECORDS", "20000"))
 
 # Data-subject requests: days to answer (GDPR art. 12(3): one month; CCPA: 45 days), the one
 # extension each allows, and how many days before the due date Admins are reminded.
