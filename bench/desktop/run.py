@@ -32,10 +32,17 @@ NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# Only a run of this checkout (`python -m desktop`) needs it on the path; the installed app must load its own
+# bundle alone (with the checkout on PYTHONPATH, a module the bundle lacks would come from here instead).
+REPO_ON_PATH = True
+
+
 def env_for(data: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "DJANGO_", "PYTEST_"))}
     env.pop("DISPLAY", None)
-    env.update({"TESSERA_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}, **extra)
+    env.update({"TESSERA_DATA_DIR": str(data)}, **extra)
+    if REPO_ON_PATH:
+        env["PYTHONPATH"] = str(REPO)
     return env
 
 
@@ -345,6 +352,8 @@ def main() -> int:
 
     installed = Path("/usr/bin/tessera")
     command = [sys.executable, "-m", "desktop"] if args.checkout or not installed.exists() else [str(installed)]
+    global REPO_ON_PATH
+    REPO_ON_PATH = command[0] == sys.executable
     work = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
     data = work / "data"
     print(f"app: {' '.join(command)}   (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
