@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -22,6 +24,14 @@ def problem(response, status: int, code: str) -> dict:
     assert body["request_id"] == response["Request-Id"]
     assert body["doc_url"].endswith(f"/api/v1/docs/errors/#{code}")
     return body
+
+
+@pytest.fixture(autouse=True)
+def _own_counters(settings):
+    """Counters of this test's own: the xdist workers share one Redis and their workspaces share ids, so
+    another worker's key or endpoint change would bump this workspace's generation mid-test and make the
+    statement counts below depend on what runs beside them."""
+    settings.TESSERA_COUNTERS_NAMESPACE = f"test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture
