@@ -42,7 +42,10 @@
     if (editor) {
       if (event.key === "Escape") {
         event.preventDefault();
-        editor.querySelector("[data-cell-cancel]").click();
+        // The cancel button's own request, made here: a click lands nowhere while htmx has swapped the
+        // editor in (an error shown) but not yet bound the new button's hx-get (its settle delay).
+        const cancel = editor.querySelector("[data-cell-cancel]");
+        htmx.ajax("GET", cancel.getAttribute("hx-get"), { source: cancel, target: td.closest("tr"), swap: "outerHTML" });
       }
       return;
     }
