@@ -37,6 +37,20 @@ from tenants.runtime import workspace_current
 ERASED = "[erased]"
 
 
+def _certificate_head(request: SubjectRequest, now) -> dict:
+    """What every request's certificate opens with: which request, under which regime, and whether it
+    was answered within its deadline."""
+    return {
+        "request": request.id,
+        "kind": request.kind,
+        "regime": request.regime,
+        "received_at": request.received_at.isoformat(),
+        "due_at": request.due_at.isoformat(),
+        "completed_at": now.isoformat(),
+        "on_time": now <= request.due_at,
+    }
+
+
 def compliance_require(actor: Actor | Principal) -> None:
     if not has_permission(actor, "compliance.manage"):
         raise Forbidden("Not allowed: this needs the compliance.manage permission.")
@@ -181,13 +195,7 @@ def subject_request_erase(*, actor: Actor | Principal, request: SubjectRequest) 
             member_erase(actor=actor, member=member, reason=f"subject request {request.id}")
         now = timezone.now()
         request.certificate = {
-            "request": request.id,
-            "kind": request.kind,
-            "regime": request.regime,
-            "received_at": request.received_at.isoformat(),
-            "due_at": request.due_at.isoformat(),
-            "completed_at": now.isoformat(),
-            "on_time": now <= request.due_at,
+            **_certificate_head(request, now),
             "records_erased": len(records),
             "records_erased_by_collection": by_collection,
             "member_erased": member is not None,
@@ -277,13 +285,7 @@ def subject_request_rectify(
         request.status = SubjectRequest.Status.COMPLETED
         request.completed_at = now
         request.certificate = {
-            "request": request.id,
-            "kind": request.kind,
-            "regime": request.regime,
-            "received_at": request.received_at.isoformat(),
-            "due_at": request.due_at.isoformat(),
-            "completed_at": now.isoformat(),
-            "on_time": now <= request.due_at,
+            **_certificate_head(request, now),
             "records_rectified": done,
             "done": [
                 "the corrected values written to each record through the usual edit path (audited, "
@@ -320,13 +322,7 @@ def subject_request_restrict(*, actor: Actor | Principal, request: SubjectReques
         request.completed_at = now
         request.restricted_at = now
         request.certificate = {
-            "request": request.id,
-            "kind": request.kind,
-            "regime": request.regime,
-            "received_at": request.received_at.isoformat(),
-            "due_at": request.due_at.isoformat(),
-            "completed_at": now.isoformat(),
-            "on_time": now <= request.due_at,
+            **_certificate_head(request, now),
             "records_restricted": [{"collection": r.collection.slug, "id": r.id} for r in records],
             "done": [
                 "the subject's records kept as they are: edits refused until the restriction is lifted",
@@ -414,13 +410,7 @@ def subject_request_close(
         request.status = status
         request.completed_at = now
         request.certificate = {
-            "request": request.id,
-            "kind": request.kind,
-            "regime": request.regime,
-            "received_at": request.received_at.isoformat(),
-            "due_at": request.due_at.isoformat(),
-            "completed_at": now.isoformat(),
-            "on_time": now <= request.due_at,
+            **_certificate_head(request, now),
             "status": status,
             "note": note.strip()[:1000],
             "by": Actor.of(actor).label,
