@@ -51,7 +51,7 @@ from django.utils import timezone
 
 from analytics.expressions import _PG_DATE_RE, _PG_DATETIME_RE
 from analytics.models import ROLLUP_DIMS, ROLLUP_MEASURES, Rollup, RollupCell
-from records.dialect import JsonKeyText
+from records.dialect import JsonKeyText, is_postgresql
 from records.models import Change, ChangeCounter, Collection, Record
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _cell_of(signature: dict, data: dict) -> tuple[str, list, list[tuple[int, in
 
 def _exact(value: int | float) -> int | Decimal:
     """A JSON number as PostgreSQL's numeric reads its text (SQLite sums floats as floats)."""
-    if connection.vendor == "postgresql" and isinstance(value, float):
+    if is_postgresql() and isinstance(value, float):
         return Decimal(repr(value))
     return value
 
@@ -358,7 +358,7 @@ def _sum_out(total: Any, frac: int) -> int | float:
     """A sum as analytics.queries gives it: whole when the engine's sum would be (see _has_fraction)."""
     if total is None:
         return 0
-    if connection.vendor == "postgresql":
+    if is_postgresql():
         total = Decimal(total)
         return int(total) if not frac else float(total)
     value = _SQLITE_DECIMAL(total)

@@ -83,16 +83,20 @@ class JsonKeyText(Func):
         return sql, (*column_params, path, *column_params, path)
 
 
-class InstantText(Func):
-    """A timestamp column as `2026-01-31T09:30:00.000000Z` (UTC, always six decimals; NULL stays NULL),
-    written by the database: a page of thousands of rows is not parsed into datetimes and formatted
-    again in Python. PostgreSQL formats the timestamptz; SQLite holds Django's UTC text
-    (`2026-01-31 09:30:00[.ffffff]`, the fraction left out when it is zero)."""
+class ColumnText(Func):
+    """SQL text built by the database from one column (the subclasses say how, per database)."""
 
     output_field = TextField()
 
     def __init__(self, column: str):
         super().__init__(F(column))
+
+
+class InstantText(ColumnText):
+    """A timestamp column as `2026-01-31T09:30:00.000000Z` (UTC, always six decimals; NULL stays NULL),
+    written by the database: a page of thousands of rows is not parsed into datetimes and formatted
+    again in Python. PostgreSQL formats the timestamptz; SQLite holds Django's UTC text
+    (`2026-01-31 09:30:00[.ffffff]`, the fraction left out when it is zero)."""
 
     def as_sql(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
@@ -104,13 +108,8 @@ class InstantText(Func):
         )
 
 
-class JsonStringText(Func):
+class JsonStringText(ColumnText):
     """A text column as a JSON string literal (`"abc"`, quotes and escapes included)."""
-
-    output_field = TextField()
-
-    def __init__(self, column: str):
-        super().__init__(F(column))
 
     def as_sql(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
@@ -119,15 +118,10 @@ class JsonStringText(Func):
         return f"json_quote({column})", params
 
 
-class JsonMembersText(Func):
+class JsonMembersText(ColumnText):
     """The members of a JSON object column as JSON text without its braces, after a comma
     (`,"a": 1, "b": 2`), or '' for an empty object: ready to splice into another object's text after
     its first member. The stored text as is, never decoded and encoded again."""
-
-    output_field = TextField()
-
-    def __init__(self, column: str):
-        super().__init__(F(column))
 
     def as_sql(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
